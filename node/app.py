@@ -1,0 +1,133 @@
+"""The ASGI application: routes, and the background loops of one process."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import time
+from collections.abc import AsyncIterator
+from typing import Any
+
+from sqlalchemy import func
+from sqlmodel import select
+from starlette.applications import Starlette
+from starlette.requests import Request
+from starlette.responses import JSONResponse, PlainTextResponse, Response
+from starlette.routing import Route
+from starlette.types import ASGIApp, Receive, Scope, Send
+
+from node import api, collections, documents, inbox, nodeinfo, processing, web, webfinger
+from node.metrics import METRICS
+from node.models import Delivery, InboxItem
+from node.runtime import Node
+from node.settings import Settings
+
+log = logging.getLogger("hambastegi")
+
+
+async def health(request: Request) -> Response:
+    node: Node = request.app.state.node
+    try:
+        async with node.db.read() as session:
+            await session.exec(select(1))  # type: ignore[call-overload]
+    except Exception:  # noqa: BLE001 - any database failure means unhealthy
+        return JSONResponse({"status": "database unavailable"}, status_code=503)
+    return JSONResponse({"status": "ok"})
+
+
+async def queue_gauges(node: Node) -> list[tuple[str, str, dict[str, str], float]]:
+    gauges: list[tuple[str, str, dict[str, str], float]] = []
+    async with node.db.read() as session:
+        for state, count in (await session.exec(
+            select(Delivery.state, func.count()).group_by(Delivery.state)  # type: ignore[arg-type]
+        )).all():
+            gauges.append(("hambastegi_delivery_queue", "Delivery rows by state.",
+                           {"state": state}, float(count)))
+        for state, count in (await session.exec(
+            select(InboxItem.state, func.count()).group_by(InboxItem.state)  # type: ignore[arg-type]
+        )).all():
+            gauges.append(("hambastegi_inbox_queue", "Inbox items by state.",
+                           {"state": state}, float(count)))
+    return gauges
+
+
+async def metrics(request: Request) -> Response:
+    node: Node = request.app.state.node
+    return PlainTextResponse(METRICS.render(await queue_gauges(node)),
+                             media_type="text/plain; version=0.0.4")
+
+
+class LatencyMiddleware:
+    """Request latency per route template (never per URL: no ids, no cardinality blow-up)."""
+
+    def __init__(self, app: ASGIApp) -> None:
+        self.app = app
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        started = time.perf_counter()
+        try:
+            await self.app(scope, receive, send)
+        finally:
+            route = scope.get("route")
+            name = getattr(route, "path", "other")
+            METRICS.observe_request(name, time.perf_counter() - started)
+
+
+def build_routes() -> list[Route]:
+    return [
+        Route("/", web.index),
+        Route("/.well-known/webfinger", webfinger.webfinger),
+        Route("/.well-known/host-meta", webfinger.host_meta),
+        Route("/.well-known/nodeinfo", nodeinfo.well_known),
+        Route("/nodeinfo/2.1", nodeinfo.nodeinfo),
+        Route("/actor", documents.instance_actor),
+        Route("/actor/inbox", inbox.receive_instance, methods=["POST"]),
+        Route("/inbox", inbox.receive, methods=["POST"]),
+        Route("/groups/{username}", documents.group_actor),
+        Route("/groups/{username}/inbox", inbox.receive, methods=["POST"]),
+        Route("/groups/{username}/outbox", collections.outbox),
+        Route("/groups/{username}/followers", collections.followers),
+        Route("/groups/{username}/following", collections.following),
+        Route("/groups/{username}/featured", collections.featured),
+        Route("/objects/{uuid}", documents.local_object),
+        Route("/activities/{uuid}", documents.activity),
+        Route("/media/{kind}/{name}", documents.media),
+        Route("/health", health),
+        Route("/metrics", metrics),
+        *api.routes,
+    ]
+
+
+def create_app(settings: Settings, *, run_worker: bool = True,
+               run_processor: bool = True) -> Starlette:
+    node = Node(settings)
+    stop = asyncio.Event()
+
+    @contextlib.asynccontextmanager
+    async def lifespan(app: Starlette) -> AsyncIterator[dict[str, Any]]:
+        await node.start()
+        tasks: list[asyncio.Task[None]] = []
+        if run_processor:
+            tasks.append(asyncio.create_task(processing.run(node, stop)))
+        if run_worker:
+            worker = node.delivery_worker()
+            node.delivery_wake = worker.wake
+            tasks.append(asyncio.create_task(worker.run(stop)))
+        log.info("node started", extra={"base_url": settings.base_url})
+        try:
+            yield {}
+        finally:
+            stop.set()
+            for task in tasks:
+                with contextlib.suppress(asyncio.CancelledError):
+                    await asyncio.wait_for(task, timeout=10)
+            await node.close()
+
+    app = Starlette(routes=build_routes(), lifespan=lifespan)
+    app.state.node = node
+    app.add_middleware(LatencyMiddleware)
+    return app

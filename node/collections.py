@@ -1,0 +1,166 @@
+"""Paged OrderedCollections: outbox, followers, following, featured.
+
+Who follows a group is sensitive for people a state watches: by default the
+followers collection shows only ``totalItems`` (like Mastodon's "hide
+network" option). ``HAMBASTEGI_SHOW_FOLLOWERS=1`` publishes the pages.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import orjson
+from sqlalchemy import func
+from sqlmodel import col, select
+from starlette.requests import Request
+from starlette.responses import JSONResponse, Response
+
+from node import groups
+from node.models import Activity, Follower, Following, LocalActor, LocalObject
+from node.negotiation import as_response
+from node.runtime import Node
+from node.vocabulary import object_document, ordered_collection, ordered_collection_page
+
+PAGE_SIZE = 20
+MAX_PAGE = 100_000
+
+
+def _page_number(request: Request) -> int | None:
+    raw = request.query_params.get("page")
+    if raw is None:
+        return None
+    if not raw.isdigit() or not 1 <= int(raw) <= MAX_PAGE:
+        raise ValueError("page must be a number from 1")
+    return int(raw)
+
+
+async def _group(request: Request) -> tuple[Node, LocalActor | None]:
+    node: Node = request.app.state.node
+    async with node.db.read() as session:
+        actor = await groups.get_group(session, request.path_params["username"])
+    return node, actor
+
+
+def _respond(
+    collection_id: str, total: int, page: int | None, items: list[Any], *, paged: bool = True
+) -> Response:
+    last_page = max(1, -(-total // PAGE_SIZE))
+    if page is None:
+        doc = ordered_collection(
+            collection_id,
+            total,
+            first=f"{collection_id}?page=1" if paged else None,
+            last=f"{collection_id}?page={last_page}" if paged else None,
+        )
+    else:
+        doc = ordered_collection_page(
+            f"{collection_id}?page={page}",
+            collection_id,
+            items,
+            next_page=f"{collection_id}?page={page + 1}" if page < last_page else None,
+            prev_page=f"{collection_id}?page={page - 1}" if page > 1 else None,
+            total=total,
+        )
+    return as_response(orjson.dumps(doc))
+
+
+async def outbox(request: Request) -> Response:
+    node, actor = await _group(request)
+    if actor is None:
+        return JSONResponse({"error": "no such group"}, status_code=404)
+    try:
+        page = _page_number(request)
+    except ValueError as exc:
+        return JSONResponse({"error": str(exc)}, status_code=400)
+    base = select(Activity).where(
+        Activity.local_actor_id == actor.id, col(Activity.in_outbox).is_(True)
+    )
+    async with node.db.read() as session:
+        total = (
+            await session.exec(select(func.count()).select_from(base.subquery()))
+        ).one()
+        items: list[Any] = []
+        if page is not None:
+            rows = await session.exec(
+                base.order_by(col(Activity.id).desc())
+                .offset((page - 1) * PAGE_SIZE).limit(PAGE_SIZE)
+            )
+            for row in rows.all():
+                doc = orjson.loads(row.body)
+                doc.pop("@context", None)
+                items.append(doc)
+    return _respond(node.urls.outbox(actor.username), int(total), page, items)
+
+
+async def followers(request: Request) -> Response:
+    node, actor = await _group(request)
+    if actor is None:
+        return JSONResponse({"error": "no such group"}, status_code=404)
+    try:
+        page = _page_number(request)
+    except ValueError as exc:
+        return JSONResponse({"error": str(exc)}, status_code=400)
+    show = node.settings.show_followers
+    base = select(Follower.actor_uri).where(
+        Follower.local_actor_id == actor.id, Follower.state == "accepted"
+    )
+    async with node.db.read() as session:
+        total = (await session.exec(select(func.count()).select_from(base.subquery()))).one()
+        items: list[Any] = []
+        if page is not None and show:
+            rows = await session.exec(
+                base.order_by(col(Follower.id)).offset((page - 1) * PAGE_SIZE).limit(PAGE_SIZE)
+            )
+            items = list(rows.all())
+    if page is not None and not show:
+        return JSONResponse({"error": "this group does not publish its followers"},
+                            status_code=403)
+    return _respond(node.urls.followers(actor.username), int(total), page, items, paged=show)
+
+
+async def following(request: Request) -> Response:
+    node, actor = await _group(request)
+    if actor is None:
+        return JSONResponse({"error": "no such group"}, status_code=404)
+    try:
+        page = _page_number(request)
+    except ValueError as exc:
+        return JSONResponse({"error": str(exc)}, status_code=400)
+    base = select(Following.target_uri).where(
+        Following.local_actor_id == actor.id, Following.state == "accepted"
+    )
+    async with node.db.read() as session:
+        total = (await session.exec(select(func.count()).select_from(base.subquery()))).one()
+        items: list[Any] = []
+        if page is not None:
+            rows = await session.exec(
+                base.order_by(col(Following.id)).offset((page - 1) * PAGE_SIZE).limit(PAGE_SIZE)
+            )
+            items = list(rows.all())
+    return _respond(node.urls.following(actor.username), int(total), page, items)
+
+
+async def featured(request: Request) -> Response:
+    node, actor = await _group(request)
+    if actor is None:
+        return JSONResponse({"error": "no such group"}, status_code=404)
+    try:
+        page = _page_number(request)
+    except ValueError as exc:
+        return JSONResponse({"error": str(exc)}, status_code=400)
+    base = select(LocalObject).where(
+        LocalObject.local_actor_id == actor.id,
+        col(LocalObject.pinned_at).is_not(None),
+        col(LocalObject.deleted_at).is_(None),
+    )
+    async with node.db.read() as session:
+        total = (await session.exec(select(func.count()).select_from(base.subquery()))).one()
+        items: list[Any] = []
+        if page is not None:
+            rows = await session.exec(
+                base.order_by(col(LocalObject.pinned_at).desc())
+                .offset((page - 1) * PAGE_SIZE).limit(PAGE_SIZE)
+            )
+            items = [object_document(o, actor, node.urls, with_context=False)
+                     for o in rows.all()]
+    return _respond(node.urls.featured(actor.username), int(total), page, items)

@@ -1,0 +1,100 @@
+"""Routes for actors, objects, activities and media, with content negotiation.
+
+Every document is served at exactly its ``id`` (Mastodon refuses a document
+whose id differs from the URL fetched, INTEROP.md).
+"""
+
+from __future__ import annotations
+
+import orjson
+from sqlmodel import select
+from starlette.requests import Request
+from starlette.responses import JSONResponse, Response
+
+from node import groups, publishing, web
+from node.media import default_avatar, default_header
+from node.models import Activity, LocalActor
+from node.negotiation import as_response, wants_activity_json
+from node.runtime import Node
+from node.urls import INSTANCE_USERNAME
+from node.vocabulary import actor_document, object_document, tombstone
+
+
+def not_found(request: Request, what: str = "not found") -> Response:
+    if wants_activity_json(request):
+        return JSONResponse({"error": what}, status_code=404)
+    return web.render_error(request, 404, what)
+
+
+async def _actor_response(request: Request, username: str) -> Response:
+    node: Node = request.app.state.node
+    key = ("actor", username)
+    body = node.doc_cache.get(key)
+    actor: LocalActor | None = None
+    if body is None or not wants_activity_json(request):
+        async with node.db.read() as session:
+            actor = await groups.get_actor(session, username)
+        if actor is None:
+            return not_found(request, "no such group")
+        if body is None:
+            body = node.doc_cache.put(key, actor_document(actor, node.urls))
+    if wants_activity_json(request):
+        return as_response(body, etag=node.doc_cache.etag(key), request=request, max_age=60)
+    assert actor is not None
+    return await web.actor_page(request, actor)
+
+
+async def group_actor(request: Request) -> Response:
+    username = request.path_params["username"]
+    if username == INSTANCE_USERNAME:
+        return not_found(request, "no such group")
+    return await _actor_response(request, username)
+
+
+async def instance_actor(request: Request) -> Response:
+    return await _actor_response(request, INSTANCE_USERNAME)
+
+
+async def local_object(request: Request) -> Response:
+    node: Node = request.app.state.node
+    async with node.db.read() as session:
+        obj = await publishing.get_object(session, request.path_params["uuid"])
+        actor = await session.get(LocalActor, obj.local_actor_id) if obj else None
+    if obj is None or actor is None:
+        return not_found(request)
+    if obj.deleted_at is not None:
+        # 410 with a Tombstone: the id existed and will not come back.
+        if wants_activity_json(request):
+            return as_response(orjson.dumps(tombstone(obj, node.urls)), status_code=410)
+        return web.render_error(request, 410, "this post was deleted")
+    if wants_activity_json(request):
+        return as_response(orjson.dumps(object_document(obj, actor, node.urls)), max_age=60)
+    return await web.object_page(request, actor, obj)
+
+
+async def activity(request: Request) -> Response:
+    node: Node = request.app.state.node
+    async with node.db.read() as session:
+        row = (
+            await session.exec(select(Activity).where(Activity.uuid == request.path_params["uuid"]))
+        ).first()
+    # Private activities (Follow, Accept …) name their recipients: never served.
+    if row is None or not row.in_outbox:
+        return JSONResponse({"error": "not found"}, status_code=404)
+    return as_response(row.body)
+
+
+async def media(request: Request) -> Response:
+    kind = request.path_params["kind"]
+    name = request.path_params["name"]
+    if not name.endswith(".png"):
+        return Response(status_code=404)
+    username = name[:-4]
+    if kind == "avatars":
+        data = default_avatar(username)
+    elif kind == "headers":
+        data = default_header(username)
+    else:
+        return Response(status_code=404)
+    return Response(data, media_type="image/png",
+                    headers={"Cache-Control": "public, max-age=86400"})

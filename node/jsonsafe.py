@@ -1,0 +1,50 @@
+"""Bounded JSON parsing for everything that arrives from outside.
+
+orjson refuses nesting deeper than 1024 itself; we refuse far earlier
+(activities are shallow) and walk iteratively, so hostile input can never
+exhaust the stack or make later recursive code (serialisers, sanitisers) slow.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import orjson
+
+MAX_DEPTH = 32
+MAX_BODY = 1_048_576  # Mastodon's own inbox limit (INTEROP.md)
+
+
+class JsonError(ValueError):
+    """The body is not acceptable JSON; the message is safe to show the sender."""
+
+
+def nesting_depth(value: Any) -> int:
+    deepest = 0
+    stack: list[tuple[Any, int]] = [(value, 1)]
+    while stack:
+        item, depth = stack.pop()
+        if isinstance(item, dict):
+            deepest = max(deepest, depth)
+            stack.extend((v, depth + 1) for v in item.values())
+        elif isinstance(item, list):
+            deepest = max(deepest, depth)
+            stack.extend((v, depth + 1) for v in item)
+    return deepest
+
+
+def parse_object(body: bytes, *, max_depth: int = MAX_DEPTH) -> dict[str, Any]:
+    """Parse a JSON object or raise JsonError with a short reason."""
+    try:
+        value = orjson.loads(body)
+    except orjson.JSONDecodeError as exc:
+        raise JsonError("malformed JSON") from exc
+    if not isinstance(value, dict):
+        raise JsonError("expected a JSON object")
+    if nesting_depth(value) > max_depth:
+        raise JsonError(f"JSON nested deeper than {max_depth}")
+    return value
+
+
+def dumps(value: Any) -> bytes:
+    return orjson.dumps(value)

@@ -1,0 +1,137 @@
+"""Node settings: environment variables first, then an optional ``KEY=VALUE`` file.
+
+The file alternative exists for admins who prefer a config file over a systemd
+``Environment=`` list: point ``HAMBASTEGI_CONFIG`` (or ``--config``) at it.
+Environment variables always win over the file, so a one-off override works.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Mapping
+from dataclasses import dataclass
+from pathlib import Path
+from urllib.parse import urlsplit
+
+PREFIX = "HAMBASTEGI_"
+
+
+class SettingsError(ValueError):
+    """A setting is missing or malformed; the message names it."""
+
+
+def _truthy(value: str | None) -> bool:
+    return (value or "").strip().lower() in {"1", "true", "yes", "on"}
+
+
+def read_config_file(path: Path) -> dict[str, str]:
+    """Parse a ``KEY=VALUE`` file (``#`` comments, optional quotes)."""
+    values: dict[str, str] = {}
+    try:
+        text = path.read_text(encoding="utf-8")
+    except OSError as exc:
+        raise SettingsError(f"cannot read config file {path}: {exc.strerror}") from exc
+    for number, raw in enumerate(text.splitlines(), start=1):
+        line = raw.strip()
+        if not line or line.startswith("#"):
+            continue
+        key, sep, value = line.partition("=")
+        if not sep:
+            raise SettingsError(f"{path}:{number}: expected KEY=VALUE")
+        value = value.strip()
+        if len(value) >= 2 and value[0] == value[-1] and value[0] in "\"'":
+            value = value[1:-1]
+        values[key.strip()] = value
+    return values
+
+
+def normalise_database_url(url: str) -> str:
+    """Map the URLs admins write to SQLAlchemy's async drivers.
+
+    ``postgresql://…`` → asyncpg, ``sqlite:///…`` → aiosqlite: the event loop
+    must never block on the database (DESIGN.md, performance shape).
+    """
+    if url.startswith(("postgresql://", "postgres://")):
+        return "postgresql+asyncpg://" + url.split("://", 1)[1]
+    if url.startswith("sqlite://") and not url.startswith("sqlite+"):
+        return "sqlite+aiosqlite://" + url.split("://", 1)[1]
+    if url.startswith(("postgresql+asyncpg://", "sqlite+aiosqlite://")):
+        return url
+    raise SettingsError(
+        "HAMBASTEGI_DATABASE_URL must start with postgresql:// or sqlite:///"
+    )
+
+
+@dataclass(frozen=True)
+class Settings:
+    base_url: str
+    data_dir: Path
+    database_url: str
+    allow_private_networks: bool = False
+    delivery_concurrency: int = 64
+    worker_poll_seconds: float = 1.0
+    # How long a worker owns a claimed delivery; after that a crashed
+    # worker's rows are due again (delivery.py).
+    delivery_lease_seconds: float = 120.0
+    # FEP-67ff / "authorized fetch": refuse unsigned GETs of AS documents.
+    authorized_fetch: bool = False
+    # Publish who follows each group (off: only the count; see collections.py).
+    show_followers: bool = False
+    log_level: str = "INFO"
+
+    @property
+    def host(self) -> str:
+        """The authority part of the base URL (host[:port]) — the WebFinger domain."""
+        return urlsplit(self.base_url).netloc
+
+    @property
+    def domain(self) -> str:
+        return self.host
+
+    @property
+    def media_dir(self) -> Path:
+        return self.data_dir / "media"
+
+    @classmethod
+    def load(
+        cls,
+        environ: Mapping[str, str] | None = None,
+        config_file: Path | None = None,
+    ) -> Settings:
+        env = dict(os.environ if environ is None else environ)
+        file_path = config_file or (
+            Path(env[PREFIX + "CONFIG"]) if env.get(PREFIX + "CONFIG") else None
+        )
+        merged: dict[str, str] = {}
+        if file_path is not None:
+            merged.update(read_config_file(file_path))
+        merged.update({k: v for k, v in env.items() if k.startswith(PREFIX)})
+
+        base_url = merged.get(PREFIX + "BASE_URL", "http://127.0.0.1:8000").rstrip("/")
+        parts = urlsplit(base_url)
+        if parts.scheme not in {"http", "https"} or not parts.netloc or parts.path:
+            raise SettingsError(
+                "HAMBASTEGI_BASE_URL must be like https://node.example (no path)"
+            )
+        data_dir = Path(merged.get(PREFIX + "DATA_DIR", "./data")).expanduser().resolve()
+        db_url = merged.get(PREFIX + "DATABASE_URL") or f"sqlite:///{data_dir / 'hambastegi.sqlite3'}"
+        try:
+            concurrency = int(merged.get(PREFIX + "DELIVERY_CONCURRENCY", "64"))
+            poll = float(merged.get(PREFIX + "WORKER_POLL_SECONDS", "1.0"))
+            lease = float(merged.get(PREFIX + "DELIVERY_LEASE_SECONDS", "120"))
+        except ValueError as exc:
+            raise SettingsError(f"malformed number in settings: {exc}") from exc
+        if concurrency < 1 or poll <= 0 or lease <= 0:
+            raise SettingsError("delivery concurrency and poll interval must be positive")
+        return cls(
+            base_url=base_url,
+            data_dir=data_dir,
+            database_url=normalise_database_url(db_url),
+            allow_private_networks=_truthy(merged.get(PREFIX + "ALLOW_PRIVATE_NETWORKS")),
+            delivery_concurrency=concurrency,
+            worker_poll_seconds=poll,
+            delivery_lease_seconds=lease,
+            authorized_fetch=_truthy(merged.get(PREFIX + "AUTHORIZED_FETCH")),
+            show_followers=_truthy(merged.get(PREFIX + "SHOW_FOLLOWERS")),
+            log_level=merged.get(PREFIX + "LOG_LEVEL", "INFO").upper(),
+        )

@@ -1,0 +1,226 @@
+"""Two and more real nodes (separate processes and databases) federating over
+signed HTTP on loopback ports, driven through the CLI as an admin would."""
+
+from __future__ import annotations
+
+import asyncio
+from typing import Any
+
+import httpx
+from aiohttp import ClientSession, web
+from sqlalchemy import func
+from sqlmodel import select
+
+from node.models import Activity, Delivery, Follower, Following, InboxItem
+from tests.conftest import NodeFactory, NodeProcess, free_port, wait_for
+
+AS = {"Accept": "application/activity+json"}
+
+
+async def rows(node: NodeProcess, model: Any, *where: Any) -> list[Any]:
+    async with node.db().read() as session:
+        query = select(model)
+        for cond in where:
+            query = query.where(cond)
+        return list((await session.exec(query)).all())
+
+
+async def count(node: NodeProcess, model: Any, *where: Any) -> int:
+    async with node.db().read() as session:
+        query = select(func.count()).select_from(model)
+        for cond in where:
+            query = query.where(cond)
+        return int((await session.exec(query)).one())
+
+
+async def received(node: NodeProcess, activity_type: str, object_id: str) -> list[InboxItem]:
+    items = await rows(node, InboxItem, InboxItem.activity_type == activity_type)
+    return [i for i in items if _object_id(i.body) == object_id]
+
+
+def _object_id(body: dict[str, Any]) -> Any:
+    obj = body.get("object")
+    return obj.get("id") if isinstance(obj, dict) else obj
+
+
+async def follow_and_wait(follower: NodeProcess, group: str, target: NodeProcess,
+                          target_group: str) -> None:
+    await asyncio.to_thread(follower.cli, "follow", group, f"{target_group}@{target.host}")
+
+    async def accepted() -> bool:
+        return await count(follower, Following, Following.state == "accepted") > 0
+
+    await wait_for(accepted, what="Accept of the follow")
+
+
+async def test_follow_publish_edit_delete_and_undo_between_two_nodes(nodes: NodeFactory) -> None:
+    a = await nodes.create("a")
+    b = await nodes.create("b")
+    a.cli("group", "create", "koeln", "--display-name", "Köln", "--language", "de")
+    b.cli("group", "create", "hamburg", "--display-name", "Hamburg", "--language", "de")
+
+    # B's group follows A's group by handle (WebFinger → actor → signed Follow).
+    await follow_and_wait(b, "hamburg", a, "koeln")
+    followers = await rows(a, Follower)
+    assert [f.actor_uri for f in followers] == [b.actor_url("hamburg")]
+    assert followers[0].state == "accepted"
+
+    # A publishes: B receives a Create it verified (stored only after verification).
+    note_id = (await asyncio.to_thread(
+        a.cli, "publish", "note", "koeln", "--text", "Solidarität mit den Streikenden",
+        "--lang", "de")).stdout.strip()
+    creates = await wait_for(lambda: received(b, "Create", note_id), what="Create on B")
+    assert creates[0].body["object"]["contentMap"]["de"].startswith("<p>Solidarität")
+    assert creates[0].actor_uri == a.actor_url("koeln")
+
+    # Edit → Update; delete → Delete, and the object URL answers 410.
+    await asyncio.to_thread(a.cli, "edit", "note", note_id, "--text", "Neu: Solidarität")
+    updates = await wait_for(lambda: received(b, "Update", note_id), what="Update on B")
+    assert "Neu" in updates[0].body["object"]["content"]
+    await asyncio.to_thread(a.cli, "delete", note_id)
+    await wait_for(lambda: received(b, "Delete", note_id), what="Delete on B")
+    gone = httpx.get(note_id, headers=AS)
+    assert gone.status_code == 410 and gone.json()["type"] == "Tombstone"
+
+    # Undo: B unfollows; A drops the follower and no longer delivers to B.
+    await asyncio.to_thread(b.cli, "unfollow", "hamburg", a.actor_url("koeln"))
+
+    async def dropped() -> bool:
+        return await count(a, Follower) == 0
+
+    await wait_for(dropped, what="follower removed on A")
+    later = (await asyncio.to_thread(a.cli, "publish", "note", "koeln", "--text", "later")
+             ).stdout.strip()
+    async with a.db().read() as session:
+        activity = (await session.exec(
+            select(Activity).where(Activity.object_uri == later))).one()
+        queued = (await session.exec(
+            select(func.count()).select_from(Delivery)
+            .where(Delivery.activity_id == activity.id))).one()
+    assert queued == 0
+
+
+async def test_deliveries_queued_while_stopped_arrive_after_restart_once_each(
+        nodes: NodeFactory) -> None:
+    a = await nodes.create("a")
+    b = await nodes.create("b")
+    a.cli("group", "create", "paris", "--language", "fr")
+    b.cli("group", "create", "sydney", "--language", "en")
+    await follow_and_wait(b, "sydney", a, "paris")
+
+    # A runs web-only: posts are queued, nothing is sent. Then A stops.
+    await asyncio.to_thread(a.stop)
+    await asyncio.to_thread(a.start, "--no-worker")
+    ids = [(await asyncio.to_thread(a.cli, "publish", "note", "paris", "--text", f"appel {i}")
+            ).stdout.strip() for i in range(5)]
+    assert await count(a, Delivery, Delivery.state == "pending") == 5
+    await asyncio.to_thread(a.stop)
+
+    # Restarted with its worker, A delivers everything; B stores each once.
+    await asyncio.to_thread(a.start)
+
+    async def all_arrived() -> bool:
+        found = [await received(b, "Create", i) for i in ids]
+        return all(len(f) == 1 for f in found)
+
+    await wait_for(all_arrived, what="queued deliveries after restart")
+    assert await count(a, Delivery, Delivery.state == "sent") == 5
+
+
+class HoldingProxy:
+    """A reverse proxy in front of node B (as Caddy would be) that can hold
+    inbox POSTs, so a test can kill the sending worker mid-request."""
+
+    def __init__(self, upstream_port: int) -> None:
+        self.upstream = f"http://127.0.0.1:{upstream_port}"
+        self.port = free_port()
+        self.hold = False
+        self.held = asyncio.Event()
+        self.release = asyncio.Event()
+        self.inbox_posts = 0
+        self.runner: web.AppRunner | None = None
+        self.session: ClientSession | None = None
+
+    async def start(self) -> None:
+        app = web.Application(client_max_size=2 * 1024 * 1024)
+        app.router.add_route("*", "/{tail:.*}", self.forward)
+        self.session = ClientSession(auto_decompress=False)
+        self.runner = web.AppRunner(app, access_log=None)
+        await self.runner.setup()
+        await web.TCPSite(self.runner, "127.0.0.1", self.port).start()
+
+    async def stop(self) -> None:
+        if self.runner:
+            await self.runner.cleanup()
+        if self.session:
+            await self.session.close()
+
+    async def forward(self, request: web.Request) -> web.StreamResponse:
+        body = await request.read()
+        if request.method == "POST" and request.path.endswith("inbox"):
+            self.inbox_posts += 1
+            if self.hold:
+                self.hold = False
+                self.held.set()
+                await self.release.wait()
+        assert self.session is not None
+        headers = {k: v for k, v in request.headers.items()
+                   if k.lower() not in {"content-length", "transfer-encoding"}}
+        async with self.session.request(request.method, self.upstream + request.path_qs,
+                                        data=body, headers=headers,
+                                        allow_redirects=False) as upstream:
+            payload = await upstream.read()
+            out_headers = {k: v for k, v in upstream.headers.items()
+                           if k.lower() in {"content-type", "etag", "vary"}}
+            return web.Response(status=upstream.status, body=payload, headers=out_headers)
+
+
+async def test_worker_killed_mid_send_loses_nothing_and_inbox_stores_once(
+        nodes: NodeFactory) -> None:
+    b_port = free_port()
+    proxy = HoldingProxy(b_port)
+    await proxy.start()
+    try:
+        a = await nodes.create("a", extra_env={"HAMBASTEGI_DELIVERY_LEASE_SECONDS": "2"})
+        b = await nodes.create("b", port=b_port, public_port=proxy.port)
+        a.cli("group", "create", "hanover", "--language", "de")
+        b.cli("group", "create", "frankfurt", "--language", "de")
+        await follow_and_wait(b, "frankfurt", a, "hanover")
+
+        # A's deliveries go to a separate worker process we can kill.
+        await asyncio.to_thread(a.stop)
+        await asyncio.to_thread(a.start, "--no-worker")
+        note_id = (await asyncio.to_thread(a.cli, "publish", "note", "hanover", "--text",
+                                           "Aufruf")).stdout.strip()
+        proxy.hold = True
+        worker = await asyncio.create_subprocess_exec(
+            *worker_command(), env=a.env, stdout=asyncio.subprocess.DEVNULL,
+            stderr=asyncio.subprocess.DEVNULL)
+        await asyncio.wait_for(proxy.held.wait(), timeout=30)
+        worker.kill()  # SIGKILL mid-send: no chance to record anything
+        await worker.wait()
+        assert await count(a, Delivery, Delivery.state == "sending") == 1
+        proxy.release.set()  # the held request reaches B after all
+
+        replacement = await asyncio.create_subprocess_exec(
+            *worker_command(), env=a.env, stdout=asyncio.subprocess.DEVNULL,
+            stderr=asyncio.subprocess.DEVNULL)
+        try:
+            async def sent() -> bool:
+                return await count(a, Delivery, Delivery.state == "sent") == 1
+
+            await wait_for(sent, timeout=30, what="redelivery after the lease expired")
+        finally:
+            replacement.terminate()
+            await replacement.wait()
+        # On the wire the Create went twice (at-least-once); B stored it once.
+        assert proxy.inbox_posts >= 2
+        assert len(await received(b, "Create", note_id)) == 1
+    finally:
+        await proxy.stop()
+
+
+def worker_command() -> list[str]:
+    import sys
+
+    return [sys.executable, "-m", "node.cli", "worker"]
