@@ -31,7 +31,7 @@ async def health(request: Request) -> Response:
     try:
         async with node.db.read() as session:
             await session.exec(select(1))  # type: ignore[call-overload]
-    except Exception:  # noqa: BLE001 - any database failure means unhealthy
+    except Exception:
         return JSONResponse({"status": "database unavailable"}, status_code=503)
     return JSONResponse({"status": "ok"})
 

@@ -100,7 +100,9 @@ async def authenticate(
             # A deleted actor's key is gone with it; we never knew it, so there
             # is nothing of it to delete. 202 stops the sender retrying.
             return None
-        raise Rejected(401, "key_unavailable", f"cannot get the signing key ({exc.reason})") from exc
+        raise Rejected(
+            401, "key_unavailable", f"cannot get the signing key ({exc.reason})"
+        ) from exc
     try:
         signatures.verify_signature(parsed, key)
     except signatures.SignatureError as first:
@@ -131,7 +133,8 @@ async def check_authority(node: Node, activity: dict[str, Any], actor_id: str, a
             raise Rejected(403, "foreign_object", "object id is not on the actor's origin")
         if isinstance(obj, dict) and activity_type != "Delete":
             attributed = obj.get("attributedTo")
-            owners = {_id(a) for a in (attributed if isinstance(attributed, list) else [attributed])}
+            listed = attributed if isinstance(attributed, list) else [attributed]
+            owners = {_id(a) for a in listed}
             is_actor_doc = object_id == actor_id
             if attributed is not None and actor_id not in owners and not is_actor_doc:
                 raise Rejected(403, "not_owner", "object is attributed to someone else")

@@ -36,7 +36,9 @@ class LocalActor(SQLModel, table=True):
     discoverable: bool = True
     indexable: bool = True
     # [{"name": "Website", "url": "https://..."}] → PropertyValue attachments.
-    links: list[dict[str, str]] = Field(default_factory=list, sa_column=Column(JSON, nullable=False))
+    links: list[dict[str, str]] = Field(
+        default_factory=list, sa_column=Column(JSON, nullable=False)
+    )
     icon_path: str | None = Field(default=None, max_length=200)
     image_path: str | None = Field(default=None, max_length=200)
     rsa_private_pem: str = Field(sa_column=Column(Text, nullable=False))

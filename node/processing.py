@@ -21,7 +21,13 @@ from sqlmodel.ext.asyncio.session import AsyncSession
 from node import publishing
 from node.db import utcnow
 from node.models import (
-    Following, Follower, InboxItem, Interaction, LocalActor, LocalObject, RemoteActor,
+    Follower,
+    Following,
+    InboxItem,
+    Interaction,
+    LocalActor,
+    LocalObject,
+    RemoteActor,
     RemoteObject,
 )
 from node.remote import RemoteError, get_actor, parse_actor, store_actor
@@ -322,7 +328,7 @@ async def process_item(node: Node, item: InboxItem) -> None:
     if handler is not None:
         try:
             await handler(node, item)
-        except Exception as exc:  # noqa: BLE001 - one bad activity must not stop the loop
+        except Exception as exc:
             error = f"{type(exc).__name__}: {exc}"[:400]
             log.warning("inbox item failed", extra={"activity_type": item.activity_type,
                                                     "error": type(exc).__name__})
@@ -363,7 +369,7 @@ async def run(node: Node, stop: asyncio.Event) -> None:
         node.inbox_wake.clear()
         try:
             await process_pending(node)
-        except Exception:  # noqa: BLE001 - keep the loop alive; the lease retries items
+        except Exception:
             log.exception("inbox processing loop error")
         waiter = asyncio.ensure_future(node.inbox_wake.wait())
         stopper = asyncio.ensure_future(stop.wait())

@@ -4,16 +4,16 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from datetime import timedelta
 from collections.abc import Callable, Mapping
+from datetime import timedelta
 from typing import Literal
 
 from cryptography.hazmat.primitives.asymmetric.rsa import RSAPrivateKey
 
 from node import keys, signatures
 from node.cache import DocCache
-from node.delivery import DeliveryWorker
 from node.db import Database
+from node.delivery import DeliveryWorker
 from node.fetch import GuardedClient, allow_all_policy, public_address_policy
 from node.groups import ensure_instance_actor
 from node.models import LocalActor

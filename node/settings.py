@@ -114,7 +114,8 @@ class Settings:
                 "HAMBASTEGI_BASE_URL must be like https://node.example (no path)"
             )
         data_dir = Path(merged.get(PREFIX + "DATA_DIR", "./data")).expanduser().resolve()
-        db_url = merged.get(PREFIX + "DATABASE_URL") or f"sqlite:///{data_dir / 'hambastegi.sqlite3'}"
+        default_db = f"sqlite:///{data_dir / 'hambastegi.sqlite3'}"
+        db_url = merged.get(PREFIX + "DATABASE_URL") or default_db
         try:
             concurrency = int(merged.get(PREFIX + "DELIVERY_CONCURRENCY", "64"))
             poll = float(merged.get(PREFIX + "WORKER_POLL_SECONDS", "1.0"))

@@ -27,6 +27,7 @@ async def print_status(node: Node) -> None:
         print("failing hosts:")
         for host in failing:
             until = host.circuit_open_until.isoformat() if host.circuit_open_until else "-"
-            print(f"  {host.host}\tfailures={host.consecutive_failures}\tcircuit_open_until={until}")
+            print(f"  {host.host}\tfailures={host.consecutive_failures}"
+                  f"\tcircuit_open_until={until}")
     else:
         print("failing hosts: none")

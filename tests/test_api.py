@@ -21,6 +21,11 @@ async def call(live: LiveNode, method: str, path: str, token: str | None = None,
         return await client.request(method, path, headers=headers, **kwargs)  # type: ignore[arg-type]
 
 
+async def fetch(url: str) -> httpx.Response:
+    async with httpx.AsyncClient() as client:
+        return await client.get(url, headers={"Accept": "application/activity+json"})
+
+
 async def test_group_note_edit_delete_through_the_api(live_node: LiveNode,
                                                       admin_token: str) -> None:
     created = await call(live_node, "POST", "/api/v1/groups", admin_token,
@@ -32,16 +37,15 @@ async def test_group_note_edit_delete_through_the_api(live_node: LiveNode,
     assert note.status_code == 201
     note_id = note.json()["id"]
     uuid = note_id.rsplit("/", 1)[1]
-    doc = httpx.get(note_id, headers={"Accept": "application/activity+json"}).json()
+    doc = (await fetch(note_id)).json()
     assert doc["contentMap"]["fr"] == "<p>Rassemblement samedi</p>"
     edited = await call(live_node, "PATCH", f"/api/v1/objects/{uuid}", admin_token,
                         json={"text": "Rassemblement dimanche"})
     assert edited.status_code == 200
-    assert "dimanche" in httpx.get(note_id,
-                                   headers={"Accept": "application/activity+json"}).json()["content"]
+    assert "dimanche" in (await fetch(note_id)).json()["content"]
     deleted = await call(live_node, "DELETE", f"/api/v1/objects/{uuid}", admin_token)
     assert deleted.status_code == 200
-    assert httpx.get(note_id, headers={"Accept": "application/activity+json"}).status_code == 410
+    assert (await fetch(note_id)).status_code == 410
     again = await call(live_node, "DELETE", f"/api/v1/objects/{uuid}", admin_token)
     assert again.status_code == 410
 

@@ -12,14 +12,15 @@ from node import operations
 from tests.conftest import LiveNode
 
 CHROMIUM = shutil.which("chromium") or "/usr/bin/chromium"
+HAVE_CHROMIUM = Path(CHROMIUM).exists()
 FLAGS = ["--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
          "--disable-background-networking", "--disable-component-update", "--disable-sync"]
 
 
 @pytest.fixture
 async def browser_page():  # type: ignore[no-untyped-def]
-    if not Path(CHROMIUM).exists():
-        raise AssertionError("Debian chromium is required for browser tests (scripts/test installs it)")
+    # A missing browser fails the test: CI must not pass without running it.
+    assert HAVE_CHROMIUM, "Debian chromium is needed (scripts/test installs it)"
     async with async_playwright() as pw:
         browser = await pw.chromium.launch(executable_path=CHROMIUM, headless=True, args=FLAGS)
         page = await browser.new_page()

@@ -79,7 +79,8 @@ async def test_follow_publish_edit_delete_and_undo_between_two_nodes(nodes: Node
     assert "Neu" in updates[0].body["object"]["content"]
     await asyncio.to_thread(a.cli, "delete", note_id)
     await wait_for(lambda: received(b, "Delete", note_id), what="Delete on B")
-    gone = httpx.get(note_id, headers=AS)
+    async with httpx.AsyncClient() as client:
+        gone = await client.get(note_id, headers=AS)
     assert gone.status_code == 410 and gone.json()["type"] == "Tombstone"
 
     # Undo: B unfollows; A drops the follower and no longer delivers to B.

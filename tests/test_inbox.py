@@ -14,7 +14,12 @@ from sqlmodel import select
 from node import operations, signatures
 from node.db import utcnow
 from node.models import (
-    Delivery, Follower, InboxItem, Interaction, RemoteActor, RemoteObject,
+    Delivery,
+    Follower,
+    InboxItem,
+    Interaction,
+    RemoteActor,
+    RemoteObject,
 )
 from node.processing import process_pending
 from tests.conftest import LiveNode, wait_for
@@ -62,7 +67,9 @@ async def test_follow_is_accepted_with_a_signed_accept(live_node: LiveNode,
     assert accept.body["actor"] == group
     assert accept.body["object"]["id"] == follow_activity["id"]
     # The Accept is signed by the group's key, verifiable as Mastodon would.
-    actor_doc = httpx.get(group, headers={"Accept": "application/activity+json"}).json()
+    async with httpx.AsyncClient() as client:
+        actor_doc = (await client.get(group, headers={"Accept": "application/activity+json"})
+                     ).json()
     parsed = signatures.parse_request_signature(
         method="POST", target_uri=remote.base + accept.path, headers=accept.headers,
         now=utcnow(), require_digest=True)
