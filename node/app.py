@@ -17,7 +17,20 @@ from starlette.responses import JSONResponse, PlainTextResponse, Response
 from starlette.routing import Route
 from starlette.types import ASGIApp, Receive, Scope, Send
 
-from node import api, collections, documents, inbox, nodeinfo, processing, web, webfinger
+from node import (
+    api,
+    api_events,
+    calendar,
+    collections,
+    cosign,
+    documents,
+    inbox,
+    nodeinfo,
+    participation,
+    processing,
+    web,
+    webfinger,
+)
 from node.metrics import METRICS
 from node.models import Delivery, InboxItem
 from node.runtime import Node
@@ -94,11 +107,15 @@ def build_routes() -> list[Route]:
         Route("/groups/{username}/following", collections.following),
         Route("/groups/{username}/featured", collections.featured),
         Route("/objects/{uuid}", documents.local_object),
+        Route("/objects/{uuid}/organizers", collections.organizers),
+        Route("/objects/{uuid}/calendar.ics", calendar.event_ics),
+        Route("/groups/{username}/calendar.ics", calendar.group_ics),
         Route("/activities/{uuid}", documents.activity),
         Route("/media/{kind}/{name}", documents.media),
         Route("/health", health),
         Route("/metrics", metrics),
         *api.routes,
+        *api_events.routes,
     ]
 
 
@@ -106,6 +123,8 @@ def create_app(settings: Settings, *, run_worker: bool = True,
                run_processor: bool = True) -> Starlette:
     node = Node(settings)
     stop = asyncio.Event()
+    cosign.install()
+    participation.install()
 
     @contextlib.asynccontextmanager
     async def lifespan(app: Starlette) -> AsyncIterator[dict[str, Any]]:

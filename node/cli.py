@@ -7,48 +7,16 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import os
 import signal
 import sys
-from collections.abc import Awaitable, Callable, Sequence
-from pathlib import Path
-from typing import TypeVar
-
-from node import logs, migrate, operations
+from collections.abc import Sequence
+from node import cli_events, logs, operations
+from node.cli_common import CliError, load_settings, prepare, with_node
 from node.runtime import Node
 from node.settings import Settings, SettingsError
 from node.urls import Urls
 
-T = TypeVar("T")
 DEMO_GROUP = "demo"
-
-
-class CliError(Exception):
-    pass
-
-
-def load_settings(args: argparse.Namespace) -> Settings:
-    return Settings.load(config_file=Path(args.config) if args.config else None)
-
-
-def prepare(settings: Settings) -> None:
-    """Data dir and schema: every command may be the first one run."""
-    settings.data_dir.mkdir(parents=True, exist_ok=True)
-    settings.media_dir.mkdir(parents=True, exist_ok=True)
-    os.chmod(settings.data_dir, 0o700)  # keys and database live here
-    migrate.upgrade(settings.database_url)
-
-
-def with_node(settings: Settings, work: Callable[[Node], Awaitable[T]]) -> T:
-    async def run() -> T:
-        node = Node(settings)
-        await node.start()
-        try:
-            return await work(node)
-        finally:
-            await node.close()
-
-    return asyncio.run(run())
 
 
 async def ensure_demo(node: Node) -> None:
@@ -196,6 +164,7 @@ def build_parser() -> argparse.ArgumentParser:
 
     edit = sub.add_parser("edit", help="edit a post").add_subparsers(dest="edit_cmd",
                                                                      required=True)
+    cli_events.register(sub, publish, edit)
     edit_note = edit.add_parser("note")
     edit_note.add_argument("id", help="the object's id (URL) or uuid")
     edit_note.add_argument("--text", required=True)

@@ -164,3 +164,22 @@ async def featured(request: Request) -> Response:
             items = [object_document(o, actor, node.urls, with_context=False)
                      for o in rows.all()]
     return _respond(node.urls.featured(actor.username), int(total), page, items)
+
+
+async def organizers(request: Request) -> Response:
+    """The groups that sign an event: the author, then those who accepted (FEP-8a8e)."""
+    from node import calls, publishing
+
+    node: Node = request.app.state.node
+    async with node.db.read() as session:
+        obj = await publishing.get_object(session, request.path_params["uuid"])
+        if obj is None or obj.object_type != "Event" or obj.deleted_at is not None:
+            return JSONResponse({"error": "no such event"}, status_code=404)
+        actor = await session.get(LocalActor, obj.local_actor_id)
+        assert actor is not None
+        event = await calls.event_for(session, obj)
+        items = [uri for uri, _ in await calls.organizers_of(session, node.urls, actor, event)]
+    collection_id = node.urls.object(obj.uuid) + "/organizers"
+    doc = ordered_collection(collection_id, len(items), first=None)
+    doc["orderedItems"] = items
+    return as_response(orjson.dumps(doc))

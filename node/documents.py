@@ -11,7 +11,7 @@ from sqlmodel import select
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 
-from node import groups, publishing, web
+from node import calls, groups, publishing, uploads, web
 from node.media import default_avatar, default_header
 from node.models import Activity, LocalActor
 from node.negotiation import as_response, wants_activity_json
@@ -67,6 +67,12 @@ async def local_object(request: Request) -> Response:
         if wants_activity_json(request):
             return as_response(orjson.dumps(tombstone(obj, node.urls)), status_code=410)
         return web.render_error(request, 410, "this post was deleted")
+    if obj.object_type == "Event":
+        async with node.db.read() as session:
+            doc = await calls.document(session, node.urls, obj, actor)
+        if wants_activity_json(request):
+            return as_response(orjson.dumps(doc), max_age=10)
+        return await web.object_page(request, actor, obj, details=doc.get("summaryMap"))
     if wants_activity_json(request):
         return as_response(orjson.dumps(object_document(obj, actor, node.urls)), max_age=60)
     return await web.object_page(request, actor, obj)
@@ -87,6 +93,14 @@ async def activity(request: Request) -> Response:
 async def media(request: Request) -> Response:
     kind = request.path_params["kind"]
     name = request.path_params["name"]
+    if kind == "uploads":
+        node: Node = request.app.state.node
+        path = node.settings.media_dir / "uploads" / name
+        if not uploads.valid_name(name) or not path.is_file():
+            return Response(status_code=404)
+        media_type = "image/png" if name.endswith(".png") else "image/jpeg"
+        return Response(path.read_bytes(), media_type=media_type,
+                        headers={"Cache-Control": "public, max-age=31536000, immutable"})
     if not name.endswith(".png"):
         return Response(status_code=404)
     username = name[:-4]

@@ -198,3 +198,21 @@ async def create_token(node: Node, label: str, username: str | None = None) -> s
         session.add(ApiToken(token_hash=hash_token(token), label=label[:200],
                              local_actor_id=actor_id))
     return token
+
+
+async def upload_media(node: Node, data: bytes) -> str:
+    """Store a cleaned copy of an image; returns its name for flyers and avatars."""
+    import asyncio
+
+    from node import uploads
+    from node.models import MediaFile
+
+    try:
+        name, media_type, width, height, size = await asyncio.to_thread(
+            uploads.store, data, node.settings.media_dir)
+    except uploads.UploadError as exc:
+        raise OperationError(str(exc), status=415 if "accepted" in str(exc) else 400) from exc
+    async with node.db.write() as session:
+        session.add(MediaFile(name=name, media_type=media_type, width=width, height=height,
+                              size=size))
+    return name

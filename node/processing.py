@@ -275,22 +275,26 @@ async def on_create(node: Node, item: InboxItem) -> None:
             ))
 
 
-HANDLERS: dict[str, Handler] = {
-    "Follow": on_follow,
-    "Undo": on_undo,
-    "Accept": on_accept,
-    "Reject": on_reject,
-    "Update": on_update,
-    "Delete": on_delete,
-    "Like": on_like,
-    "Announce": on_announce,
-    "Create": on_create,
+# Several handlers may share a type (an Accept may answer a Follow or an
+# Invite): each one acts only on what is addressed to it.
+HANDLERS: dict[str, list[Handler]] = {
+    "Follow": [on_follow],
+    "Undo": [on_undo],
+    "Accept": [on_accept],
+    "Reject": [on_reject],
+    "Update": [on_update],
+    "Delete": [on_delete],
+    "Like": [on_like],
+    "Announce": [on_announce],
+    "Create": [on_create],
 }
 
 
 def register(activity_type: str, handler: Handler) -> None:
     """Domain modules (events, networks …) add their handlers here."""
-    HANDLERS[activity_type] = handler
+    handlers = HANDLERS.setdefault(activity_type, [])
+    if handler not in handlers:
+        handlers.append(handler)
 
 
 # --- the processing loop -------------------------------------------------------------

@@ -77,13 +77,18 @@ async def actor_page(request: Request, actor: LocalActor) -> Response:
     )
 
 
-async def object_page(request: Request, actor: LocalActor, obj: LocalObject) -> Response:
+async def object_page(request: Request, actor: LocalActor, obj: LocalObject,
+                      details: dict[str, str] | None = None) -> Response:
     node: Node = request.app.state.node
     return render(
         "object.html",
         actor=actor,
         actor_url=node.urls.actor(actor.username),
         obj=obj,
+        titles=[{"lang": k, "dir": direction(k), "text": v}
+                for k, v in sorted(obj.names.items(), key=lambda kv: kv[0] != obj.language)],
+        details=[{"lang": k, "dir": direction(k), "text": v} for k, v in (details or {}).items()],
+        ics_url=node.urls.object(obj.uuid) + "/calendar.ics" if details is not None else None,
         versions=_versions(obj.contents, obj.language),
         host=node.settings.host,
     )
