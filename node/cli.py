@@ -10,6 +10,7 @@ import asyncio
 import signal
 import sys
 from collections.abc import Sequence
+
 from node import cli_events, logs, operations
 from node.cli_common import CliError, load_settings, prepare, with_node
 from node.runtime import Node

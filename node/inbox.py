@@ -21,6 +21,7 @@ from starlette.responses import JSONResponse, Response
 
 from node import groups, signatures
 from node.db import utcnow
+from node.events import EventError, check_remote_event
 from node.jsonsafe import MAX_BODY, JsonError, parse_object
 from node.metrics import METRICS
 from node.models import InboxItem, RemoteActor, RemoteObject
@@ -150,6 +151,17 @@ async def check_authority(node: Node, activity: dict[str, Any], actor_id: str, a
                 raise Rejected(403, "not_owner", "the actor does not own that object")
 
 
+def check_content(activity: dict[str, Any], activity_type: str) -> None:
+    """Objects we keep must make sense; say why when they do not (never a 500)."""
+    obj = activity.get("object")
+    if activity_type in {"Create", "Update"} and isinstance(obj, dict) \
+            and obj.get("type") == "Event":
+        try:
+            check_remote_event(obj)
+        except EventError as exc:
+            raise Rejected(400, "bad_event", str(exc)) from exc
+
+
 async def store(node: Node, activity: dict[str, Any], activity_id: str, activity_type: str,
                 actor_id: str, recipient_id: int | None) -> bool:
     """Insert once; a redelivery of the same id is a no-op (idempotency)."""
@@ -212,6 +224,7 @@ async def receive(request: Request) -> Response:
             METRICS.inbox("accepted_unknown_delete")
             return Response(status_code=202)
         await check_authority(node, activity, actor_id, activity_id, activity_type)
+        check_content(activity, activity_type)
     except Rejected as rejected:
         METRICS.inbox(rejected.reason)
         log.info("inbox rejected", extra={"reason": rejected.reason, "status": rejected.status})

@@ -427,3 +427,19 @@ async def test_inbox_of_unknown_group_is_404(live_node: LiveNode, remote: FakeRe
                                  remote.activity(alice, "Follow", "x"), alice)
     assert response.status_code == 404
     await nothing_stored_or_queued(live_node)
+
+
+async def test_invalid_remote_event_is_refused_with_a_reason(live_node: LiveNode,
+                                                             remote: FakeRemote) -> None:
+    alice = remote.add_actor("alice")
+    base = {"id": alice.id + "/events/1", "type": "Event", "attributedTo": alice.id,
+            "name": "Kundgebung"}
+    for obj in ({**base},
+                {**base, "startTime": "2027-06-08T12:00:00Z", "endTime": "2027-06-08T10:00:00Z"},
+                {**base, "startTime": "2027-06-08T12:00:00Z", "timezone": "Atlantis/Capital"},
+                {**base, "startTime": "2027-06-08T12:00:00Z", "location": [{"type": "Place"}]}):
+        response = await signed_post(f"{live_node.base_url}/inbox",
+                                     remote.activity(alice, "Create", obj), alice)
+        assert response.status_code == 400
+        assert response.json()["reason"] == "bad_event" and response.json()["error"]
+    await nothing_stored_or_queued(live_node)
