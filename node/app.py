@@ -44,7 +44,7 @@ async def health(request: Request) -> Response:
     try:
         async with node.db.read() as session:
             await session.exec(select(1))  # type: ignore[call-overload]
-    except Exception:
+    except Exception:  # any database failure means unhealthy
         return JSONResponse({"status": "database unavailable"}, status_code=503)
     return JSONResponse({"status": "ok"})
 

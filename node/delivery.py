@@ -282,7 +282,7 @@ class DeliveryWorker:
             self._wake.clear()
             try:
                 count = await self.run_batch()
-            except Exception:
+            except Exception:  # keep the loop alive; leases retry the work
                 log.exception("delivery batch failed")
                 count = 0
             if count >= self.batch:

@@ -38,3 +38,5 @@ def configure(level: str = "INFO") -> None:
     root.handlers[:] = [handler]
     root.setLevel(level)
     logging.getLogger("uvicorn.access").disabled = True
+    # Migration chatter on every command is noise; errors still show.
+    logging.getLogger("alembic").setLevel(logging.WARNING)

@@ -327,15 +327,14 @@ async def claim(node: Node, limit: int = 50) -> list[InboxItem]:
 
 
 async def process_item(node: Node, item: InboxItem) -> None:
-    handler = HANDLERS.get(item.activity_type)
     error: str | None = None
-    if handler is not None:
+    for handler in HANDLERS.get(item.activity_type, []):
         try:
             await handler(node, item)
-        except Exception as exc:
+        except Exception as exc:  # one bad activity must not stop the loop
             error = f"{type(exc).__name__}: {exc}"[:400]
             log.warning("inbox item failed", extra={"activity_type": item.activity_type,
-                                                    "error": type(exc).__name__})
+                                                    "error": error}, exc_info=True)
     async with node.db.write() as session:
         stored = await session.get(InboxItem, item.id)
         if stored is None:
@@ -373,7 +372,7 @@ async def run(node: Node, stop: asyncio.Event) -> None:
         node.inbox_wake.clear()
         try:
             await process_pending(node)
-        except Exception:
+        except Exception:  # keep the loop alive; leases retry the work
             log.exception("inbox processing loop error")
         waiter = asyncio.ensure_future(node.inbox_wake.wait())
         stopper = asyncio.ensure_future(stop.wait())

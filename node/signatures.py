@@ -316,7 +316,7 @@ def parse_request_signature(*, method: str, target_uri: str, headers: Mapping[st
             return _parse_cavage(method, target_uri, lowered, now, require_digest)
     except SignatureError:
         raise
-    except Exception as exc:
+    except Exception as exc:  # hostile input must only ever come out as "malformed"
         raise SignatureError("malformed_signature", type(exc).__name__) from exc
     raise SignatureError("missing_signature", "the request is not signed")
 

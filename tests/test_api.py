@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 import httpx
 import pytest
 
@@ -15,8 +17,9 @@ async def admin_token(live_node: LiveNode) -> str:
 
 
 async def call(live: LiveNode, method: str, path: str, token: str | None = None,
-               **kwargs: object) -> httpx.Response:
+               **kwargs: Any) -> httpx.Response:
     headers = {"Authorization": f"Bearer {token}"} if token else {}
+    headers.update(kwargs.pop("headers", {}))
     async with httpx.AsyncClient(base_url=live.base_url) as client:
         return await client.request(method, path, headers=headers, **kwargs)  # type: ignore[arg-type]
 

@@ -45,9 +45,19 @@ def accept(remote: FakeRemote, actor: FakeActor, invite_id: str) -> dict[str, An
 
 
 async def settled(live: LiveNode) -> None:
-    from node.processing import process_pending
+    """Wait until every received activity has been processed."""
+    from sqlalchemy import func
+    from sqlmodel import col, select
 
-    await process_pending(live.node)
+    from node.models import InboxItem
+
+    async def idle() -> bool:
+        async with live.node.db.read() as session:
+            open_items = (await session.exec(select(func.count()).select_from(InboxItem).where(
+                col(InboxItem.state).in_(["pending", "processing"])))).one()
+        return open_items == 0
+
+    await wait_for(idle, what="inbox processed")
 
 
 async def test_only_the_invited_group_can_accept(live_node: LiveNode,
