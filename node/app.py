@@ -43,7 +43,7 @@ async def health(request: Request) -> Response:
     node: Node = request.app.state.node
     try:
         async with node.db.read() as session:
-            await session.exec(select(1))  # type: ignore[call-overload]
+            await session.exec(select(1))
     except Exception:  # any database failure means unhealthy
         return JSONResponse({"status": "database unavailable"}, status_code=503)
     return JSONResponse({"status": "ok"})
@@ -53,12 +53,12 @@ async def queue_gauges(node: Node) -> list[tuple[str, str, dict[str, str], float
     gauges: list[tuple[str, str, dict[str, str], float]] = []
     async with node.db.read() as session:
         for state, count in (await session.exec(
-            select(Delivery.state, func.count()).group_by(Delivery.state)  # type: ignore[arg-type]
+            select(Delivery.state, func.count()).group_by(Delivery.state)
         )).all():
             gauges.append(("hambastegi_delivery_queue", "Delivery rows by state.",
                            {"state": state}, float(count)))
         for state, count in (await session.exec(
-            select(InboxItem.state, func.count()).group_by(InboxItem.state)  # type: ignore[arg-type]
+            select(InboxItem.state, func.count()).group_by(InboxItem.state)
         )).all():
             gauges.append(("hambastegi_inbox_queue", "Inbox items by state.",
                            {"state": state}, float(count)))

@@ -26,6 +26,7 @@ from typing import Literal
 from urllib.parse import urlsplit
 
 from sqlalchemy import and_, or_, update
+from sqlalchemy import select as sa_select
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlmodel import col, select
@@ -96,8 +97,8 @@ async def claim(db: Database, worker_id: str, limit: int, lease: timedelta) -> l
     now = utcnow()
     async with db.write() as session:
         query = (
-            select(Delivery.id, Delivery.activity_id, Delivery.inbox_url, Delivery.host,
-                   Delivery.attempts)
+            sa_select(col(Delivery.id), col(Delivery.activity_id), col(Delivery.inbox_url),
+                      col(Delivery.host), col(Delivery.attempts))
             .where(or_(
                 and_(col(Delivery.state) == "pending", col(Delivery.next_attempt_at) <= now),
                 and_(col(Delivery.state) == "sending", col(Delivery.lease_until) < now),
@@ -107,7 +108,8 @@ async def claim(db: Database, worker_id: str, limit: int, lease: timedelta) -> l
         )
         if not db.is_sqlite:
             query = query.with_for_update(skip_locked=True)
-        rows = list((await session.exec(query)).all())
+        # sqlmodel's exec() has no overload for five columns; execute() is the same call.
+        rows = [tuple(r) for r in (await session.execute(query)).all()]
         if not rows:
             return []
         hosts = {row[3] for row in rows}
@@ -224,7 +226,7 @@ class DeliveryWorker:
         async with self.db.read() as session:
             rows = await session.exec(select(Activity.id, Activity.body, Activity.local_actor_id)
                                       .where(col(Activity.id).in_(activity_ids)))
-            return {row[0]: (row[1], row[2]) for row in rows.all()}
+            return {int(row[0] or 0): (row[1], row[2]) for row in rows.all()}
 
     async def _send(self, item: Claimed, body: bytes, signer: RequestSigner,
                     semaphore: asyncio.Semaphore) -> Outcome:

@@ -422,7 +422,7 @@ def check_remote_event(obj: dict[str, Any]) -> dict[str, Any]:
     if not isinstance(name, str) or not name.strip() or len(name) > 1000:
         raise EventError("Event needs a name of at most 1000 characters")
     tz_name = obj.get("timezone")
-    tz = zone(tz_name) if tz_name is not None else ZoneInfo("UTC")  # type: ignore[arg-type]
+    tz = zone(tz_name) if tz_name is not None else ZoneInfo("UTC")
     start = parse_time(obj.get("startTime"), tz, "startTime")
     end = parse_time(obj["endTime"], tz, "endTime") if obj.get("endTime") is not None else None
     if end is not None and end < start:

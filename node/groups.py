@@ -110,6 +110,6 @@ async def list_groups(session: AsyncSession) -> list[LocalActor]:
     result = await session.exec(
         select(LocalActor)
         .where(LocalActor.actor_type != "Application")
-        .order_by(LocalActor.username)  # type: ignore[arg-type]
+        .order_by(LocalActor.username)
     )
     return list(result.all())

@@ -17,7 +17,7 @@ class Metrics:
         self.inbox_outcomes: Counter[str] = Counter()
         self.deliveries: Counter[str] = Counter()
         self.latency_counts: Counter[tuple[str, float]] = Counter()
-        self.latency_sum: Counter[str] = Counter()
+        self.latency_sum: dict[str, float] = {}
         self.latency_total: Counter[str] = Counter()
 
     def inbox(self, outcome: str) -> None:
@@ -30,7 +30,7 @@ class Metrics:
         for bucket in LATENCY_BUCKETS:
             if seconds <= bucket:
                 self.latency_counts[(route, bucket)] += 1
-        self.latency_sum[route] += seconds  # type: ignore[assignment]
+        self.latency_sum[route] = self.latency_sum.get(route, 0.0) + seconds
         self.latency_total[route] += 1
 
     def render(self, gauges: Iterable[tuple[str, str, dict[str, str], float]] = ()) -> str:
@@ -60,12 +60,13 @@ class Metrics:
             )
             lines.append(f'hambastegi_request_seconds_count{{route="{route}"}} {total}')
         seen: set[str] = set()
-        for name, help_text, labels, value in gauges:
+        for name, help_text, labels, reading in gauges:
             if name not in seen:
                 emit(name, "gauge", help_text)
                 seen.add(name)
             label_text = ",".join(f'{k}="{v}"' for k, v in sorted(labels.items()))
-            lines.append(f"{name}{{{label_text}}} {value}" if label_text else f"{name} {value}")
+            lines.append(f"{name}{{{label_text}}} {reading}" if label_text
+                         else f"{name} {reading}")
         return "\n".join(lines) + "\n"
 
 

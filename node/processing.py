@@ -129,14 +129,15 @@ async def on_undo(node: Node, item: InboxItem) -> None:
         if inner_type in (None, "Follow"):
             await session.exec(
                 delete(Follower).where(
-                    Follower.actor_uri == item.actor_uri,
-                    Follower.follow_activity_id == object_id,
+                    col(Follower.actor_uri) == item.actor_uri,
+                    col(Follower.follow_activity_id) == object_id,
                 )
             )
         if inner_type in (None, "Like", "Announce"):
             await session.exec(
                 delete(Interaction).where(
-                    Interaction.activity_id == object_id, Interaction.actor_uri == item.actor_uri
+                    col(Interaction.activity_id) == object_id,
+                    col(Interaction.actor_uri) == item.actor_uri,
                 )
             )
 
@@ -144,7 +145,7 @@ async def on_undo(node: Node, item: InboxItem) -> None:
 async def _following_for(session: AsyncSession, item: InboxItem) -> Following | None:
     obj = item.body.get("object")
     follow_id = _id(obj)
-    query = select(Following).where(Following.target_uri == item.actor_uri)
+    query = select(Following).where(col(Following.target_uri) == item.actor_uri)
     if follow_id:
         query = query.where(Following.follow_activity_id == follow_id)
     return (await session.exec(query)).first()
@@ -191,10 +192,10 @@ async def on_delete(node: Node, item: InboxItem) -> None:
     object_id = _id(item.body.get("object"))
     async with node.db.write() as session:
         if object_id == item.actor_uri:
-            await session.exec(delete(Follower).where(Follower.actor_uri == item.actor_uri))
-            await session.exec(delete(Following).where(Following.target_uri == item.actor_uri))
+            await session.exec(delete(Follower).where(col(Follower.actor_uri) == item.actor_uri))
+            await session.exec(delete(Following).where(col(Following.target_uri) == item.actor_uri))
             await session.exec(
-                delete(Interaction).where(Interaction.actor_uri == item.actor_uri)
+                delete(Interaction).where(col(Interaction.actor_uri) == item.actor_uri)
             )
             await session.exec(
                 update(RemoteActor).where(col(RemoteActor.uri) == item.actor_uri)
@@ -203,7 +204,8 @@ async def on_delete(node: Node, item: InboxItem) -> None:
             return
         await session.exec(
             update(RemoteObject)
-            .where(col(RemoteObject.uri) == object_id, RemoteObject.actor_uri == item.actor_uri)
+            .where(col(RemoteObject.uri) == object_id,
+                   col(RemoteObject.actor_uri) == item.actor_uri)
             .values(deleted=True, data={"id": object_id, "type": "Tombstone"})
         )
 

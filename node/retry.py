@@ -45,6 +45,7 @@ def parse_retry_after(value: str | None, now: datetime) -> datetime | None:
     if not value:
         return None
     value = value.strip()
+    moment: datetime
     if value.isdigit():
         moment = now + timedelta(seconds=int(value[:9]))
     else:
@@ -54,7 +55,10 @@ def parse_retry_after(value: str | None, now: datetime) -> datetime | None:
             return None
         if moment.tzinfo is None:
             return None
-    return min(moment, now + MAX_RETRY_AFTER) if moment > now else None
+    if moment <= now:
+        return None
+    latest: datetime = now + MAX_RETRY_AFTER
+    return moment if moment < latest else latest
 
 
 def circuit_open_until(consecutive_failures: int, now: datetime) -> datetime | None:
@@ -62,4 +66,4 @@ def circuit_open_until(consecutive_failures: int, now: datetime) -> datetime | N
     if consecutive_failures < BREAKER_THRESHOLD:
         return None
     exponent = min(consecutive_failures - BREAKER_THRESHOLD, 12)
-    return now + min(BREAKER_CAP, BREAKER_BASE * 2 ** exponent)
+    return now + min(BREAKER_CAP, BREAKER_BASE * (1 << exponent))

@@ -22,12 +22,13 @@ from email.utils import format_datetime, parsedate_to_datetime
 from typing import Literal
 from urllib.parse import urlsplit
 
-import http_sfv
 from cryptography.exceptions import InvalidSignature
 from cryptography.hazmat.primitives import hashes
 from cryptography.hazmat.primitives.asymmetric import padding
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey, Ed25519PublicKey
 from cryptography.hazmat.primitives.asymmetric.rsa import RSAPrivateKey, RSAPublicKey
+from http_sfv.dictionary import Dictionary
+from http_sfv.item import InnerList, Item
 
 from node.keys import PublicKey
 
@@ -142,7 +143,7 @@ def _component_value(name: str, method: str, url: str, headers: Mapping[str, str
     return value.strip()
 
 
-def _signature_base(components: http_sfv.InnerList, method: str, url: str,
+def _signature_base(components: InnerList, method: str, url: str,
                     headers: Mapping[str, str]) -> bytes:
     lines = []
     for item in components:
@@ -172,7 +173,7 @@ def sign_rfc9421(
     if body is not None:
         headers["Content-Digest"] = content_digest_header(body)
         names.append("content-digest")
-    components = http_sfv.InnerList(names)
+    components = InnerList(list(names))
     components.params["created"] = int(_now(now).timestamp())
     components.params["keyid"] = key_id
     rsa = isinstance(private_key, RSAPrivateKey)
@@ -182,10 +183,10 @@ def sign_rfc9421(
         signature = private_key.sign(base, padding.PKCS1v15(), hashes.SHA256())
     else:
         signature = private_key.sign(base)
-    inputs = http_sfv.Dictionary()
+    inputs = Dictionary()
     inputs[label] = components
-    values = http_sfv.Dictionary()
-    values[label] = http_sfv.Item(signature)
+    values = Dictionary()
+    values[label] = Item(signature)
     headers["Signature-Input"] = str(inputs)
     headers["Signature"] = str(values)
     return headers
@@ -264,8 +265,8 @@ def _parse_cavage(method: str, target_uri: str, headers: dict[str, str], now: da
 
 def _parse_rfc9421(method: str, target_uri: str, headers: dict[str, str], now: datetime,
                    require_digest: bool) -> ParsedSignature:
-    inputs = http_sfv.Dictionary()
-    values = http_sfv.Dictionary()
+    inputs = Dictionary()
+    values = Dictionary()
     try:
         inputs.parse(headers["signature-input"].encode())
         values.parse(headers.get("signature", "").encode())
@@ -276,7 +277,7 @@ def _parse_rfc9421(method: str, target_uri: str, headers: dict[str, str], now: d
     label = next(iter(inputs))
     components = inputs[label]
     signature_item = values.get(label)
-    if not isinstance(components, http_sfv.InnerList) or signature_item is None \
+    if not isinstance(components, InnerList) or signature_item is None \
             or not isinstance(signature_item.value, bytes):
         raise SignatureError("malformed_signature", "no signature for the label")
     covered = tuple(str(item.value) for item in components)
@@ -350,7 +351,7 @@ def verify_body_digest(headers: Mapping[str, str], body: bytes) -> None:
     lowered = _lower(headers)
     expected = hashlib.sha256(body).digest()
     if "content-digest" in lowered:
-        digests = http_sfv.Dictionary()
+        digests = Dictionary()
         try:
             digests.parse(lowered["content-digest"].encode())
         except (ValueError, UnicodeError) as exc:

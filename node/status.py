@@ -12,10 +12,10 @@ from node.runtime import Node
 async def print_status(node: Node) -> None:
     async with node.db.read() as session:
         deliveries = dict((await session.exec(
-            select(Delivery.state, func.count()).group_by(Delivery.state)  # type: ignore[arg-type]
+            select(Delivery.state, func.count()).group_by(Delivery.state)
         )).all())
         inbox = dict((await session.exec(
-            select(InboxItem.state, func.count()).group_by(InboxItem.state)  # type: ignore[arg-type]
+            select(InboxItem.state, func.count()).group_by(InboxItem.state)
         )).all())
         failing = (await session.exec(
             select(HostState).where(HostState.consecutive_failures > 0)
