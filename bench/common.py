@@ -1,0 +1,108 @@
+"""Shared pieces of the benchmarks: processes, memory, baselines, tables."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import os
+import socket
+import subprocess
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+import aiohttp
+
+ROOT = Path(__file__).resolve().parent.parent
+PYTHON = sys.executable
+
+
+def rss_mb(pid: int | None = None) -> float:
+    """Resident memory of a process, from /proc (Linux)."""
+    status = Path(f"/proc/{pid or os.getpid()}/status").read_text()
+    for line in status.splitlines():
+        if line.startswith("VmRSS:"):
+            return int(line.split()[1]) / 1024
+    return float("nan")
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+def start_sinks(ports: int, *, verify_every: int = 0, actors: Path | None = None
+                ) -> tuple[subprocess.Popen[str], list[int]]:
+    cmd = [PYTHON, str(ROOT / "bench" / "sinkserver.py"), "--ports", str(ports),
+           "--verify-every", str(verify_every)]
+    if actors is not None:
+        cmd += ["--actors", str(actors)]
+    proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, text=True)
+    assert proc.stdout is not None
+    line = proc.stdout.readline()
+    return proc, json.loads(line)["ports"]
+
+
+async def sink_stats(port: int) -> dict[str, Any]:
+    async with aiohttp.ClientSession() as session, \
+            session.get(f"http://127.0.0.1:{port}/_stats") as response:
+        return dict(await response.json())
+
+
+async def sink_reset(port: int) -> None:
+    async with aiohttp.ClientSession() as session, \
+            session.post(f"http://127.0.0.1:{port}/_reset"):
+        pass
+
+
+def rsa_sign_rate(seconds: float = 1.0) -> float:
+    """Baseline: RSA-2048 PKCS#1 v1.5 SHA-256 signatures per second on one core."""
+    from cryptography.hazmat.primitives import hashes
+    from cryptography.hazmat.primitives.asymmetric import padding, rsa
+
+    key = rsa.generate_private_key(public_exponent=65537, key_size=2048)
+    message = b"(request-target): post /inbox\nhost: example.org\ndate: x\ndigest: y" * 2
+    count = 0
+    started = time.perf_counter()
+    while time.perf_counter() - started < seconds:
+        key.sign(message, padding.PKCS1v15(), hashes.SHA256())
+        count += 1
+    return count / (time.perf_counter() - started)
+
+
+async def raw_post_rate(urls: list[str], body: bytes, concurrency: int) -> float:
+    """Baseline: plain aiohttp POSTs (no signing, no queue) to the same sinks."""
+    connector = aiohttp.TCPConnector(limit=256, limit_per_host=8)
+    semaphore = asyncio.Semaphore(concurrency)
+    async with aiohttp.ClientSession(connector=connector) as session:
+        async def post(url: str) -> None:
+            async with semaphore, session.post(
+                    url, data=body, headers={"Content-Type": "application/activity+json"}
+            ) as response:
+                await response.read()
+
+        started = time.perf_counter()
+        await asyncio.gather(*(post(u) for u in urls))
+        return len(urls) / (time.perf_counter() - started)
+
+
+def table(title: str, headers: list[str], rows: list[list[Any]]) -> str:
+    cells = [[str(h) for h in headers]] + [[_fmt(c) for c in row] for row in rows]
+    widths = [max(len(r[i]) for r in cells) for i in range(len(headers))]
+    lines = [f"\n## {title}", "| " + " | ".join(h.ljust(w) for h, w in zip(cells[0], widths,
+                                                                            strict=True)) + " |",
+             "|" + "|".join("-" * (w + 2) for w in widths) + "|"]
+    for row in cells[1:]:
+        lines.append("| " + " | ".join(c.rjust(w) for c, w in zip(row, widths, strict=True))
+                     + " |")
+    return "\n".join(lines)
+
+
+def _fmt(value: Any) -> str:
+    if isinstance(value, float):
+        return f"{value:,.2f}" if value < 100 else f"{value:,.0f}"
+    if isinstance(value, int):
+        return f"{value:,}"
+    return str(value)

@@ -1,0 +1,113 @@
+"""Inbox sinks for the benchmarks, run as their own process (the node under
+test keeps its core): N loopback ports, each a distinct "host". Counts what
+arrives per (inbox, activity), verifies a sample of signatures against keys it
+fetches from the node, and serves actor documents for the ingest benchmark.
+
+Prints one JSON line with its ports, then serves until killed.
+Control: GET /_stats on the first port.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import resource
+import sys
+from collections import Counter
+from datetime import UTC, datetime
+from pathlib import Path
+
+from aiohttp import ClientSession, web
+
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+
+from node import keys, signatures  # noqa: E402
+
+received: Counter[tuple[str, str]] = Counter()
+stats = {"posts": 0, "verified": 0, "bad": 0}
+public_keys: dict[str, keys.PublicKey] = {}
+actor_docs: dict[str, bytes] = {}
+
+
+async def key_for(key_id: str, session: ClientSession) -> keys.PublicKey:
+    if key_id not in public_keys:
+        async with session.get(key_id.split("#")[0],
+                               headers={"Accept": "application/activity+json"}) as r:
+            doc = await r.json(content_type=None)
+        public_keys[key_id] = keys.load_public_pem(doc["publicKey"]["publicKeyPem"])
+    return public_keys[key_id]
+
+
+def make_app(verify_every: int, session_holder: list[ClientSession]) -> web.Application:
+    async def inbox(request: web.Request) -> web.Response:
+        body = await request.read()
+        stats["posts"] += 1
+        try:
+            activity_id = json.loads(body).get("id", "")
+        except ValueError:
+            activity_id = ""
+        received[(request.host + request.path, activity_id)] += 1
+        if verify_every and stats["posts"] % verify_every == 0:
+            try:
+                parsed = signatures.parse_request_signature(
+                    method="POST", target_uri=f"http://{request.host}{request.path_qs}",
+                    headers=request.headers, now=datetime.now(UTC), require_digest=True)
+                signatures.verify_body_digest(request.headers, body)
+                signatures.verify_signature(parsed, await key_for(parsed.key_id,
+                                                                  session_holder[0]))
+                stats["verified"] += 1
+            except Exception:  # noqa: BLE001 - any failure is a bad signature here
+                stats["bad"] += 1
+        return web.Response(status=202)
+
+    async def stats_view(request: web.Request) -> web.Response:
+        duplicates = sum(n - 1 for n in received.values() if n > 1)
+        return web.json_response({**stats, "distinct": len(received),
+                                  "duplicates": duplicates})
+
+    async def reset(request: web.Request) -> web.Response:
+        received.clear()
+        stats.update(posts=0, verified=0, bad=0)
+        return web.json_response({"ok": True})
+
+    async def actor(request: web.Request) -> web.Response:
+        doc = actor_docs.get(request.match_info["name"])
+        if doc is None:
+            return web.Response(status=404)
+        return web.Response(body=doc, content_type="application/activity+json")
+
+    app = web.Application(client_max_size=2 * 1024 * 1024)
+    app.router.add_get("/_stats", stats_view)
+    app.router.add_post("/_reset", reset)
+    app.router.add_get("/users/{name}", actor)
+    app.router.add_post("/{tail:.*}", inbox)
+    return app
+
+
+async def main() -> None:
+    parser = argparse.ArgumentParser()
+    parser.add_argument("--ports", type=int, default=10)
+    parser.add_argument("--verify-every", type=int, default=0)
+    parser.add_argument("--actors", help="a JSON file {name: actor document} to serve")
+    args = parser.parse_args()
+    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    resource.setrlimit(resource.RLIMIT_NOFILE, (hard, hard))
+    if args.actors:
+        for name, doc in json.loads(Path(args.actors).read_text()).items():
+            actor_docs[name] = json.dumps(doc).encode()
+    holder: list[ClientSession] = [ClientSession()]
+    app = make_app(args.verify_every, holder)
+    runner = web.AppRunner(app, access_log=None)
+    await runner.setup()
+    ports = []
+    for _ in range(args.ports):
+        site = web.TCPSite(runner, "127.0.0.1", 0, backlog=2048)
+        await site.start()
+        ports.append(site._server.sockets[0].getsockname()[1])  # type: ignore[union-attr]
+    print(json.dumps({"ports": ports}), flush=True)
+    await asyncio.Event().wait()
+
+
+if __name__ == "__main__":
+    asyncio.run(main())
