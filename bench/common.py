@@ -51,6 +51,13 @@ async def sink_stats(port: int) -> dict[str, Any]:
         return dict(await response.json())
 
 
+async def sink_key(port: int, key_id: str, pem: str) -> None:
+    """Tell the sinks the signing key, so they verify without fetching it."""
+    async with aiohttp.ClientSession() as session, \
+            session.post(f"http://127.0.0.1:{port}/_key", json={"key_id": key_id, "pem": pem}):
+        pass
+
+
 async def sink_reset(port: int) -> None:
     async with aiohttp.ClientSession() as session, \
             session.post(f"http://127.0.0.1:{port}/_reset"):
@@ -106,3 +113,57 @@ def _fmt(value: Any) -> str:
     if isinstance(value, int):
         return f"{value:,}"
     return str(value)
+
+
+class Server:
+    """A `hambastegi serve` (or the bare baseline app) in its own process."""
+
+    def __init__(self, argv: list[str], env: dict[str, str], port: int) -> None:
+        self.port = port
+        self.proc = subprocess.Popen(argv, env=env, stdout=subprocess.DEVNULL,
+                                     stderr=subprocess.DEVNULL)
+        deadline = time.monotonic() + 30
+        while time.monotonic() < deadline:
+            try:
+                with socket.create_connection(("127.0.0.1", port), timeout=0.2):
+                    return
+            except OSError:
+                time.sleep(0.05)
+        raise RuntimeError(f"server on {port} did not start")
+
+    @property
+    def base(self) -> str:
+        return f"http://127.0.0.1:{self.port}"
+
+    def rss(self) -> float:
+        return rss_mb(self.proc.pid)
+
+    def stop(self) -> None:
+        self.proc.terminate()
+        self.proc.wait(timeout=15)
+
+
+def node_env(data_dir: str, port: int, **extra: str) -> dict[str, str]:
+    return {**os.environ, "HAMBASTEGI_DATA_DIR": data_dir,
+            "HAMBASTEGI_BASE_URL": f"http://127.0.0.1:{port}",
+            "HAMBASTEGI_ALLOW_PRIVATE_NETWORKS": "1", "HAMBASTEGI_LOG_LEVEL": "WARNING",
+            **extra}
+
+
+def cli(env: dict[str, str], *args: str) -> str:
+    result = subprocess.run([PYTHON, "-m", "node.cli", *args], env=env, capture_output=True,
+                            text=True, check=True, cwd=ROOT)
+    return result.stdout.strip()
+
+
+def start_node(data_dir: str, **extra: str) -> Server:
+    port = free_port()
+    env = node_env(data_dir, port, **extra)
+    return Server([PYTHON, "-m", "node.cli", "serve", "--port", str(port)], env, port)
+
+
+def start_bare() -> Server:
+    port = free_port()
+    return Server([PYTHON, "-m", "uvicorn", "bench.bare_app:app", "--port", str(port),
+                   "--no-access-log", "--log-level", "warning"],
+                  {**os.environ, "PYTHONPATH": str(ROOT)}, port)

@@ -71,6 +71,16 @@ def make_app(verify_every: int, session_holder: list[ClientSession]) -> web.Appl
         stats.update(posts=0, verified=0, bad=0)
         return web.json_response({"ok": True})
 
+    async def register_key(request: web.Request) -> web.Response:
+        data = await request.json()
+        public_keys[data["key_id"]] = keys.load_public_pem(data["pem"])
+        return web.json_response({"ok": True})
+
+    async def register_actor(request: web.Request) -> web.Response:
+        data = await request.json()
+        actor_docs[data["name"]] = json.dumps(data["doc"]).encode()
+        return web.json_response({"ok": True})
+
     async def actor(request: web.Request) -> web.Response:
         doc = actor_docs.get(request.match_info["name"])
         if doc is None:
@@ -80,6 +90,8 @@ def make_app(verify_every: int, session_holder: list[ClientSession]) -> web.Appl
     app = web.Application(client_max_size=2 * 1024 * 1024)
     app.router.add_get("/_stats", stats_view)
     app.router.add_post("/_reset", reset)
+    app.router.add_post("/_key", register_key)
+    app.router.add_post("/_actor", register_actor)
     app.router.add_get("/users/{name}", actor)
     app.router.add_post("/{tail:.*}", inbox)
     return app

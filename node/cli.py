@@ -127,6 +127,19 @@ def cmd_status(args: argparse.Namespace, settings: Settings) -> None:
     with_node(settings, print_status)
 
 
+def cmd_db_copy(args: argparse.Namespace, settings: Settings) -> None:
+    from node.dbcopy import CopyError, copy_database
+    from node.settings import normalise_database_url
+
+    try:
+        copied = asyncio.run(copy_database(settings.database_url,
+                                           normalise_database_url(args.to)))
+    except CopyError as exc:
+        raise CliError(str(exc)) from exc
+    for table, count in copied.items():
+        print(f"{table}\t{count}")
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="hambastegi", description=__doc__)
     parser.add_argument("--config", help="KEY=VALUE settings file (env vars win)")
@@ -143,6 +156,11 @@ def build_parser() -> argparse.ArgumentParser:
     serve.set_defaults(func=cmd_serve)
     sub.add_parser("worker", help="delivery worker only").set_defaults(func=cmd_worker)
     sub.add_parser("status", help="queue depth and failing hosts").set_defaults(func=cmd_status)
+    database = sub.add_parser("db", help="database tools").add_subparsers(dest="db_cmd",
+                                                                          required=True)
+    copy = database.add_parser("copy", help="copy all data into another (empty) database")
+    copy.add_argument("--to", required=True, help="e.g. postgresql://user@host/db")
+    copy.set_defaults(func=cmd_db_copy)
 
     group = sub.add_parser("group", help="manage groups").add_subparsers(dest="group_cmd",
                                                                           required=True)

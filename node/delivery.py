@@ -108,8 +108,8 @@ async def claim(db: Database, worker_id: str, limit: int, lease: timedelta) -> l
         )
         if not db.is_sqlite:
             query = query.with_for_update(skip_locked=True)
-        # sqlmodel's exec() has no overload for five columns; execute() is the same call.
-        rows = [tuple(r) for r in (await session.execute(query)).all()]
+        # sqlmodel's exec() types selects of at most four columns.
+        rows = [tuple(r) for r in (await session.exec(query)).all()]  # type: ignore[call-overload]
         if not rows:
             return []
         hosts = {row[3] for row in rows}
