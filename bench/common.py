@@ -33,12 +33,9 @@ def free_port() -> int:
         return int(sock.getsockname()[1])
 
 
-def start_sinks(ports: int, *, verify_every: int = 0, actors: Path | None = None
-                ) -> tuple[subprocess.Popen[str], list[int]]:
+def start_sinks(ports: int, *, verify_every: int = 0) -> tuple[subprocess.Popen[str], list[int]]:
     cmd = [PYTHON, str(ROOT / "bench" / "sinkserver.py"), "--ports", str(ports),
            "--verify-every", str(verify_every)]
-    if actors is not None:
-        cmd += ["--actors", str(actors)]
     proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, text=True)
     assert proc.stdout is not None
     line = proc.stdout.readline()

@@ -19,13 +19,20 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from bench.common import (  # noqa: E402
-    raw_post_rate, rsa_sign_rate, rss_mb, sink_key, sink_reset, sink_stats, start_sinks, table,
+from bench.common import (
+    raw_post_rate,
+    rsa_sign_rate,
+    rss_mb,
+    sink_key,
+    sink_reset,
+    sink_stats,
+    start_sinks,
+    table,
 )
-from node import migrate, operations, publishing  # noqa: E402
-from node.models import Follower  # noqa: E402
-from node.runtime import Node  # noqa: E402
-from node.settings import Settings  # noqa: E402
+from node import migrate, operations, publishing
+from node.models import Follower
+from node.runtime import Node
+from node.settings import Settings
 
 
 async def run_size(followers: int, hosts: int, ports: list[int], shared: bool,

@@ -21,8 +21,8 @@ import aiohttp
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from bench.common import cli, node_env, start_bare, start_node, start_sinks, table  # noqa: E402
-from node import keys, signatures  # noqa: E402
+from bench.common import start_bare, start_node, start_sinks, table
+from node import keys, signatures
 
 
 async def register_actors(port: int, count: int) -> list[tuple[str, keys.PrivateKey]]:

@@ -22,7 +22,7 @@ from aiohttp import ClientSession, web
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from node import keys, signatures  # noqa: E402
+from node import keys, signatures
 
 received: Counter[tuple[str, str]] = Counter()
 stats = {"posts": 0, "verified": 0, "bad": 0}
@@ -57,7 +57,7 @@ def make_app(verify_every: int, session_holder: list[ClientSession]) -> web.Appl
                 signatures.verify_signature(parsed, await key_for(parsed.key_id,
                                                                   session_holder[0]))
                 stats["verified"] += 1
-            except Exception:  # noqa: BLE001 - any failure is a bad signature here
+            except Exception:
                 stats["bad"] += 1
         return web.Response(status=202)
 
@@ -101,13 +101,9 @@ async def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("--ports", type=int, default=10)
     parser.add_argument("--verify-every", type=int, default=0)
-    parser.add_argument("--actors", help="a JSON file {name: actor document} to serve")
     args = parser.parse_args()
-    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    _soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
     resource.setrlimit(resource.RLIMIT_NOFILE, (hard, hard))
-    if args.actors:
-        for name, doc in json.loads(Path(args.actors).read_text()).items():
-            actor_docs[name] = json.dumps(doc).encode()
     holder: list[ClientSession] = [ClientSession()]
     app = make_app(args.verify_every, holder)
     runner = web.AppRunner(app, access_log=None)
