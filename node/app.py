@@ -96,7 +96,7 @@ def build_routes() -> list[Route]:
         Route("/.well-known/webfinger", webfinger.webfinger),
         Route("/.well-known/host-meta", webfinger.host_meta),
         Route("/.well-known/nodeinfo", nodeinfo.well_known),
-        Route("/nodeinfo/2.1", nodeinfo.nodeinfo),
+        Route("/nodeinfo/{version}", nodeinfo.nodeinfo),
         Route("/actor", documents.instance_actor),
         Route("/actor/inbox", inbox.receive_instance, methods=["POST"]),
         Route("/inbox", inbox.receive, methods=["POST"]),

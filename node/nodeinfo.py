@@ -13,6 +13,7 @@ from node.runtime import Node
 from node.urls import INSTANCE_USERNAME
 
 SCHEMA_21 = "http://nodeinfo.diaspora.software/ns/schema/2.1"
+SCHEMA_20 = "http://nodeinfo.diaspora.software/ns/schema/2.0"
 APPLICATION_REL = "https://www.w3.org/ns/activitystreams#Application"
 
 
@@ -22,6 +23,8 @@ async def well_known(request: Request) -> Response:
         {
             "links": [
                 {"rel": SCHEMA_21, "href": f"{node.settings.base_url}/nodeinfo/2.1"},
+                # 2.0 as well: several clients (bovine, older servers) only read it.
+                {"rel": SCHEMA_20, "href": f"{node.settings.base_url}/nodeinfo/2.0"},
                 {"rel": APPLICATION_REL, "href": node.urls.actor(INSTANCE_USERNAME)},
             ]
         },
@@ -31,7 +34,10 @@ async def well_known(request: Request) -> Response:
 
 async def nodeinfo(request: Request) -> Response:
     node: Node = request.app.state.node
-    cached = node.doc_cache.get(("nodeinfo",))
+    version = request.path_params.get("version", "2.1")
+    if version not in ("2.0", "2.1"):
+        return JSONResponse({"error": "NodeInfo 2.0 and 2.1 are served"}, status_code=404)
+    cached = node.doc_cache.get(("nodeinfo", version))
     if cached is None:
         async with node.db.read() as session:
             groups = (
@@ -46,14 +52,13 @@ async def nodeinfo(request: Request) -> Response:
                     .where(col(LocalObject.deleted_at).is_(None))
                 )
             ).one()
+        software = {"name": "hambastegi", "version": __version__}
+        if version == "2.1":  # 2.0's schema has no repository/homepage
+            software["repository"] = "https://codeberg.org/hambastegi/hambastegi"
+            software["homepage"] = node.settings.base_url
         doc = {
-            "version": "2.1",
-            "software": {
-                "name": "hambastegi",
-                "version": __version__,
-                "repository": "https://codeberg.org/hambastegi/hambastegi",
-                "homepage": node.settings.base_url,
-            },
+            "version": version,
+            "software": software,
             "protocols": ["activitypub"],
             "services": {"inbound": [], "outbound": []},
             "openRegistrations": False,
@@ -61,9 +66,9 @@ async def nodeinfo(request: Request) -> Response:
             "usage": {"users": {"total": int(groups)}, "localPosts": int(posts)},
             "metadata": {"nodeName": node.settings.host},
         }
-        cached = node.doc_cache.put(("nodeinfo",), doc, ttl=300)
+        cached = node.doc_cache.put(("nodeinfo", version), doc, ttl=300)
     return Response(
         cached,
-        media_type='application/json; profile="http://nodeinfo.diaspora.software/ns/schema/2.1#"',
+        media_type=f'application/json; profile="http://nodeinfo.diaspora.software/ns/schema/{version}#"',
         headers={"Access-Control-Allow-Origin": "*"},
     )

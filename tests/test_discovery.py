@@ -123,6 +123,11 @@ async def test_nodeinfo_21(live_node: LiveNode, group: str) -> None:
     assert info["protocols"] == ["activitypub"]
     assert info["usage"]["users"]["total"] == 1
     assert info["openRegistrations"] is False
+    href20 = next(link["href"] for link in links
+                  if link["rel"] == "http://nodeinfo.diaspora.software/ns/schema/2.0")
+    info20 = (await get(href20)).json()
+    assert info20["version"] == "2.0" and "repository" not in info20["software"]
+    assert (await get(live_node.url("/nodeinfo/3.0"))).status_code == 404
 
 
 async def test_host_meta_points_at_webfinger(live_node: LiveNode) -> None:
