@@ -97,10 +97,10 @@ async def main() -> None:
     sinks, ports = start_sinks(max_hosts, verify_every=50)
     try:
         sign_rate = rsa_sign_rate()
+        # Same shape as the fan-out: one POST to each of 1,000 hosts, new connections.
         baseline_urls = [f"http://127.0.0.1:{p}/inbox" for p in ports[:min(max_hosts, 1000)]]
         body = b'{"id":"http://x/1","type":"Create"}' + b" " * 900
-        await raw_post_rate(baseline_urls[:50], body, args.concurrency)  # warm up
-        post_rate = await raw_post_rate(baseline_urls * 2, body, args.concurrency)
+        post_rate = await raw_post_rate(baseline_urls, body, args.concurrency)
         floor = min(sign_rate, post_rate)
         results = []
         for followers, hosts in sizes:

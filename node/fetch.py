@@ -286,9 +286,13 @@ class GuardedClient:
 
     async def post_activity(self, url: str, body: bytes, *, signer: Signer,
                             scheme: Scheme) -> PostResult:
+        return await self.post_signed(url, body, signer("POST", url, body, scheme))
+
+    async def post_signed(self, url: str, body: bytes,
+                          signature_headers: Mapping[str, str]) -> PostResult:
+        """POST with headers already signed (the caller may sign off the event loop)."""
         started = time.perf_counter()
-        headers = {"Content-Type": "application/activity+json", **signer("POST", url, body,
-                                                                          scheme)}
+        headers = {"Content-Type": "application/activity+json", **signature_headers}
         status, response_headers, _, _ = await self._request("POST", url, headers=headers,
                                                              body=body)
         return PostResult(status, response_headers.get("Retry-After"),
