@@ -61,6 +61,7 @@ class Node:
             concurrency=self.settings.delivery_concurrency,
             poll_seconds=self.settings.worker_poll_seconds,
             lease=timedelta(seconds=self.settings.delivery_lease_seconds),
+            batch=self.settings.delivery_batch,
         )
 
     @property

@@ -73,6 +73,8 @@ class Settings:
     # How long a worker owns a claimed delivery; after that a crashed
     # worker's rows are due again (delivery.py).
     delivery_lease_seconds: float = 120.0
+    # Rows one worker claims at a time (its lease covers them all).
+    delivery_batch: int = 500
     # FEP-67ff / "authorized fetch": refuse unsigned GETs of AS documents.
     authorized_fetch: bool = False
     # Publish who follows each group (off: only the count; see collections.py).
@@ -120,9 +122,10 @@ class Settings:
             concurrency = int(merged.get(PREFIX + "DELIVERY_CONCURRENCY", "64"))
             poll = float(merged.get(PREFIX + "WORKER_POLL_SECONDS", "1.0"))
             lease = float(merged.get(PREFIX + "DELIVERY_LEASE_SECONDS", "120"))
+            batch = int(merged.get(PREFIX + "DELIVERY_BATCH", "500"))
         except ValueError as exc:
             raise SettingsError(f"malformed number in settings: {exc}") from exc
-        if concurrency < 1 or poll <= 0 or lease <= 0:
+        if concurrency < 1 or poll <= 0 or lease <= 0 or batch < 1:
             raise SettingsError("delivery concurrency and poll interval must be positive")
         return cls(
             base_url=base_url,
@@ -132,6 +135,7 @@ class Settings:
             delivery_concurrency=concurrency,
             worker_poll_seconds=poll,
             delivery_lease_seconds=lease,
+            delivery_batch=batch,
             authorized_fetch=_truthy(merged.get(PREFIX + "AUTHORIZED_FETCH")),
             show_followers=_truthy(merged.get(PREFIX + "SHOW_FOLLOWERS")),
             log_level=merged.get(PREFIX + "LOG_LEVEL", "INFO").upper(),

@@ -55,6 +55,7 @@ async def queue(tmp_path: Path, databases: DatabaseFactory) -> AsyncIterator[Que
            "HAMBASTEGI_ALLOW_PRIVATE_NETWORKS": "1",
            "HAMBASTEGI_WORKER_POLL_SECONDS": "0.1",
            "HAMBASTEGI_DELIVERY_CONCURRENCY": "8",
+           "HAMBASTEGI_DELIVERY_BATCH": "100",
            "HAMBASTEGI_DELIVERY_LEASE_SECONDS": "3"}
     node = Node(Settings.load(environ=env))
     await node.start()
