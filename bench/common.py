@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import json
 import os
+import signal
 import socket
 import subprocess
 import sys
@@ -136,8 +137,9 @@ class Server:
         return rss_mb(self.proc.pid)
 
     def stop(self) -> None:
-        self.proc.terminate()
-        self.proc.wait(timeout=15)
+        # SIGINT: uvicorn shuts down cleanly (and a profiler writes its report).
+        self.proc.send_signal(signal.SIGINT)
+        self.proc.wait(timeout=30)
 
 
 def node_env(data_dir: str, port: int, **extra: str) -> dict[str, str]:
@@ -154,9 +156,14 @@ def cli(env: dict[str, str], *args: str) -> str:
 
 
 def start_node(data_dir: str, **extra: str) -> Server:
+    """`hambastegi serve`; BENCH_PROFILE=file.txt runs it under pyinstrument."""
     port = free_port()
     env = node_env(data_dir, port, **extra)
-    return Server([PYTHON, "-m", "node.cli", "serve", "--port", str(port)], env, port)
+    argv = [PYTHON, "-m", "node.cli", "serve", "--port", str(port)]
+    if os.environ.get("BENCH_PROFILE"):
+        argv = [PYTHON, "-m", "pyinstrument", "-r", "text", "-o",
+                os.environ["BENCH_PROFILE"], *argv[1:]]
+    return Server(argv, env, port)
 
 
 def start_bare() -> Server:

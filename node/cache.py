@@ -46,3 +46,29 @@ class DocCache:
 
     def clear(self) -> None:
         self._entries.clear()
+
+
+class KeyCache:
+    """Verified-sender keys in memory: the inbox's hot path must not query the
+    database (or parse PEM) per request. Entries expire, and any refresh of
+    the actor (Update, rotation) drops them at once in this process."""
+
+    def __init__(self, ttl: float = 600.0, max_entries: int = 10_000) -> None:
+        self._ttl = ttl
+        self._max = max_entries
+        self._entries: dict[str, tuple[float, Any]] = {}
+
+    def get(self, key_id: str) -> Any:
+        entry = self._entries.get(key_id)
+        if entry is None or entry[0] < time.monotonic():
+            return None
+        return entry[1]
+
+    def put(self, key_id: str, value: Any) -> None:
+        if len(self._entries) >= self._max:
+            self._entries.clear()
+        self._entries[key_id] = (time.monotonic() + self._ttl, value)
+
+    def forget_actor(self, actor_uri: str) -> None:
+        for key_id in [k for k, (_, v) in self._entries.items() if v[0].uri == actor_uri]:
+            del self._entries[key_id]

@@ -9,13 +9,14 @@ by activity id) → 202.
 
 from __future__ import annotations
 
+import asyncio
 import logging
 from datetime import timedelta
 from typing import Any
 
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
-from sqlmodel import select
+from sqlmodel import col, select
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 
@@ -162,28 +163,67 @@ def check_content(activity: dict[str, Any], activity_type: str) -> None:
             raise Rejected(400, "bad_event", str(exc)) from exc
 
 
+class InboxWriter:
+    """Group commit for the inbox: requests arriving together share one INSERT
+    and one commit. Each request still gets its 202 only after the commit that
+    holds its row (verify → store → 202), and learns whether its activity id
+    was new (idempotency)."""
+
+    def __init__(self, node: Node, max_batch: int = 500) -> None:
+        self._node = node
+        self._max = max_batch
+        self._pending: list[tuple[dict[str, Any], asyncio.Future[bool]]] = []
+        self._flushing = False
+
+    async def add(self, values: dict[str, Any]) -> bool:
+        future: asyncio.Future[bool] = asyncio.get_running_loop().create_future()
+        self._pending.append((values, future))
+        if not self._flushing:
+            self._flushing = True
+            asyncio.get_running_loop().create_task(self._flush())
+        return await future
+
+    async def _flush(self) -> None:
+        try:
+            while self._pending:
+                await asyncio.sleep(0)  # one loop turn: let concurrent requests join
+                batch, self._pending = self._pending[:self._max], self._pending[self._max:]
+                try:
+                    inserted = await self._insert([values for values, _ in batch])
+                except Exception as exc:  # every waiting request must hear of it
+                    for _, future in batch:
+                        if not future.done():
+                            future.set_exception(exc)
+                    continue
+                seen: set[str] = set()
+                for values, future in batch:
+                    activity_id = values["activity_id"]
+                    future.set_result(activity_id in inserted and activity_id not in seen)
+                    seen.add(activity_id)
+        finally:
+            self._flushing = False
+
+    async def _insert(self, rows: list[dict[str, Any]]) -> set[str]:
+        insert = sqlite_insert if self._node.db.is_sqlite else pg_insert
+        # One cached statement executed with many parameter sets ("insertmanyvalues"):
+        # compiling a fresh multi-row VALUES per batch cost more than the insert.
+        stmt = (insert(InboxItem)
+                .on_conflict_do_nothing(index_elements=["activity_id"])
+                .returning(col(InboxItem.activity_id)))
+        async with self._node.db.write() as session:
+            result = await session.exec(stmt, params=rows)
+            return {row[0] for row in result.all()}
+
+
 async def store(node: Node, activity: dict[str, Any], activity_id: str, activity_type: str,
                 actor_id: str, recipient_id: int | None) -> bool:
     """Insert once; a redelivery of the same id is a no-op (idempotency)."""
-    insert = sqlite_insert if node.db.is_sqlite else pg_insert
-    stmt = (
-        insert(InboxItem)
-        .values(
-            activity_id=activity_id,
-            activity_type=activity_type,
-            actor_uri=actor_id,
-            recipient_id=recipient_id,
-            body=activity,
-            state="pending",
-            attempts=0,
-            next_attempt_at=utcnow(),
-            received_at=utcnow(),
-        )
-        .on_conflict_do_nothing(index_elements=["activity_id"])
-    )
-    async with node.db.write() as session:
-        result = await session.exec(stmt)
-    return bool(getattr(result, "rowcount", 0))
+    now = utcnow()
+    return await node.inbox_writer.add({
+        "activity_id": activity_id, "activity_type": activity_type, "actor_uri": actor_id,
+        "recipient_id": recipient_id, "body": activity, "state": "pending", "attempts": 0,
+        "next_attempt_at": now, "received_at": now,
+    })
 
 
 async def receive(request: Request) -> Response:

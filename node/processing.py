@@ -328,7 +328,8 @@ async def claim(node: Node, limit: int = 50) -> list[InboxItem]:
     return items
 
 
-async def process_item(node: Node, item: InboxItem) -> None:
+async def process_item(node: Node, item: InboxItem) -> str | None:
+    """Run every handler of the item's type; returns the error, if any."""
     error: str | None = None
     for handler in HANDLERS.get(item.activity_type, []):
         try:
@@ -337,33 +338,37 @@ async def process_item(node: Node, item: InboxItem) -> None:
             error = f"{type(exc).__name__}: {exc}"[:400]
             log.warning("inbox item failed", extra={"activity_type": item.activity_type,
                                                     "error": error}, exc_info=True)
+    return error
+
+
+async def record_results(node: Node, results: list[tuple[InboxItem, str | None]]) -> None:
+    """One transaction per batch: most items simply become ``done``."""
+    now = utcnow()
+    done = [item.id for item, error in results if error is None]
     async with node.db.write() as session:
-        stored = await session.get(InboxItem, item.id)
-        if stored is None:
-            return
-        if error is None:
-            stored.state = "done"
-            stored.processed_at = utcnow()
-            stored.error = None
-        elif stored.attempts >= MAX_ATTEMPTS:
-            stored.state = "failed"
-            stored.error = error
-        else:
-            stored.state = "pending"
-            stored.error = error
-            stored.next_attempt_at = utcnow() + timedelta(seconds=30 * 2 ** stored.attempts)
-        session.add(stored)
+        if done:
+            await session.exec(update(InboxItem).where(col(InboxItem.id).in_(done))
+                               .values(state="done", processed_at=now, error=None))
+        for item, error in results:
+            if error is None:
+                continue
+            if item.attempts >= MAX_ATTEMPTS:
+                values: dict[str, object] = {"state": "failed", "error": error}
+            else:
+                values = {"state": "pending", "error": error,
+                          "next_attempt_at": now + timedelta(seconds=30 * 2 ** item.attempts)}
+            await session.exec(update(InboxItem).where(col(InboxItem.id) == item.id)
+                               .values(**values))
 
 
 async def process_pending(node: Node) -> int:
     """Process everything due now; returns how many items were handled."""
     done = 0
     while True:
-        items = await claim(node)
+        items = await claim(node, limit=200)
         if not items:
             return done
-        for item in items:
-            await process_item(node, item)
+        await record_results(node, [(item, await process_item(node, item)) for item in items])
         done += len(items)
         node.delivery_wake()
 

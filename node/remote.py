@@ -130,6 +130,7 @@ async def store_actor(node: Node, actor: RemoteActor) -> RemoteActor:
             "raw", "fetched_at", "deleted",
         )
     }
+    node.key_cache.forget_actor(actor.uri)
     insert = sqlite_insert if node.db.is_sqlite else pg_insert
     stmt = insert(RemoteActor).values(**values)
     stmt = stmt.on_conflict_do_update(
@@ -173,6 +174,9 @@ async def lookup_key(
     """
     actor: RemoteActor | None = None
     if not refresh:
+        cached: tuple[RemoteActor, keys.PublicKey] | None = node.key_cache.get(key_id)
+        if cached is not None:
+            return cached
         async with node.db.read() as session:
             actor = (
                 await session.exec(
@@ -196,7 +200,9 @@ async def lookup_key(
         if not same_origin(parsed.uri, key_id):
             raise RemoteError("bad_key", "key and actor on different origins")
         actor = await store_actor(node, parsed)
-    return actor, _key_from_actor(actor, key_id)
+    found = actor, _key_from_actor(actor, key_id)
+    node.key_cache.put(key_id, found)
+    return found
 
 
 def _key_from_actor(actor: RemoteActor, key_id: str) -> keys.PublicKey:

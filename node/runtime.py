@@ -8,7 +8,7 @@ from collections.abc import Callable
 from datetime import timedelta
 from typing import Literal
 
-from node.cache import DocCache
+from node.cache import DocCache, KeyCache
 from node.db import Database
 from node.delivery import DeliveryWorker
 from node.fetch import GuardedClient, allow_all_policy, public_address_policy
@@ -40,6 +40,10 @@ class Node:
         )
         self.inbox_wake = asyncio.Event()
         self.doc_cache = DocCache()
+        self.key_cache = KeyCache()
+        from node.inbox import InboxWriter  # inbox imports this module
+
+        self.inbox_writer = InboxWriter(self)
         # Set by the in-process delivery worker so publishing sends at once.
         self.delivery_wake: Callable[[], None] = lambda: None
         self._instance_signer: RequestSigner | None = None
