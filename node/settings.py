@@ -75,8 +75,6 @@ class Settings:
     delivery_lease_seconds: float = 120.0
     # Rows one worker claims at a time (its lease covers them all).
     delivery_batch: int = 500
-    # FEP-67ff / "authorized fetch": refuse unsigned GETs of AS documents.
-    authorized_fetch: bool = False
     # Publish who follows each group (off: only the count; see collections.py).
     show_followers: bool = False
     log_level: str = "INFO"
@@ -136,7 +134,6 @@ class Settings:
             worker_poll_seconds=poll,
             delivery_lease_seconds=lease,
             delivery_batch=batch,
-            authorized_fetch=_truthy(merged.get(PREFIX + "AUTHORIZED_FETCH")),
             show_followers=_truthy(merged.get(PREFIX + "SHOW_FOLLOWERS")),
             log_level=merged.get(PREFIX + "LOG_LEVEL", "INFO").upper(),
         )
