@@ -33,7 +33,9 @@ class DocCache:
         return entry[2] if entry is not None else None
 
     def put(self, key: Hashable, doc: Any, ttl: float = DEFAULT_TTL) -> bytes:
-        body = orjson.dumps(doc)
+        return self.put_raw(key, orjson.dumps(doc), ttl)
+
+    def put_raw(self, key: Hashable, body: bytes, ttl: float = DEFAULT_TTL) -> bytes:
         if len(self._entries) >= MAX_ENTRIES:
             self._entries.clear()
         etag = '"' + hashlib.sha256(body).hexdigest()[:32] + '"'

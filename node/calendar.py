@@ -7,9 +7,11 @@ get subtly wrong.
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
 from zoneinfo import ZoneInfo
 
-import icalendar
+if TYPE_CHECKING:
+    import icalendar
 from sqlmodel import col, select
 from starlette.requests import Request
 from starlette.responses import Response
@@ -30,6 +32,8 @@ def _title(obj: LocalObject) -> str:
 
 def vevent(node: Node, obj: LocalObject, event: Event, actor: LocalActor,
            organizers: list[tuple[str, str]]) -> icalendar.Event:
+    import icalendar  # only when a calendar is asked for: keeps idle memory low
+
     tz = ZoneInfo(event.timezone)
     item = icalendar.Event()
     item.add("uid", node.urls.object(obj.uuid))
@@ -63,6 +67,8 @@ def vevent(node: Node, obj: LocalObject, event: Event, actor: LocalActor,
 
 
 def calendar(name: str, events: list[icalendar.Event]) -> bytes:
+    import icalendar
+
     cal = icalendar.Calendar()
     cal.add("prodid", PRODID)
     cal.add("version", "2.0")

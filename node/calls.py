@@ -131,7 +131,7 @@ async def create_call(node: Node, username: str, body: dict[str, Any]) -> str:
         session.add(event)
         await session.flush()
         await send_event(session, node.urls, actor, obj, "Create")
-    node.delivery_wake()
+    node.changed()
     return node.urls.object(obj.uuid)
 
 
@@ -167,7 +167,7 @@ async def update_call(node: Node, object_id: str, body: dict[str, Any], *,
         session.add_all([obj, event])
         await session.flush()
         await send_event(session, node.urls, actor, obj, "Update")
-    node.delivery_wake()
+    node.changed()
     return node.urls.object(obj.uuid)
 
 
@@ -224,5 +224,5 @@ async def change_status(node: Node, object_id: str, status: str, *, start: str |
         await send_event(session, node.urls, actor, obj, "Update")
         if status != "scheduled":
             await _status_note(session, node.urls, actor, obj, event)
-    node.delivery_wake()
+    node.changed()
     return node.urls.object(obj.uuid)

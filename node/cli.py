@@ -224,7 +224,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     try:
         settings = load_settings(args)
         logs.configure(settings.log_level)
-        prepare(settings)
+        prepare(settings, long_running=args.func in (cmd_serve, cmd_worker))
         args.func(args, settings)
     except (SettingsError, operations.OperationError, CliError) as exc:
         print(f"hambastegi: {exc}", file=sys.stderr)

@@ -24,12 +24,18 @@ def load_settings(args: argparse.Namespace) -> Settings:
     return Settings.load(config_file=Path(args.config) if args.config else None)
 
 
-def prepare(settings: Settings) -> None:
+def prepare(settings: Settings, *, long_running: bool = False) -> None:
     """Data dir and schema: every command may be the first one run."""
     settings.data_dir.mkdir(parents=True, exist_ok=True)
     settings.media_dir.mkdir(parents=True, exist_ok=True)
     os.chmod(settings.data_dir, 0o700)  # keys and database live here
-    migrate.upgrade(settings.database_url)
+    if long_running:
+        try:
+            migrate.upgrade_in_child(settings.database_url)
+        except RuntimeError as exc:
+            raise CliError(str(exc)) from exc
+    else:
+        migrate.upgrade(settings.database_url)
 
 
 def with_node(settings: Settings, work: Callable[[Node], Awaitable[T]]) -> T:

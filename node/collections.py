@@ -65,13 +65,19 @@ def _respond(
 
 
 async def outbox(request: Request) -> Response:
-    node, actor = await _group(request)
-    if actor is None:
-        return JSONResponse({"error": "no such group"}, status_code=404)
+    node: Node = request.app.state.node
     try:
         page = _page_number(request)
     except ValueError as exc:
         return JSONResponse({"error": str(exc)}, status_code=400)
+    # A hot read: served from memory until something changes (cache.py).
+    key = ("outbox", request.path_params["username"], page)
+    cached = node.doc_cache.get(key)
+    if cached is not None:
+        return as_response(cached)
+    node, actor = await _group(request)
+    if actor is None:
+        return JSONResponse({"error": "no such group"}, status_code=404)
     base = select(Activity).where(
         Activity.local_actor_id == actor.id, col(Activity.in_outbox).is_(True)
     )
@@ -89,7 +95,9 @@ async def outbox(request: Request) -> Response:
                 doc = orjson.loads(row.body)
                 doc.pop("@context", None)
                 items.append(doc)
-    return _respond(node.urls.outbox(actor.username), int(total), page, items)
+    response = _respond(node.urls.outbox(actor.username), int(total), page, items)
+    node.doc_cache.put_raw(key, bytes(response.body))
+    return response
 
 
 async def followers(request: Request) -> Response:

@@ -73,7 +73,7 @@ async def invite(node: Node, object_id: str, target: str, *,
         existing.state = "invited"
         existing.updated_at = utcnow()
         session.add(existing)
-    node.delivery_wake()
+    node.changed()
     return invite_id
 
 
@@ -115,7 +115,7 @@ async def _send_update(node: Node, session: Any, event_id: int) -> None:
     session.add_all([obj, event])
     await session.flush()
     await send_event(session, node.urls, actor, obj, "Update")
-    node.delivery_wake()
+    node.changed()
 
 
 async def on_accept_invite(node: Node, item: InboxItem) -> None:
@@ -231,7 +231,7 @@ async def respond(node: Node, username: str, invitation_id: int, *, accept: bool
             )
             invitation.announce_activity_id = node.urls.activity(announce.uuid)
         session.add(invitation)
-    node.delivery_wake()
+    node.changed()
     return invitation.response_activity_id or ""
 
 
@@ -263,7 +263,7 @@ async def withdraw(node: Node, username: str, invitation_id: int) -> None:
             )
         invitation.state = "withdrawn"
         session.add(invitation)
-    node.delivery_wake()
+    node.changed()
 
 
 async def _accepted_invitations(node: Node, event_uri: str, author: str) -> list[Invitation]:
@@ -283,7 +283,7 @@ async def _relay(node: Node, invitation: Invitation, obj: Any) -> None:
             cc=[node.urls.followers(group.username)],
             inboxes=await publishing.follower_inboxes(session, group),
         )
-    node.delivery_wake()
+    node.changed()
 
 
 async def on_update_cosigned(node: Node, item: InboxItem) -> None:

@@ -41,10 +41,13 @@ def _sqlite_pragmas(dbapi_connection: Any, _record: Any) -> None:
 
 def _make_engine(url: str, *, immediate: bool) -> AsyncEngine:
     if url.startswith("sqlite"):
+        # No overflow: an overflow connection is closed after each use, and
+        # opening one (a thread, the file, the pragmas) cost more than the
+        # query; measured with bench/readpath.py.
         engine = create_async_engine(
             url,
-            pool_size=1 if immediate else 8,
-            max_overflow=0 if immediate else 8,
+            pool_size=1 if immediate else 16,
+            max_overflow=0,
             pool_timeout=60,
         )
         event.listen(engine.sync_engine, "connect", _sqlite_pragmas)

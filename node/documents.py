@@ -57,6 +57,20 @@ async def instance_actor(request: Request) -> Response:
 
 async def local_object(request: Request) -> Response:
     node: Node = request.app.state.node
+    as_json = wants_activity_json(request)
+    key = ("object", request.path_params["uuid"], as_json)
+    cached = node.doc_cache.get(key)
+    if cached is not None:
+        if as_json:
+            return as_response(cached, max_age=10)
+        return web.html_response(cached)
+    response = await _local_object(request, node)
+    if response.status_code == 200:
+        node.doc_cache.put_raw(key, bytes(response.body))
+    return response
+
+
+async def _local_object(request: Request, node: Node) -> Response:
     async with node.db.read() as session:
         obj = await publishing.get_object(session, request.path_params["uuid"])
         actor = await session.get(LocalActor, obj.local_actor_id) if obj else None

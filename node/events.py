@@ -17,9 +17,6 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
-from babel.core import UnknownLocaleError
-from babel.dates import format_datetime
-
 from node.groups import GroupError, validate_language
 from node.models import Event, LocalActor, LocalObject
 from node.text import html_to_plain, plain_to_html, sanitise_html
@@ -272,6 +269,11 @@ def local_time(dt: datetime, tz_name: str) -> datetime:
 
 
 def format_when(dt: datetime, tz_name: str, language: str) -> str:
+    # Imported here: Babel's locale data is only needed when an event is drawn,
+    # and keeping it out of start-up keeps an idle node small (bench/readpath.py).
+    from babel.core import UnknownLocaleError
+    from babel.dates import format_datetime
+
     local = local_time(dt, tz_name)
     try:
         text = format_datetime(local, "EEEE d MMMM y, HH:mm", locale=language.replace("-", "_"))

@@ -58,7 +58,7 @@ async def publish_note(node: Node, username: str, *, text: str,
                                                 language=language)
     except (publishing.PublishError, groups.GroupError) as exc:
         raise OperationError(str(exc)) from exc
-    node.delivery_wake()
+    node.changed()
     return node.urls.object(obj.uuid)
 
 
@@ -87,7 +87,7 @@ async def edit_note(node: Node, object_id: str, *, text: str,
             await publishing.edit_note(session, actor, fresh, node.urls, text=text)
     except publishing.PublishError as exc:
         raise OperationError(str(exc)) from exc
-    node.delivery_wake()
+    node.changed()
     return node.urls.object(obj.uuid)
 
 
@@ -100,7 +100,7 @@ async def delete_post(node: Node, object_id: str, *, allowed_actor: int | None =
             await publishing.delete_object(session, actor, fresh, node.urls)
     except publishing.PublishError as exc:
         raise OperationError(str(exc), status=410) from exc
-    node.delivery_wake()
+    node.changed()
     return node.urls.object(obj.uuid)
 
 
@@ -129,7 +129,7 @@ async def follow(node: Node, username: str, target: str) -> str:
         existing.follow_activity_id = follow_id
         existing.state = "pending"
         session.add(existing)
-    node.delivery_wake()
+    node.changed()
     return follow_id
 
 
@@ -150,7 +150,7 @@ async def unfollow(node: Node, username: str, target_uri: str) -> None:
             recipient=target_uri, inbox=remote_inbox,
         )
         await session.delete(existing)
-    node.delivery_wake()
+    node.changed()
 
 
 async def _inbox_of(node: Node, actor_uri: str) -> str:
@@ -183,7 +183,7 @@ async def decide_follow_request(node: Node, username: str, request_id: int, *,
         else:
             await processing.send_reject(session, node, actor, follower)
             await session.delete(follower)
-    node.delivery_wake()
+    node.changed()
 
 
 def hash_token(token: str) -> str:

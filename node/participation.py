@@ -113,7 +113,7 @@ async def decide(node: Node, username: str, participation_id: int, *, accept: bo
         participation.state = "accepted" if accept else "rejected"
         session.add(participation)
         await _answer(node, session, group, participation, accept, node.urls.object(obj.uuid))
-    node.delivery_wake()
+    node.changed()
 
 
 def install() -> None:

@@ -370,7 +370,7 @@ async def process_pending(node: Node) -> int:
             return done
         await record_results(node, [(item, await process_item(node, item)) for item in items])
         done += len(items)
-        node.delivery_wake()
+        node.changed()
 
 
 async def run(node: Node, stop: asyncio.Event) -> None:

@@ -58,6 +58,11 @@ class Node:
         await self.client.close()
         await self.db.dispose()
 
+    def changed(self) -> None:
+        """Something local changed: drop cached documents, wake the delivery worker."""
+        self.doc_cache.clear()
+        self.delivery_wake()
+
     def delivery_worker(self) -> DeliveryWorker:
         """A delivery worker over this node's database and client."""
         return DeliveryWorker(

@@ -11,14 +11,11 @@ import io
 import secrets
 from pathlib import Path
 
-from PIL import Image, ImageOps, UnidentifiedImageError
-
 MAX_UPLOAD = 10 * 1024 * 1024
 MAX_PIXELS = 40_000_000  # refuse decompression bombs before decoding
 MAX_SIDE = 2560
 ALLOWED_FORMATS = {"JPEG", "PNG", "WEBP", "GIF"}
 NAME_CHARS = frozenset("abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789-_")
-Image.MAX_IMAGE_PIXELS = MAX_PIXELS
 
 
 def valid_name(name: str) -> bool:
@@ -33,6 +30,10 @@ class UploadError(ValueError):
 
 def reencode(data: bytes) -> tuple[bytes, str, str, int, int]:
     """Return (bytes, media type, extension, width, height) of a clean copy."""
+    # Pillow is imported on the first upload only (idle memory, bench/readpath.py).
+    from PIL import Image, ImageOps, UnidentifiedImageError
+
+    Image.MAX_IMAGE_PIXELS = MAX_PIXELS
     if len(data) > MAX_UPLOAD:
         raise UploadError(f"image is larger than {MAX_UPLOAD // (1024 * 1024)} MiB")
     try:

@@ -37,7 +37,11 @@ def _versions(mapping: dict[str, str], primary: str) -> list[dict[str, Any]]:
 
 def render(template: str, status_code: int = 200, **context: Any) -> HTMLResponse:
     html = _env.get_template(template).render(direction=direction, **context)
-    return HTMLResponse(html, status_code=status_code, headers={
+    return html_response(html.encode(), status_code)
+
+
+def html_response(body: bytes, status_code: int = 200) -> HTMLResponse:
+    return HTMLResponse(body, status_code=status_code, headers={
         "Vary": "Accept",
         "Content-Security-Policy": "default-src 'self'; img-src 'self' https: data:; "
                                    "style-src 'self' 'unsafe-inline'; frame-ancestors 'none'",
