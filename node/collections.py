@@ -41,6 +41,18 @@ async def _group(request: Request) -> tuple[Node, LocalActor | None]:
     return node, actor
 
 
+async def _group_page(request: Request) -> tuple[Node, LocalActor, int | None] | Response:
+    """The group and the page asked for, or the error response (404, 400)."""
+    node, actor = await _group(request)
+    if actor is None:
+        return JSONResponse({"error": "no such group"}, status_code=404)
+    try:
+        page = _page_number(request)
+    except ValueError as exc:
+        return JSONResponse({"error": str(exc)}, status_code=400)
+    return node, actor, page
+
+
 def _respond(
     collection_id: str, total: int, page: int | None, items: list[Any], *, paged: bool = True
 ) -> Response:
@@ -101,13 +113,10 @@ async def outbox(request: Request) -> Response:
 
 
 async def followers(request: Request) -> Response:
-    node, actor = await _group(request)
-    if actor is None:
-        return JSONResponse({"error": "no such group"}, status_code=404)
-    try:
-        page = _page_number(request)
-    except ValueError as exc:
-        return JSONResponse({"error": str(exc)}, status_code=400)
+    setup = await _group_page(request)
+    if isinstance(setup, Response):
+        return setup
+    node, actor, page = setup
     show = node.settings.show_followers
     base = select(Follower.actor_uri).where(
         Follower.local_actor_id == actor.id, Follower.state == "accepted"
@@ -127,13 +136,10 @@ async def followers(request: Request) -> Response:
 
 
 async def following(request: Request) -> Response:
-    node, actor = await _group(request)
-    if actor is None:
-        return JSONResponse({"error": "no such group"}, status_code=404)
-    try:
-        page = _page_number(request)
-    except ValueError as exc:
-        return JSONResponse({"error": str(exc)}, status_code=400)
+    setup = await _group_page(request)
+    if isinstance(setup, Response):
+        return setup
+    node, actor, page = setup
     base = select(Following.target_uri).where(
         Following.local_actor_id == actor.id, Following.state == "accepted"
     )
@@ -149,13 +155,10 @@ async def following(request: Request) -> Response:
 
 
 async def featured(request: Request) -> Response:
-    node, actor = await _group(request)
-    if actor is None:
-        return JSONResponse({"error": "no such group"}, status_code=404)
-    try:
-        page = _page_number(request)
-    except ValueError as exc:
-        return JSONResponse({"error": str(exc)}, status_code=400)
+    setup = await _group_page(request)
+    if isinstance(setup, Response):
+        return setup
+    node, actor, page = setup
     base = select(LocalObject).where(
         LocalObject.local_actor_id == actor.id,
         col(LocalObject.pinned_at).is_not(None),
