@@ -73,8 +73,11 @@ def _id(value: Any) -> str | None:
 
 def target_uri(node: Node, request: Request) -> str:
     """The URI the sender signed: our public base URL, not what a proxy rewrote."""
+    # The raw path: Starlette's request.url.path is already percent-decoded,
+    # and the sender signed the path as it sent it.
+    raw = request.scope.get("raw_path") or request.url.path.encode()
     query = request.url.query
-    return node.settings.base_url + request.url.path + (f"?{query}" if query else "")
+    return node.settings.base_url + raw.decode("latin-1") + (f"?{query}" if query else "")
 
 
 def check_shape(activity: dict[str, Any]) -> tuple[str, str, str]:
