@@ -5,6 +5,7 @@ from __future__ import annotations
 import re
 
 import httpx
+import jsonschema
 import pytest
 
 from node import operations
@@ -34,6 +35,9 @@ async def test_actor_document_has_what_mastodon_reads(live_node: LiveNode, group
     assert response.status_code == 200
     assert response.headers["content-type"].startswith("application/activity+json")
     doc = response.json()
+    from tests.test_events import schema
+
+    jsonschema.validate(doc, schema("group.schema.json"))
     assert doc["id"] == group  # served at exactly its id
     assert doc["type"] == "Group"
     assert "https://www.w3.org/ns/activitystreams" in doc["@context"]
