@@ -28,7 +28,7 @@ async def ensure_demo(node: Node) -> None:
     if not exists:
         await operations.create_group(
             node, DEMO_GROUP, display_name="گروه نمونه — Demo solidarity group",
-            language="fa", summary="<p>A demo group of a Hambastegi node.</p>",
+            language="fa", summary="<p>یک گروه نمونه در یک گره همبستگی.</p>",
         )
         await operations.publish_note(
             node, DEMO_GROUP, text="همبستگی کارگری — workers' solidarity across borders.",
