@@ -289,6 +289,12 @@ def place_text(event: Event, language: str) -> str:
     return WORDS.get(language, WORDS["en"])["online"]
 
 
+def isolate(text: str) -> str:
+    """Unicode bidi isolation (FSI … PDI): a Latin name inside Persian text, or a
+    Persian name inside German text, keeps its own direction and order."""
+    return f"\u2068{text}\u2069"
+
+
 def summary_line(event: Event, language: str, organizer_names: list[str]) -> str:
     """What Mastodon users read: status, when, where, who signs (plain text)."""
     words = WORDS.get(language.split("-")[0], WORDS["en"])
@@ -296,9 +302,9 @@ def summary_line(event: Event, language: str, organizer_names: list[str]) -> str
     if event.status in ("postponed", "cancelled"):
         parts.append(words[event.status])
     parts.append(format_when(event.start_time, event.timezone, language))
-    parts.append(place_text(event, language))
+    parts.append(isolate(place_text(event, language)))
     if organizer_names:
-        parts.append(f"{words['with']} " + ", ".join(organizer_names))
+        parts.append(f"{words['with']} " + ", ".join(isolate(n) for n in organizer_names))
     return " · ".join(parts)
 
 
