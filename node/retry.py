@@ -1,69 +1,167 @@
 """Pure decisions of the delivery queue: when to retry, what a status means,
-when a host's circuit opens. No I/O, so every rule is tested directly."""
+when a host's circuit opens. No I/O and no clock of their own (``now`` and the
+random source come in), so every rule is tested directly (tests/test_retry.py).
+"""
 
 from __future__ import annotations
 
 import random
-from datetime import datetime, timedelta
+import re
+from datetime import UTC, datetime, timedelta
 from email.utils import parsedate_to_datetime
 from typing import Literal
 
+Verdict = Literal["sent", "retry", "permanent", "knock"]
+
+# --- backoff ---------------------------------------------------------------------------
+
+# Attempts per delivery, the first one included. Mastodon retries a delivery
+# 16 times over 2-3 days; a receiver that is down for a weekend still gets it.
 MAX_ATTEMPTS = 16
-# Full jitter over a doubling base, capped: 16 attempts reach about two days,
-# close to Mastodon's 16 retries over 2-3 days.
-BASE_SECONDS = 30.0
-CAP_SECONDS = 12 * 3600.0
+# The ceiling doubles from one minute and stops at 16 hours. With full jitter
+# the mean delay is half the ceiling, so the 15 waits between 16 attempts add up
+# to about two days on average (between ~8 minutes and ~4 days in the extremes,
+# which are vanishingly unlikely: the five capped waits dominate the sum).
+BACKOFF_BASE = timedelta(minutes=1)
+BACKOFF_CAP = timedelta(hours=16)
+# The floor of the jitter: "full" jitter down to zero would let a retry follow
+# a failure almost at once, which only makes sense for lock contention.
+MIN_DELAY = timedelta(seconds=30)
+
+
+def backoff_ceiling(attempts: int) -> timedelta:
+    """The upper bound of the wait after ``attempts`` attempts (1 → one minute)."""
+    exponent = min(max(attempts, 1) - 1, 30)  # bounded: 2**30 minutes is past any cap
+    return min(BACKOFF_CAP, BACKOFF_BASE * (1 << exponent))
+
+
+def retry_delay(attempts: int, rng: random.Random) -> timedelta | None:
+    """The wait before the next attempt, after ``attempts`` attempts have failed;
+    None once ``MAX_ATTEMPTS`` are used up (the delivery has failed).
+
+    Full jitter (uniform between a small floor and the doubling ceiling): the
+    retries of one big fan-out to a host that was briefly down spread over the
+    whole window instead of arriving together again.
+    """
+    if attempts >= MAX_ATTEMPTS:
+        return None
+    ceiling = backoff_ceiling(attempts).total_seconds()
+    floor = min(MIN_DELAY.total_seconds(), ceiling)
+    return timedelta(seconds=rng.uniform(floor, ceiling))
+
+
+# --- what an answer means ----------------------------------------------------------------
+
+def classify_status(status: int) -> Verdict:
+    """What the inbox's answer means for the delivery.
+
+    - 2xx: delivered.
+    - 400, 401: "knock" — some servers reject one signature scheme this way, so
+      the worker at once tries the other scheme once (``after_knock`` decides
+      if that fails too).
+    - 408, 429, 5xx: the receiver is busy or broken for now: retry later.
+    - 3xx: permanent; we never follow redirects on a POST (the body would go
+      somewhere the signature was not made for).
+    - other 4xx (404, 410, 403, 413, 422 …): permanent; sending the same bytes
+      again will get the same answer.
+    - anything else (1xx as a final answer, nonsense numbers): retry — a broken
+      proxy in front of the inbox says nothing final about the inbox.
+    """
+    if 200 <= status < 300:
+        return "sent"
+    if status in (400, 401):
+        return "knock"
+    if status in (408, 429) or 500 <= status < 600:
+        return "retry"
+    if 300 <= status < 500:
+        return "permanent"
+    return "retry"
+
+
+def after_knock(status: int) -> Literal["retry", "permanent"]:
+    """The verdict when the other signature scheme was refused as well.
+
+    400 and 401 are then retried like a 5xx (FEDERATION.md): the usual cause is
+    the receiver failing to fetch our key for the moment, which heals.
+    """
+    verdict = classify_status(status)
+    if verdict == "permanent":
+        return "permanent"
+    return "retry"
+
+
+# --- Retry-After ---------------------------------------------------------------------------
+
+# A receiver may not park our deliveries longer than this; past it the normal
+# backoff schedule, and its attempt limit, applies again.
 MAX_RETRY_AFTER = timedelta(days=2)
+_MAX_RETRY_AFTER_SECONDS = int(MAX_RETRY_AFTER.total_seconds())
+_DELTA_SECONDS = re.compile(r"[0-9]{1,16}")
+
+
+def parse_retry_after(value: str | None, now: datetime) -> datetime | None:
+    """The moment a ``Retry-After`` header asks us to wait for (RFC 9110 10.2.3):
+    delta-seconds or an HTTP-date, capped at ``MAX_RETRY_AFTER`` from ``now``.
+
+    None when the header is absent, malformed, or not in the future — then it
+    asks for nothing beyond the normal backoff.
+    """
+    if value is None:
+        return None
+    value = value.strip()
+    if not value or len(value) > 64:
+        return None
+    latest = now + MAX_RETRY_AFTER
+    # ASCII digits only: str.isdigit() also accepts "²", which int() refuses.
+    if _DELTA_SECONDS.fullmatch(value):
+        seconds = int(value)
+        if seconds <= 0:
+            return None
+        # Compare before adding: a huge number would overflow the datetime.
+        return min(latest, now + timedelta(seconds=min(seconds, _MAX_RETRY_AFTER_SECONDS)))
+    try:
+        moment = parsedate_to_datetime(value)
+    except (TypeError, ValueError, IndexError, OverflowError):
+        return None
+    if moment.tzinfo is None:
+        # RFC 850 and asctime dates carry no zone; HTTP-dates are GMT by definition.
+        moment = moment.replace(tzinfo=UTC)
+    if moment <= now:
+        return None
+    return min(moment, latest)
+
+
+def next_attempt_at(attempts: int, now: datetime, rng: random.Random,
+                    retry_after: str | None = None) -> datetime | None:
+    """When a delivery that failed for the ``attempts``-th time goes again:
+    the later of the backoff and the receiver's ``Retry-After``; None if the
+    attempts are used up (a Retry-After does not buy extra attempts)."""
+    delay = retry_delay(attempts, rng)
+    if delay is None:
+        return None
+    moment = now + delay
+    asked = parse_retry_after(retry_after, now)
+    return max(moment, asked) if asked is not None else moment
+
+
+# --- circuit breaker -----------------------------------------------------------------------
+
+# Consecutive failed observations of a host before its circuit opens. Below
+# it a host is only slow to answer; from it on, every due row would hold a
+# worker slot until the client's timeout for nothing.
 BREAKER_THRESHOLD = 5
 BREAKER_BASE = timedelta(minutes=1)
 BREAKER_CAP = timedelta(hours=6)
 
-Outcome = Literal["sent", "retry", "permanent", "knock"]
-
-
-def retry_delay(attempts: int, rng: random.Random) -> timedelta | None:
-    """Delay before attempt ``attempts + 1``; None once attempts are used up."""
-    if attempts >= MAX_ATTEMPTS:
-        return None
-    ceiling = min(CAP_SECONDS, BASE_SECONDS * 2 ** attempts)
-    # Half fixed, half random: spreads retries of a whole fan-out without
-    # ever retrying a failing host almost at once.
-    return timedelta(seconds=ceiling / 2 + rng.uniform(0, ceiling / 2))
-
-
-def classify_status(status: int) -> Outcome:
-    if 200 <= status < 300:
-        return "sent"
-    if status in (400, 401):
-        return "knock"  # maybe the other signature scheme is wanted
-    if status in (408, 429) or status >= 500:
-        return "retry"
-    return "permanent"  # 404, 410, other 4xx, and 3xx (we never follow POST redirects)
-
-
-def parse_retry_after(value: str | None, now: datetime) -> datetime | None:
-    if not value:
-        return None
-    value = value.strip()
-    moment: datetime
-    if value.isdigit():
-        moment = now + timedelta(seconds=int(value[:9]))
-    else:
-        try:
-            moment = parsedate_to_datetime(value)
-        except (TypeError, ValueError, IndexError):
-            return None
-        if moment.tzinfo is None:
-            return None
-    if moment <= now:
-        return None
-    latest: datetime = now + MAX_RETRY_AFTER
-    return moment if moment < latest else latest
-
 
 def circuit_open_until(consecutive_failures: int, now: datetime) -> datetime | None:
-    """Closed below the threshold; then open for a doubling time, capped."""
+    """Until when a host's circuit is open: None (closed) below the threshold,
+    then one minute, doubling with each further failure, capped at six hours.
+
+    While it is open, due rows of the host are postponed to this moment without
+    counting an attempt; the first success closes it.
+    """
     if consecutive_failures < BREAKER_THRESHOLD:
         return None
-    exponent = min(consecutive_failures - BREAKER_THRESHOLD, 12)
+    exponent = min(consecutive_failures - BREAKER_THRESHOLD, 30)
     return now + min(BREAKER_CAP, BREAKER_BASE * (1 << exponent))
