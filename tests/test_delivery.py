@@ -40,6 +40,7 @@ from node.fetch import GuardedClient, allow_all_policy, public_address_policy
 from node.models import Activity, Delivery, HostState, LocalActor
 from node.retry import BREAKER_THRESHOLD, MIN_DELAY
 from node.urls import Urls
+from tests.conftest import wait_for
 
 BASE_URL = "http://127.0.0.1:9"  # our node's URLs appear only in key ids here
 USERNAME = "koeln"
@@ -256,11 +257,7 @@ async def host_state(db: Database, host: str) -> HostState | None:
 
 async def wait_until(check: Callable[[], Awaitable[bool]], *, timeout: float = 30.0,
                      what: str = "condition") -> None:
-    deadline = time.monotonic() + timeout
-    while not await check():
-        if time.monotonic() > deadline:
-            raise AssertionError(f"timed out waiting for {what}")
-        await asyncio.sleep(0.02)
+    await wait_for(check, timeout=timeout, what=what)
 
 
 def closed_port() -> int:
