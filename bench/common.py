@@ -150,7 +150,7 @@ def node_env(data_dir: str, port: int, **extra: str) -> dict[str, str]:
 
 
 def cli(env: dict[str, str], *args: str) -> str:
-    result = subprocess.run([PYTHON, "-m", "node.cli", *args], env=env, capture_output=True,
+    result = subprocess.run([PYTHON, "-m", "node.cli.main", *args], env=env, capture_output=True,
                             text=True, check=True, cwd=ROOT)
     return result.stdout.strip()
 
@@ -159,7 +159,7 @@ def start_node(data_dir: str, **extra: str) -> Server:
     """`hambastegi serve`; BENCH_PROFILE=file.txt runs it under pyinstrument."""
     port = free_port()
     env = node_env(data_dir, port, **extra)
-    argv = [PYTHON, "-m", "node.cli", "serve", "--port", str(port)]
+    argv = [PYTHON, "-m", "node.cli.main", "serve", "--port", str(port)]
     if os.environ.get("BENCH_PROFILE"):
         argv = [PYTHON, "-m", "pyinstrument", "-r", "text", "-o",
                 os.environ["BENCH_PROFILE"], *argv[1:]]

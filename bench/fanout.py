@@ -29,10 +29,12 @@ from bench.common import (
     start_sinks,
     table,
 )
-from node import migrate, operations, publishing
-from node.models import Follower
-from node.runtime import Node
-from node.settings import Settings
+from node.core.settings import Settings
+from node.federation import publishing
+from node.federation.runtime import Node
+from node.groups import operations
+from node.storage import migrate
+from node.storage.models import Follower
 
 
 async def run_size(followers: int, hosts: int, ports: list[int], shared: bool,

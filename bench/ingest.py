@@ -22,7 +22,7 @@ import aiohttp
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from bench.common import start_bare, start_node, start_sinks, table
-from node import keys, signatures
+from node.federation import keys, signatures
 
 
 async def register_actors(port: int, count: int) -> list[tuple[str, keys.PrivateKey]]:

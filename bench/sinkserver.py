@@ -22,7 +22,7 @@ from aiohttp import ClientSession, web
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from node import keys, signatures
+from node.federation import keys, signatures
 
 received: Counter[tuple[str, str]] = Counter()
 stats = {"posts": 0, "verified": 0, "bad": 0}

@@ -65,10 +65,10 @@ async def main() -> int:
     base = f"http://127.0.0.1:{port}"
     env = {**os.environ, "HAMBASTEGI_DATA_DIR": tmp, "HAMBASTEGI_BASE_URL": base,
            "HAMBASTEGI_ALLOW_PRIVATE_NETWORKS": "1", "HAMBASTEGI_WORKER_POLL_SECONDS": "0.2"}
-    subprocess.run([NODE_PYTHON, "-m", "node.cli", "group", "create", "koeln",
+    subprocess.run([NODE_PYTHON, "-m", "node.cli.main", "group", "create", "koeln",
                     "--display-name", "Köln"], env=env, check=True, cwd=ROOT,
                    capture_output=True)
-    node = subprocess.Popen([NODE_PYTHON, "-m", "node.cli", "serve", "--port", str(port)],
+    node = subprocess.Popen([NODE_PYTHON, "-m", "node.cli.main", "serve", "--port", str(port)],
                             env=env, cwd=ROOT, stdout=subprocess.DEVNULL,
                             stderr=subprocess.DEVNULL)
     deadline = time.monotonic() + 30

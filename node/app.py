@@ -17,24 +17,16 @@ from starlette.responses import JSONResponse, PlainTextResponse, Response
 from starlette.routing import Route
 from starlette.types import ASGIApp, Receive, Scope, Send
 
-from node import (
-    api,
-    api_events,
-    calendar,
-    collections,
-    cosign,
-    documents,
-    inbox,
-    nodeinfo,
-    participation,
-    processing,
-    web,
-    webfinger,
-)
-from node.metrics import METRICS
-from node.models import Delivery, InboxItem
-from node.runtime import Node
-from node.settings import Settings
+from node.api import events as api_events
+from node.api import routes as api
+from node.calls import calendar, cosign, participation
+from node.core.metrics import METRICS
+from node.core.settings import Settings
+from node.federation import inbox, nodeinfo, processing, webfinger
+from node.federation.runtime import Node
+from node.storage.models import Delivery, InboxItem
+from node.web import collections, documents
+from node.web import pages as web
 
 log = logging.getLogger("hambastegi")
 

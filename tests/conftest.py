@@ -19,9 +19,9 @@ import asyncpg
 import httpx
 import pytest
 
-from node import migrate
-from node.db import Database
-from node.settings import normalise_database_url
+from node.core.settings import normalise_database_url
+from node.storage import migrate
+from node.storage.db import Database
 
 PG_URL = os.environ.get("HAMBASTEGI_TEST_DATABASE_URL")
 T = TypeVar("T")
@@ -139,7 +139,7 @@ class NodeProcess:
     def cli(self, *args: str, check: bool = True, input_text: str | None = None
             ) -> subprocess.CompletedProcess[str]:
         result = subprocess.run(
-            [sys.executable, "-m", "node.cli", *args], env=self.env, capture_output=True,
+            [sys.executable, "-m", "node.cli.main", *args], env=self.env, capture_output=True,
             text=True, timeout=60, input=input_text, check=False,
         )
         if check and result.returncode != 0:
@@ -150,7 +150,7 @@ class NodeProcess:
         self.data_dir.mkdir(parents=True, exist_ok=True)
         log = self.log_path.open("ab")
         self.proc = subprocess.Popen(
-            [sys.executable, "-m", "node.cli", "serve", "--host", "127.0.0.1",
+            [sys.executable, "-m", "node.cli.main", "serve", "--host", "127.0.0.1",
              "--port", str(self.port), *extra_args],
             env=self.env, stdout=log, stderr=subprocess.STDOUT,
         )
@@ -256,7 +256,7 @@ async def start_live_node(tmp_path: Path, database_url: str,
     import uvicorn
 
     from node.app import create_app
-    from node.settings import Settings
+    from node.core.settings import Settings
 
     port = free_port()
     settings = Settings.load(environ={

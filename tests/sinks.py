@@ -11,8 +11,8 @@ from datetime import UTC, datetime
 
 from aiohttp import web
 
-from node import signatures
-from node.keys import PublicKey
+from node.federation import signatures
+from node.federation.keys import PublicKey
 
 
 @dataclass

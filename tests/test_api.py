@@ -7,7 +7,7 @@ from typing import Any
 import httpx
 import pytest
 
-from node import operations
+from node.groups import operations
 from tests.conftest import LiveNode
 
 

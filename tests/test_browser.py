@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 from playwright.async_api import async_playwright
 
-from node import operations
+from node.groups import operations
 from tests.conftest import LiveNode
 
 CHROMIUM = shutil.which("chromium") or "/usr/bin/chromium"

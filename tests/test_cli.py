@@ -20,7 +20,7 @@ async def env(tmp_path: Path, databases: DatabaseFactory) -> dict[str, str]:
 
 
 def run(env: dict[str, str], *args: str) -> subprocess.CompletedProcess[str]:
-    return subprocess.run([sys.executable, "-m", "node.cli", *args], env=env,
+    return subprocess.run([sys.executable, "-m", "node.cli.main", *args], env=env,
                           capture_output=True, text=True, timeout=60, check=False)
 
 

@@ -6,7 +6,9 @@ from typing import Any
 
 import httpx
 
-from node import calls, cosign, operations
+from node.calls import cosign
+from node.calls import operations as calls
+from node.groups import operations
 from tests.conftest import LiveNode, wait_for
 from tests.fakes import FakeActor, FakeRemote, signed_post
 from tests.test_events import geneva_call
@@ -49,7 +51,7 @@ async def settled(live: LiveNode) -> None:
     from sqlalchemy import func
     from sqlmodel import col, select
 
-    from node.models import InboxItem
+    from node.storage.models import InboxItem
 
     async def idle() -> bool:
         async with live.node.db.read() as session:
@@ -175,7 +177,7 @@ async def test_join_follows_the_join_mode(live_node: LiveNode, remote: FakeRemot
         doc = (await client.get(meeting, headers=AS)).json()
     assert doc["participantCount"] == 1
     assert "alice" not in str(doc)  # attendees stay private
-    from node import participation
+    from node.calls import participation
 
     ((request, event),) = await participation.pending(live_node.node, "netzwerk")
     assert event == restricted and request.actor_uri == alice.id

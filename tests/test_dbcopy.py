@@ -10,12 +10,12 @@ from pathlib import Path
 from sqlalchemy import func, select
 from sqlmodel import SQLModel
 
-from node.db import Database
+from node.storage.db import Database
 from tests.conftest import DatabaseFactory
 
 
 def run(env: dict[str, str], *args: str) -> subprocess.CompletedProcess[str]:
-    return subprocess.run([sys.executable, "-m", "node.cli", *args], env=env,
+    return subprocess.run([sys.executable, "-m", "node.cli.main", *args], env=env,
                           capture_output=True, text=True, timeout=120, check=False)
 
 

@@ -25,9 +25,9 @@ from aiohttp import web
 from sqlalchemy import update
 from sqlmodel import col, select
 
-from node import keys, signatures
-from node.db import Database, utcnow
-from node.delivery import (
+from node.core.urls import Urls
+from node.federation import keys, signatures
+from node.federation.delivery import (
     Claimed,
     DeliveryWorker,
     Outcome,
@@ -36,10 +36,10 @@ from node.delivery import (
     enqueue,
     inbox_host,
 )
-from node.fetch import GuardedClient, allow_all_policy, public_address_policy
-from node.models import Activity, Delivery, HostState, LocalActor
-from node.retry import BREAKER_THRESHOLD, MIN_DELAY
-from node.urls import Urls
+from node.federation.fetch import GuardedClient, allow_all_policy, public_address_policy
+from node.federation.retry import BREAKER_THRESHOLD, MIN_DELAY
+from node.storage.db import Database, utcnow
+from node.storage.models import Activity, Delivery, HostState, LocalActor
 from tests.conftest import wait_for
 
 BASE_URL = "http://127.0.0.1:9"  # our node's URLs appear only in key ids here

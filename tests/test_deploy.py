@@ -19,8 +19,8 @@ from urllib.parse import urlsplit
 import pytest
 import yaml
 
-from node.cli import build_parser
-from node.settings import Settings, read_config_file
+from node.cli.main import build_parser
+from node.core.settings import Settings, read_config_file
 
 ROOT = Path(__file__).resolve().parent.parent
 DEPLOY = ROOT / "deploy"
@@ -40,7 +40,7 @@ VARIABLE = re.compile(r"\bHAMBASTEGI_[A-Z0-9_]*[A-Z0-9]\b")
 
 
 def known_settings() -> set[str]:
-    source = (ROOT / "node" / "settings.py").read_text(encoding="utf-8")
+    source = (ROOT / "node" / "core" / "settings.py").read_text(encoding="utf-8")
     names = {"HAMBASTEGI_" + n for n in re.findall(r'PREFIX \+ "([A-Z_]+)"', source)}
     return names | {"HAMBASTEGI_CONFIG"}
 

@@ -8,7 +8,7 @@ import httpx
 import jsonschema
 import pytest
 
-from node import operations
+from node.groups import operations
 from tests.conftest import LiveNode
 
 AS_TYPES = ["application/activity+json",
@@ -188,7 +188,7 @@ async def test_collections_are_paged(live_node: LiveNode, group: str) -> None:
 async def test_private_activities_are_not_served(live_node: LiveNode, group: str) -> None:
     from sqlmodel import select
 
-    from node.models import Activity
+    from node.storage.models import Activity
 
     await operations.publish_note(live_node.node, "koeln", text="öffentlich")
     async with live_node.node.db.read() as session:

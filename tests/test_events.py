@@ -13,8 +13,9 @@ import icalendar
 import jsonschema
 import pytest
 
-from node import calls, operations
-from node.events import EVENT_TERMS, EventError, check_remote_event, parse_input
+from node.calls import operations as calls
+from node.calls.events import EVENT_TERMS, EventError, check_remote_event, parse_input
+from node.groups import operations
 from tests.conftest import LiveNode
 
 SCHEMAS = Path(__file__).resolve().parent.parent / "schemas"

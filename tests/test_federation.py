@@ -11,7 +11,7 @@ from aiohttp import ClientSession, web
 from sqlalchemy import func
 from sqlmodel import select
 
-from node.models import Activity, Delivery, Follower, Following, InboxItem
+from node.storage.models import Activity, Delivery, Follower, Following, InboxItem
 from tests.conftest import NodeFactory, NodeProcess, free_port, wait_for
 
 AS = {"Accept": "application/activity+json"}
@@ -241,4 +241,4 @@ async def note_deliveries(node: NodeProcess, note_id: str) -> list[str]:
 def worker_command() -> list[str]:
     import sys
 
-    return [sys.executable, "-m", "node.cli", "worker"]
+    return [sys.executable, "-m", "node.cli.main", "worker"]

@@ -19,7 +19,7 @@ import pytest
 from aiohttp import web
 from aiohttp.abc import AbstractResolver, ResolveResult
 
-from node.fetch import (
+from node.federation.fetch import (
     AS_ACCEPT,
     FetchError,
     ForbiddenAddressError,

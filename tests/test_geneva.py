@@ -15,7 +15,7 @@ import icalendar
 import jsonschema
 from sqlmodel import select
 
-from node.models import InboxItem
+from node.storage.models import InboxItem
 from tests.conftest import NodeFactory, NodeProcess, wait_for
 from tests.test_events import geneva_call, schema
 from tests.test_federation import follow_and_wait

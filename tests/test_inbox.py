@@ -11,9 +11,11 @@ import httpx
 from sqlalchemy import func
 from sqlmodel import select
 
-from node import operations, signatures
-from node.db import utcnow
-from node.models import (
+from node.federation import signatures
+from node.federation.processing import process_pending
+from node.groups import operations
+from node.storage.db import utcnow
+from node.storage.models import (
     Delivery,
     Follower,
     InboxItem,
@@ -21,7 +23,6 @@ from node.models import (
     RemoteActor,
     RemoteObject,
 )
-from node.processing import process_pending
 from tests.conftest import LiveNode, wait_for
 from tests.fakes import FakeActor, FakeRemote, sign_headers, signed_post
 
@@ -74,7 +75,7 @@ async def test_follow_is_accepted_with_a_signed_accept(live_node: LiveNode,
         method="POST", target_uri=remote.base + accept.path, headers=accept.headers,
         now=utcnow(), require_digest=True)
     assert parsed.key_id == actor_doc["publicKey"]["id"]
-    from node.keys import load_public_pem
+    from node.federation.keys import load_public_pem
     signatures.verify_signature(parsed, load_public_pem(actor_doc["publicKey"]["publicKeyPem"]))
     assert await count(live_node, Follower, Follower.state == "accepted") == 1
 
@@ -179,7 +180,7 @@ async def test_reply_is_stored_sanitised_for_moderation(live_node: LiveNode,
 
 
 async def test_actor_update_rotates_the_key(live_node: LiveNode, remote: FakeRemote) -> None:
-    from node import keys
+    from node.federation import keys
 
     group = await setup_group(live_node)
     alice = remote.add_actor("alice")
@@ -298,7 +299,7 @@ async def test_stale_and_future_dates_are_refused(live_node: LiveNode,
 
 
 async def test_forged_signature_is_refused(live_node: LiveNode, remote: FakeRemote) -> None:
-    from node import keys
+    from node.federation import keys
 
     group = await setup_group(live_node)
     alice = remote.add_actor("alice")

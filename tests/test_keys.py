@@ -1,4 +1,4 @@
-"""Key generation, PEM and FEP-521a Multikey encoding (node/keys.py)."""
+"""Key generation, PEM and FEP-521a Multikey encoding (node/federation/keys.py)."""
 
 from __future__ import annotations
 
@@ -10,8 +10,8 @@ from cryptography.hazmat.primitives.asymmetric.rsa import RSAPrivateKey, RSAPubl
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from node import keys
-from node.keys import KeyFormatError
+from node.federation import keys
+from node.federation.keys import KeyFormatError
 
 
 @pytest.fixture(scope="module")

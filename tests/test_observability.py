@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import httpx
 
-from node import operations
+from node.groups import operations
 from tests.conftest import LiveNode
 
 
@@ -28,8 +28,8 @@ async def test_health_and_metrics_report_queues_and_refusals(live_node: LiveNode
 
 
 async def test_metrics_show_the_delivery_queue(live_node: LiveNode) -> None:
-    from node import publishing
-    from node.groups import get_group
+    from node.federation import publishing
+    from node.federation.local_actors import get_group
 
     await operations.create_group(live_node.node, "koeln", display_name="Köln", language="de")
     async with live_node.node.db.write() as session:

@@ -9,8 +9,8 @@ from datetime import UTC, datetime, timedelta
 
 import pytest
 
-from node import retry
-from node.retry import (
+from node.federation import retry
+from node.federation.retry import (
     BREAKER_CAP,
     BREAKER_THRESHOLD,
     MAX_ATTEMPTS,

@@ -15,10 +15,11 @@ import pytest
 from sqlalchemy import func
 from sqlmodel import col, select
 
-from node import keys, operations, publishing
-from node.models import Delivery
-from node.runtime import Node
-from node.settings import Settings
+from node.core.settings import Settings
+from node.federation import keys, publishing
+from node.federation.runtime import Node
+from node.groups import operations
+from node.storage.models import Delivery
 from tests.conftest import DatabaseFactory, wait_for
 from tests.sinks import Sinks
 
@@ -42,7 +43,7 @@ class Queue:
 
     async def start_worker(self) -> asyncio.subprocess.Process:
         return await asyncio.create_subprocess_exec(
-            sys.executable, "-m", "node.cli", "worker", env=self.env,
+            sys.executable, "-m", "node.cli.main", "worker", env=self.env,
             stdout=asyncio.subprocess.DEVNULL, stderr=asyncio.subprocess.DEVNULL)
 
 
@@ -65,7 +66,7 @@ async def queue(tmp_path: Path, databases: DatabaseFactory) -> AsyncIterator[Que
 
 
 async def publish_to(queue: Queue, inboxes: list[str]) -> None:
-    from node.groups import get_group
+    from node.federation.local_actors import get_group
 
     async with queue.node.db.write() as session:
         actor = await get_group(session, "koeln")
@@ -77,7 +78,7 @@ async def publish_to(queue: Queue, inboxes: list[str]) -> None:
 
 
 async def group_key(queue: Queue) -> keys.PublicKey:
-    from node.groups import get_group
+    from node.federation.local_actors import get_group
 
     async with queue.node.db.read() as session:
         actor = await get_group(session, "koeln")

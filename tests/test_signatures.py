@@ -1,4 +1,4 @@
-"""HTTP message signatures, draft-cavage-12 and RFC 9421 (node/signatures.py)."""
+"""HTTP message signatures, draft-cavage-12 and RFC 9421 (node/federation/signatures.py)."""
 
 from __future__ import annotations
 
@@ -15,8 +15,8 @@ from cryptography.hazmat.primitives.asymmetric.rsa import RSAPrivateKey
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from node import keys, signatures
-from node.signatures import ParsedSignature, SignatureError
+from node.federation import keys, signatures
+from node.federation.signatures import ParsedSignature, SignatureError
 
 NOW = datetime(2024, 5, 1, 12, 0, 0, tzinfo=UTC)  # a Wednesday; 1714564800
 NOW_TS = 1714564800

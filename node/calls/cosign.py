@@ -1,0 +1,331 @@
+"""Co-signing a call across nodes, with consent (DESIGN.md, "Co-signing").
+
+1. The author group sends ``Invite{object: <event>/organizers, target: <group>,
+   context: <event>}`` to the invited group.
+2. The invited group's editors accept or decline on their own node; it answers
+   ``Accept`` (kept in its outbox, fetchable: the proof) or ``Reject``.
+3. On Accept the author adds the group to ``organizers``/``contacts`` and sends
+   ``Update{Event}`` to its followers and to every co-signer.
+4. The co-signer ``Announce``s the event to its own followers, and relays the
+   author's later Updates (``Announce{Update}``, FEP-1b12 style) and status
+   Notes (``Announce{Note}``) to them.
+5. Withdrawal: ``Undo{Accept}`` → removed, ``Update`` again; the co-signer
+   sends ``Undo{Announce}`` to its followers.
+Only the invited actor can accept, only an invitation that was sent and is
+still open; anything else changes nothing.
+"""
+
+from __future__ import annotations
+
+import logging
+from typing import Any
+
+from sqlmodel import select
+
+from node.calls.events import EventError, check_remote_event
+from node.calls.operations import _load, send_event
+from node.federation import processing, publishing
+from node.federation.remote_actors import RemoteError, fetch_document, resolve_handle, same_origin
+from node.federation.runtime import Node
+from node.federation.vocabulary import PUBLIC
+from node.groups.operations import OperationError, require_group
+from node.storage.db import utcnow
+from node.storage.models import Cosigner, InboxItem, Invitation, LocalActor
+
+log = logging.getLogger("hambastegi.cosign")
+
+
+def _id(value: Any) -> str | None:
+    if isinstance(value, dict):
+        value = value.get("id")
+    return value if isinstance(value, str) else None
+
+
+# --- author side ------------------------------------------------------------------------
+
+
+async def invite(node: Node, object_id: str, target: str, *,
+                 allowed_actor: int | None = None) -> str:
+    """Invite a group (handle or URL) to co-sign; returns the Invite's id."""
+    try:
+        remote = await resolve_handle(node, target)
+    except (RemoteError, Exception) as exc:
+        reason = getattr(exc, "reason", type(exc).__name__)
+        raise OperationError(f"cannot find {target!r}: {reason}", status=502) from exc
+    async with node.db.write() as session:
+        actor, obj, event = await _load(node, session, object_id, allowed_actor)
+        event_uri = node.urls.object(obj.uuid)
+        existing = (await session.exec(select(Cosigner).where(
+            Cosigner.event_id == event.id, Cosigner.actor_uri == remote.uri))).first()
+        if existing is not None and existing.state in ("invited", "accepted"):
+            return existing.invite_activity_id
+        activity = await publishing.record_activity(
+            session, actor, node.urls, activity_type="Invite", obj=event_uri + "/organizers",
+            to=[remote.uri], inboxes=[remote.inbox], in_outbox=False,
+            object_uri=event_uri, extra={"target": remote.uri, "context": event_uri},
+        )
+        invite_id = node.urls.activity(activity.uuid)
+        if existing is None:
+            existing = Cosigner(event_id=event.id or 0, actor_uri=remote.uri, inbox=remote.inbox,
+                                invite_activity_id=invite_id)
+        existing.invite_activity_id = invite_id
+        existing.display_name = remote.display_name or remote.username
+        existing.state = "invited"
+        existing.updated_at = utcnow()
+        session.add(existing)
+    node.changed()
+    return invite_id
+
+
+async def cosigners(node: Node, object_id: str) -> list[Cosigner]:
+    async with node.db.read() as session:
+        _, _, event = await _load(node, session, object_id, None)
+        return list((await session.exec(
+            select(Cosigner).where(Cosigner.event_id == event.id))).all())
+
+
+async def _answer_to_invite(node: Node, item: InboxItem, new_state: str) -> None:
+    invite_id = _id(item.body.get("object"))
+    if invite_id is None:
+        return
+    async with node.db.write() as session:
+        cosigner = (await session.exec(select(Cosigner).where(
+            Cosigner.invite_activity_id == invite_id))).first()
+        # Only the invited actor, only while the invitation is open.
+        if cosigner is None or cosigner.actor_uri != item.actor_uri \
+                or cosigner.state != "invited":
+            return
+        cosigner.state = new_state
+        cosigner.response_activity_id = item.activity_id
+        cosigner.updated_at = utcnow()
+        session.add(cosigner)
+        await session.flush()
+        if new_state == "accepted":
+            await _send_update(node, session, cosigner.event_id)
+
+
+async def _send_update(node: Node, session: Any, event_id: int) -> None:
+    from node.storage.models import Event, LocalObject
+
+    event = await session.get(Event, event_id)
+    obj = await session.get(LocalObject, event.object_id)
+    actor = await session.get(LocalActor, obj.local_actor_id)
+    obj.updated = utcnow()
+    event.sequence += 1
+    session.add_all([obj, event])
+    await session.flush()
+    await send_event(session, node.urls, actor, obj, "Update")
+    node.changed()
+
+
+async def on_accept_invite(node: Node, item: InboxItem) -> None:
+    await _answer_to_invite(node, item, "accepted")
+
+
+async def on_reject_invite(node: Node, item: InboxItem) -> None:
+    await _answer_to_invite(node, item, "declined")
+
+
+async def on_undo_accept(node: Node, item: InboxItem) -> None:
+    """A co-signer withdraws (Undo{Accept}): removed from organizers, Update."""
+    inner = item.body.get("object")
+    inner_id = _id(inner)
+    if inner_id is None or (isinstance(inner, dict) and inner.get("type") not in (None,
+                                                                                  "Accept")):
+        return
+    async with node.db.write() as session:
+        cosigner = (await session.exec(select(Cosigner).where(
+            Cosigner.response_activity_id == inner_id))).first()
+        if cosigner is None or cosigner.actor_uri != item.actor_uri \
+                or cosigner.state != "accepted":
+            return
+        cosigner.state = "withdrawn"
+        cosigner.updated_at = utcnow()
+        session.add(cosigner)
+        await session.flush()
+        await _send_update(node, session, cosigner.event_id)
+
+
+# --- invited side ------------------------------------------------------------------------
+
+
+async def on_invite(node: Node, item: InboxItem) -> None:
+    body = item.body
+    target = _id(body.get("target"))
+    event_uri = _id(body.get("context"))
+    organizers = _id(body.get("object"))
+    if target is None or event_uri is None or organizers != event_uri + "/organizers":
+        return
+    async with node.db.read() as session:
+        group = await _local_group(node, session, target)
+    if group is None or not same_origin(event_uri, item.actor_uri):
+        return
+    try:
+        event = check_remote_event(await fetch_document(node, event_uri))
+    except (RemoteError, EventError) as exc:
+        log.info("invite with unusable event", extra={"reason": str(exc)[:100]})
+        return
+    if event.get("id") != event_uri or event.get("attributedTo") != item.actor_uri:
+        return  # only the event's author may invite co-signers
+    async with node.db.write() as session:
+        exists = (await session.exec(select(Invitation).where(
+            Invitation.invite_activity_id == item.activity_id))).first()
+        if exists is None:
+            session.add(Invitation(local_actor_id=group.id or 0, inviter_uri=item.actor_uri,
+                                   event_uri=event_uri, invite_activity_id=item.activity_id,
+                                   event=event))
+
+
+async def _local_group(node: Node, session: Any, uri: str) -> LocalActor | None:
+    for actor in (await session.exec(select(LocalActor))).all():
+        if node.urls.actor(actor.username) == uri and actor.actor_type == "Group":
+            return actor  # type: ignore[no-any-return]
+    return None
+
+
+async def invitations(node: Node, username: str) -> list[Invitation]:
+    group = await require_group(node, username)
+    async with node.db.read() as session:
+        return list((await session.exec(select(Invitation).where(
+            Invitation.local_actor_id == group.id).order_by(
+            Invitation.received_at.desc()))).all())  # type: ignore[attr-defined]
+
+
+async def _invitation(session: Any, group: LocalActor, invitation_id: int) -> Invitation:
+    invitation = await session.get(Invitation, invitation_id)
+    if invitation is None or invitation.local_actor_id != group.id:
+        raise OperationError("no such invitation", status=404)
+    return invitation  # type: ignore[no-any-return]
+
+
+async def respond(node: Node, username: str, invitation_id: int, *, accept: bool) -> str:
+    """Accept (and announce) or decline an invitation; returns the answer's id."""
+    group = await require_group(node, username)
+    inviter_inbox = None
+    async with node.db.read() as session:
+        invitation = await _invitation(session, group, invitation_id)
+    if invitation.state != "pending":
+        raise OperationError(f"the invitation is already {invitation.state}", status=409)
+    from node.federation.remote_actors import get_actor
+
+    inviter_inbox = (await get_actor(node, invitation.inviter_uri)).inbox
+    async with node.db.write() as session:
+        invitation = await _invitation(session, group, invitation_id)
+        embedded = {"id": invitation.invite_activity_id, "type": "Invite",
+                    "actor": invitation.inviter_uri,
+                    "object": invitation.event_uri + "/organizers",
+                    "target": node.urls.actor(group.username)}
+        answer = await publishing.record_activity(
+            session, group, node.urls, activity_type="Accept" if accept else "Reject",
+            obj=embedded, to=[invitation.inviter_uri], inboxes=[inviter_inbox],
+            # An Accept is the public proof of consent; a Reject stays private.
+            in_outbox=accept, object_uri=invitation.invite_activity_id,
+        )
+        invitation.response_activity_id = node.urls.activity(answer.uuid)
+        invitation.state = "accepted" if accept else "declined"
+        if accept:
+            announce = await publishing.record_activity(
+                session, group, node.urls, activity_type="Announce", obj=invitation.event_uri,
+                to=[PUBLIC], cc=[node.urls.followers(group.username), invitation.inviter_uri],
+                inboxes=await publishing.follower_inboxes(session, group),
+            )
+            invitation.announce_activity_id = node.urls.activity(announce.uuid)
+        session.add(invitation)
+    node.changed()
+    return invitation.response_activity_id or ""
+
+
+async def withdraw(node: Node, username: str, invitation_id: int) -> None:
+    group = await require_group(node, username)
+    async with node.db.read() as session:
+        invitation = await _invitation(session, group, invitation_id)
+    if invitation.state != "accepted":
+        raise OperationError("only an accepted invitation can be withdrawn", status=409)
+    from node.federation.remote_actors import get_actor
+
+    inviter_inbox = (await get_actor(node, invitation.inviter_uri)).inbox
+    async with node.db.write() as session:
+        invitation = await _invitation(session, group, invitation_id)
+        await publishing.record_activity(
+            session, group, node.urls, activity_type="Undo",
+            obj={"id": invitation.response_activity_id, "type": "Accept",
+                 "actor": node.urls.actor(group.username),
+                 "object": invitation.invite_activity_id},
+            to=[invitation.inviter_uri], inboxes=[inviter_inbox], in_outbox=False,
+        )
+        if invitation.announce_activity_id:
+            await publishing.record_activity(
+                session, group, node.urls, activity_type="Undo",
+                obj={"id": invitation.announce_activity_id, "type": "Announce",
+                     "actor": node.urls.actor(group.username), "object": invitation.event_uri},
+                to=[PUBLIC], cc=[node.urls.followers(group.username)],
+                inboxes=await publishing.follower_inboxes(session, group),
+            )
+        invitation.state = "withdrawn"
+        session.add(invitation)
+    node.changed()
+
+
+async def _accepted_invitations(node: Node, event_uri: str, author: str) -> list[Invitation]:
+    async with node.db.read() as session:
+        return list((await session.exec(select(Invitation).where(
+            Invitation.event_uri == event_uri, Invitation.inviter_uri == author,
+            Invitation.state == "accepted"))).all())
+
+
+async def _relay(node: Node, invitation: Invitation, obj: Any) -> None:
+    async with node.db.write() as session:
+        group = await session.get(LocalActor, invitation.local_actor_id)
+        if group is None:
+            return
+        await publishing.record_activity(
+            session, group, node.urls, activity_type="Announce", obj=obj, to=[PUBLIC],
+            cc=[node.urls.followers(group.username)],
+            inboxes=await publishing.follower_inboxes(session, group),
+        )
+    node.changed()
+
+
+async def on_update_cosigned(node: Node, item: InboxItem) -> None:
+    """The author changed a call we co-sign: keep our copy, tell our followers."""
+    obj = item.body.get("object")
+    if not isinstance(obj, dict) or obj.get("type") != "Event":
+        return
+    event_uri = _id(obj)
+    if event_uri is None:
+        return
+    for invitation in await _accepted_invitations(node, event_uri, item.actor_uri):
+        try:
+            snapshot = check_remote_event(obj)
+        except EventError:
+            return
+        async with node.db.write() as session:
+            stored = await session.get(Invitation, invitation.id)
+            if stored is not None:
+                stored.event = snapshot
+                session.add(stored)
+        embedded = {k: item.body[k] for k in ("id", "type", "actor", "object", "to", "cc")
+                    if k in item.body}
+        await _relay(node, invitation, embedded)
+
+
+async def on_create_status_note(node: Node, item: InboxItem) -> None:
+    """The author's public Note about a call we co-sign (postponed, cancelled)."""
+    obj = item.body.get("object")
+    if not isinstance(obj, dict) or obj.get("type") != "Note":
+        return
+    context = _id(obj.get("context"))
+    note_id = _id(obj)
+    if context is None or note_id is None or PUBLIC not in (obj.get("to") or []):
+        return
+    for invitation in await _accepted_invitations(node, context, item.actor_uri):
+        await _relay(node, invitation, note_id)
+
+
+def install() -> None:
+    processing.register("Invite", on_invite)
+    processing.register("Accept", on_accept_invite)
+    processing.register("Reject", on_reject_invite)
+    processing.register("Undo", on_undo_accept)
+    processing.register("Update", on_update_cosigned)
+    processing.register("Create", on_create_status_note)

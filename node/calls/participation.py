@@ -1,0 +1,121 @@
+"""Joining meetings and conferences, as Mobilizon does: ``Join{object: event}``
+→ ``Accept``/``Reject`` (by ``joinMode``), ``Leave``. Who attends stays private
+to the organising group; only ``participantCount`` is published.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from sqlmodel import select
+
+from node.federation import processing, publishing
+from node.federation.remote_actors import get_actor
+from node.federation.runtime import Node
+from node.groups.operations import OperationError, require_group
+from node.storage.models import Event, InboxItem, LocalActor, LocalObject, Participation
+
+
+def _id(value: Any) -> str | None:
+    if isinstance(value, dict):
+        value = value.get("id")
+    return value if isinstance(value, str) else None
+
+
+async def _event_of(node: Node, session: Any, uri: str | None
+                    ) -> tuple[LocalObject, Event, LocalActor] | None:
+    prefix = node.urls.object("")
+    if uri is None or not uri.startswith(prefix):
+        return None
+    obj = await publishing.get_object(session, uri[len(prefix):])
+    if obj is None or obj.object_type != "Event" or obj.deleted_at is not None:
+        return None
+    event = (await session.exec(select(Event).where(Event.object_id == obj.id))).first()
+    actor = await session.get(LocalActor, obj.local_actor_id)
+    if event is None or actor is None:
+        return None
+    return obj, event, actor
+
+
+async def _answer(node: Node, session: Any, actor: LocalActor, participation: Participation,
+                  accept: bool, event_uri: str) -> None:
+    join = {"id": participation.join_activity_id, "type": "Join",
+            "actor": participation.actor_uri, "object": event_uri}
+    await publishing.send_to(session, actor, node.urls,
+                             activity_type="Accept" if accept else "Reject", obj=join,
+                             recipient=participation.actor_uri, inbox=participation.inbox)
+
+
+async def on_join(node: Node, item: InboxItem) -> None:
+    event_uri = _id(item.body.get("object"))
+    joiner = await get_actor(node, item.actor_uri)
+    async with node.db.write() as session:
+        found = await _event_of(node, session, event_uri)
+        if found is None or event_uri is None:
+            return
+        _, event, actor = found
+        participation = (await session.exec(select(Participation).where(
+            Participation.event_id == event.id,
+            Participation.actor_uri == item.actor_uri))).first()
+        if participation is None:
+            participation = Participation(event_id=event.id or 0, actor_uri=item.actor_uri,
+                                          inbox=joiner.inbox, join_activity_id=item.activity_id)
+        participation.join_activity_id = item.activity_id
+        if event.status == "cancelled" or event.join_mode in ("invite", "external"):
+            participation.state = "rejected"
+        elif event.join_mode == "restricted":
+            participation.state = "pending"
+        else:
+            participation.state = "accepted"
+        session.add(participation)
+        await session.flush()
+        if participation.state != "pending":
+            await _answer(node, session, actor, participation,
+                          participation.state == "accepted", event_uri)
+
+
+async def on_leave(node: Node, item: InboxItem) -> None:
+    event_uri = _id(item.body.get("object"))
+    async with node.db.write() as session:
+        found = await _event_of(node, session, event_uri)
+        if found is None:
+            return
+        participation = (await session.exec(select(Participation).where(
+            Participation.event_id == found[1].id,
+            Participation.actor_uri == item.actor_uri))).first()
+        if participation is not None:
+            participation.state = "left"
+            session.add(participation)
+
+
+async def pending(node: Node, username: str) -> list[tuple[Participation, str]]:
+    """Join requests awaiting an editor (restricted events), with the event's id."""
+    group = await require_group(node, username)
+    async with node.db.read() as session:
+        rows = await session.exec(
+            select(Participation, LocalObject)
+            .join(Event, Event.id == Participation.event_id)  # type: ignore[arg-type]
+            .join(LocalObject, LocalObject.id == Event.object_id)  # type: ignore[arg-type]
+            .where(LocalObject.local_actor_id == group.id, Participation.state == "pending"))
+        return [(p, node.urls.object(o.uuid)) for p, o in rows.all()]
+
+
+async def decide(node: Node, username: str, participation_id: int, *, accept: bool) -> None:
+    group = await require_group(node, username)
+    async with node.db.write() as session:
+        participation = await session.get(Participation, participation_id)
+        if participation is None or participation.state != "pending":
+            raise OperationError("no such pending join request", status=404)
+        event = await session.get(Event, participation.event_id)
+        obj = await session.get(LocalObject, event.object_id) if event else None
+        if obj is None or obj.local_actor_id != group.id:
+            raise OperationError("no such pending join request", status=404)
+        participation.state = "accepted" if accept else "rejected"
+        session.add(participation)
+        await _answer(node, session, group, participation, accept, node.urls.object(obj.uuid))
+    node.changed()
+
+
+def install() -> None:
+    processing.register("Join", on_join)
+    processing.register("Leave", on_leave)

@@ -1,0 +1,56 @@
+"""Helpers shared by the CLI modules: settings, schema preparation, running a node."""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import os
+from collections.abc import Awaitable, Callable
+from pathlib import Path
+from typing import TypeVar
+
+from node.calls import cosign, participation
+from node.core.settings import Settings
+from node.federation.runtime import Node
+from node.storage import migrate
+
+T = TypeVar("T")
+
+
+class CliError(Exception):
+    pass
+
+
+def load_settings(args: argparse.Namespace) -> Settings:
+    return Settings.load(config_file=Path(args.config) if args.config else None)
+
+
+def prepare(settings: Settings, *, long_running: bool = False) -> None:
+    """Data dir and schema: every command may be the first one run."""
+    settings.data_dir.mkdir(parents=True, exist_ok=True)
+    settings.media_dir.mkdir(parents=True, exist_ok=True)
+    os.chmod(settings.data_dir, 0o700)  # keys and database live here
+    if long_running:
+        try:
+            migrate.upgrade_in_child(settings.database_url)
+        except RuntimeError as exc:
+            raise CliError(str(exc)) from exc
+    else:
+        migrate.upgrade(settings.database_url)
+
+
+def with_node(settings: Settings, work: Callable[[Node], Awaitable[T]]) -> T:
+    cosign.install()
+    participation.install()
+
+    async def run() -> T:
+        node = Node(settings)
+        await node.start()
+        try:
+            return await work(node)
+        finally:
+            await node.close()
+
+    return asyncio.run(run())
+
+

@@ -1,0 +1,263 @@
+"""Remote actors: WebFinger resolution, fetching, caching, and key lookup.
+
+Every fetch goes through the guarded client, signed by the instance actor
+(servers with authorized fetch require it).
+"""
+
+from __future__ import annotations
+
+import ipaddress
+import logging
+import re
+from datetime import timedelta
+from typing import Any
+from urllib.parse import urlencode, urlsplit, urlunsplit
+
+from sqlalchemy.dialects.postgresql import insert as pg_insert
+from sqlalchemy.dialects.sqlite import insert as sqlite_insert
+from sqlmodel import col, or_, select
+
+from node.federation import keys
+from node.federation.fetch import FetchError
+from node.federation.runtime import Node
+from node.storage.db import utcnow
+from node.storage.models import RemoteActor
+
+log = logging.getLogger("hambastegi.remote")
+
+ACTOR_TYPES = frozenset({"Application", "Group", "Organization", "Person", "Service"})
+ACTOR_TTL = timedelta(days=1)
+HANDLE_RE = re.compile(r"^@?([^@\s/]+)@([^@\s/]+)$")
+AS_TYPES = ("application/activity+json", "application/ld+json")
+
+
+class RemoteError(Exception):
+    """A remote actor or key could not be had; ``reason`` is a short code."""
+
+    def __init__(self, reason: str, detail: str = "") -> None:
+        super().__init__(f"{reason}: {detail}" if detail else reason)
+        self.reason = reason
+
+
+def origin(uri: str) -> str:
+    parts = urlsplit(uri)
+    return f"{parts.scheme}://{parts.netloc}".lower()
+
+
+def same_origin(a: str, b: str) -> bool:
+    return origin(a) == origin(b)
+
+
+def strip_fragment(uri: str) -> str:
+    return uri.split("#", 1)[0]
+
+
+def _http_url(value: Any) -> str | None:
+    if isinstance(value, str) and value.startswith(("https://", "http://")) and len(value) < 2048:
+        return value
+    return None
+
+
+def _id_of(value: Any) -> str | None:
+    if isinstance(value, dict):
+        return _http_url(value.get("id"))
+    return _http_url(value)
+
+
+def _as_list(value: Any) -> list[Any]:
+    if value is None:
+        return []
+    return value if isinstance(value, list) else [value]
+
+
+def parse_actor(doc: dict[str, Any]) -> RemoteActor:
+    """Turn an actor document into a RemoteActor row, or raise RemoteError."""
+    actor_id = _http_url(doc.get("id"))
+    types = set(_as_list(doc.get("type")))
+    if actor_id is None or not types & ACTOR_TYPES:
+        raise RemoteError("not_an_actor")
+    inbox = _http_url(doc.get("inbox"))
+    if inbox is None:
+        raise RemoteError("not_an_actor", "no inbox")
+    endpoints = doc.get("endpoints")
+    shared = _http_url(endpoints.get("sharedInbox")) if isinstance(endpoints, dict) else None
+    key_id = key_pem = None
+    for key in _as_list(doc.get("publicKey")):
+        # Only a key the actor itself owns counts (owner == id).
+        if isinstance(key, dict) and key.get("owner") == actor_id:
+            pem = key.get("publicKeyPem")
+            kid = _http_url(key.get("id"))
+            if isinstance(pem, str) and kid and same_origin(kid, actor_id):
+                key_id, key_pem = kid, pem
+                break
+    assertion: list[dict[str, str]] = []
+    for method in _as_list(doc.get("assertionMethod")):
+        if (
+            isinstance(method, dict)
+            and method.get("type") == "Multikey"
+            and method.get("controller") == actor_id
+            and isinstance(method.get("publicKeyMultibase"), str)
+            and _http_url(method.get("id"))
+            and same_origin(method["id"], actor_id)
+        ):
+            assertion.append({"id": method["id"], "multibase": method["publicKeyMultibase"]})
+    username = doc.get("preferredUsername")
+    name = doc.get("name")
+    return RemoteActor(
+        uri=actor_id,
+        actor_type=next(iter(sorted(types & ACTOR_TYPES))),
+        username=username[:256] if isinstance(username, str) else None,
+        domain=urlsplit(actor_id).netloc.lower(),
+        display_name=name[:400] if isinstance(name, str) else None,
+        inbox=inbox,
+        shared_inbox=shared,
+        url=_http_url(doc.get("url")),
+        public_key_id=key_id,
+        public_key_pem=key_pem,
+        assertion_keys=assertion[:10],
+        raw={k: doc[k] for k in ("id", "type", "preferredUsername", "name") if k in doc},
+        fetched_at=utcnow(),
+    )
+
+
+async def store_actor(node: Node, actor: RemoteActor) -> RemoteActor:
+    """Insert or refresh the cached row (concurrent inbox requests may race here)."""
+    values = {
+        c: getattr(actor, c)
+        for c in (
+            "uri", "actor_type", "username", "domain", "display_name", "inbox",
+            "shared_inbox", "url", "public_key_id", "public_key_pem", "assertion_keys",
+            "raw", "fetched_at", "deleted",
+        )
+    }
+    node.key_cache.forget_actor(actor.uri)
+    insert = sqlite_insert if node.db.is_sqlite else pg_insert
+    stmt = insert(RemoteActor).values(**values)
+    stmt = stmt.on_conflict_do_update(
+        index_elements=["uri"], set_={k: v for k, v in values.items() if k != "uri"}
+    )
+    async with node.db.write() as session:
+        await session.exec(stmt)
+        stored = (
+            await session.exec(select(RemoteActor).where(RemoteActor.uri == actor.uri))
+        ).one()
+    return stored
+
+
+async def fetch_document(node: Node, uri: str) -> dict[str, Any]:
+    try:
+        fetched = await node.client.fetch_activity(uri, signer=node.instance_signer)
+    except FetchError as exc:
+        raise RemoteError("fetch_failed", exc.reason) from exc
+    return fetched.data
+
+
+async def get_actor(node: Node, uri: str, *, refresh: bool = False) -> RemoteActor:
+    async with node.db.read() as session:
+        cached = (await session.exec(select(RemoteActor).where(RemoteActor.uri == uri))).first()
+    if cached is not None and not refresh and cached.fetched_at > utcnow() - ACTOR_TTL:
+        return cached
+    doc = await fetch_document(node, uri)
+    actor = parse_actor(doc)
+    if actor.uri != uri:
+        raise RemoteError("id_mismatch", "actor document has another id")
+    return await store_actor(node, actor)
+
+
+async def lookup_key(
+    node: Node, key_id: str, *, refresh: bool = False
+) -> tuple[RemoteActor, keys.PublicKey]:
+    """The public key behind a signature's keyId, and the actor owning it.
+
+    The cache is tried first; ``refresh`` refetches the actor once, which is
+    how key rotation reaches us (a failed check retries with refresh=True).
+    """
+    actor: RemoteActor | None = None
+    if not refresh:
+        cached: tuple[RemoteActor, keys.PublicKey] | None = node.key_cache.get(key_id)
+        if cached is not None:
+            return cached
+        async with node.db.read() as session:
+            actor = (
+                await session.exec(
+                    select(RemoteActor).where(
+                        or_(
+                            RemoteActor.public_key_id == key_id,
+                            col(RemoteActor.uri) == strip_fragment(key_id),
+                        )
+                    )
+                )
+            ).first()
+    if actor is None or refresh:
+        doc = await fetch_document(node, strip_fragment(key_id))
+        if not set(_as_list(doc.get("type"))) & ACTOR_TYPES:
+            # A standalone key document: follow its owner, who must list it.
+            owner = _http_url(doc.get("owner")) or _http_url(doc.get("controller"))
+            if owner is None or not same_origin(owner, key_id):
+                raise RemoteError("bad_key", "key document without a same-origin owner")
+            doc = await fetch_document(node, owner)
+        parsed = parse_actor(doc)
+        if not same_origin(parsed.uri, key_id):
+            raise RemoteError("bad_key", "key and actor on different origins")
+        actor = await store_actor(node, parsed)
+    found = actor, _key_from_actor(actor, key_id)
+    node.key_cache.put(key_id, found)
+    return found
+
+
+def _key_from_actor(actor: RemoteActor, key_id: str) -> keys.PublicKey:
+    try:
+        if actor.public_key_id == key_id and actor.public_key_pem:
+            return keys.load_public_pem(actor.public_key_pem)
+        for method in actor.assertion_keys:
+            if method.get("id") == key_id:
+                return keys.multibase_to_public(method["multibase"])
+    except keys.KeyFormatError as exc:
+        raise RemoteError("bad_key", str(exc)) from exc
+    raise RemoteError("unknown_key", "the actor does not list this key")
+
+
+def _scheme_for_host(node: Node, host: str) -> str:
+    """https, except loopback/IP hosts in development (HAMBASTEGI_ALLOW_PRIVATE_NETWORKS)."""
+    if not node.settings.allow_private_networks:
+        return "https"
+    name = host.rsplit(":", 1)[0].strip("[]")
+    try:
+        ipaddress.ip_address(name)
+        return "http"
+    except ValueError:
+        return "http" if name == "localhost" else "https"
+
+
+async def resolve_handle(node: Node, handle_or_url: str) -> RemoteActor:
+    """``@user@host``, ``user@host`` or an actor URL → the cached actor."""
+    if handle_or_url.startswith(("https://", "http://")):
+        return await get_actor(node, handle_or_url)
+    match = HANDLE_RE.fullmatch(handle_or_url.strip())
+    if match is None:
+        raise RemoteError("bad_handle", f"{handle_or_url!r} is not @user@host or a URL")
+    user, host = match.groups()
+    scheme = _scheme_for_host(node, host)
+    query = urlencode({"resource": f"acct:{user}@{host}"})
+    url = urlunsplit((scheme, host, "/.well-known/webfinger", query, ""))
+    try:
+        jrd = await node.client.fetch_jrd(url)
+    except FetchError as exc:
+        raise RemoteError("webfinger_failed", exc.reason) from exc
+    actor_uri = None
+    for link in _as_list(jrd.get("links")):
+        if (
+            isinstance(link, dict)
+            and link.get("rel") == "self"
+            and isinstance(link.get("type"), str)
+            and link["type"].split(";")[0].strip() in AS_TYPES
+        ):
+            actor_uri = _http_url(link.get("href"))
+            break
+    if actor_uri is None:
+        raise RemoteError("webfinger_failed", "no ActivityPub self link")
+    actor = await get_actor(node, actor_uri)
+    # The handle must round-trip: the actor's name@domain is what we asked for.
+    if (actor.username or "").lower() != user.lower():
+        raise RemoteError("webfinger_failed", "actor's preferredUsername does not match")
+    return actor

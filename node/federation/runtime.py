@@ -1,0 +1,85 @@
+"""The running node: settings, database, URLs, the guarded client, background tasks."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import Callable
+from datetime import timedelta
+from typing import Literal
+
+from node.core.cache import DocCache, KeyCache
+from node.core.settings import Settings
+from node.core.urls import INSTANCE_USERNAME, Urls
+from node.federation.delivery import DeliveryWorker
+from node.federation.fetch import GuardedClient, allow_all_policy, public_address_policy
+from node.federation.local_actors import ensure_instance_actor
+from node.federation.signatures import RequestSigner
+from node.storage.db import Database
+from node.storage.models import LocalActor
+
+log = logging.getLogger("hambastegi")
+
+USER_AGENT = "Hambastegi/0.1 (+https://codeberg.org/hambastegi)"
+
+Scheme = Literal["cavage", "rfc9421"]
+
+
+def actor_signer(actor: LocalActor, urls: Urls) -> RequestSigner:
+    return RequestSigner(actor.rsa_private_pem, urls.key_id(actor.username))
+
+
+class Node:
+    def __init__(self, settings: Settings, db: Database | None = None) -> None:
+        self.settings = settings
+        self.db = db or Database(settings.database_url)
+        self.urls = Urls(settings.base_url)
+        self.client = GuardedClient(
+            policy=allow_all_policy if settings.allow_private_networks else public_address_policy,
+            user_agent=USER_AGENT,
+        )
+        self.inbox_wake = asyncio.Event()
+        self.doc_cache = DocCache()
+        self.key_cache = KeyCache()
+        from node.federation.inbox import InboxWriter  # inbox imports this module
+
+        self.inbox_writer = InboxWriter(self)
+        # Set by the in-process delivery worker so publishing sends at once.
+        self.delivery_wake: Callable[[], None] = lambda: None
+        self._instance_signer: RequestSigner | None = None
+
+    async def start(self) -> None:
+        await self.client.start()
+        async with self.db.write() as session:
+            instance = await ensure_instance_actor(session)
+        self._instance_signer = actor_signer(instance, self.urls)
+
+    async def close(self) -> None:
+        await self.client.close()
+        await self.db.dispose()
+
+    def changed(self) -> None:
+        """Something local changed: drop cached documents, wake the delivery worker."""
+        self.doc_cache.clear()
+        self.delivery_wake()
+
+    def delivery_worker(self) -> DeliveryWorker:
+        """A delivery worker over this node's database and client."""
+        return DeliveryWorker(
+            self.db, self.client, self.urls,
+            concurrency=self.settings.delivery_concurrency,
+            poll_seconds=self.settings.worker_poll_seconds,
+            lease=timedelta(seconds=self.settings.delivery_lease_seconds),
+            batch=self.settings.delivery_batch,
+        )
+
+    @property
+    def instance_signer(self) -> RequestSigner:
+        """Signs the node's own GETs (authorized-fetch servers require it)."""
+        if self._instance_signer is None:
+            raise RuntimeError("node not started")
+        return self._instance_signer
+
+    @property
+    def instance_username(self) -> str:
+        return INSTANCE_USERNAME

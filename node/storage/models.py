@@ -1,0 +1,360 @@
+"""Tables. One class per table; queues carry explicit states.
+
+Conventions: datetimes are aware UTC (``db.utcnow``); URIs are full URLs;
+no table stores an IP address (DESIGN.md, safety defaults).
+Domain tables for news, campaigns and networks come later and hang off
+``local_actor`` and ``local_object`` the same way events do.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy import JSON, Column, Index, LargeBinary, Text, UniqueConstraint
+from sqlmodel import Field, SQLModel
+
+from node.storage.db import utcnow
+
+# --- local actors -----------------------------------------------------------
+
+
+class LocalActor(SQLModel, table=True):
+    """A group (or the instance Application actor, FEP-2677) hosted here."""
+
+    __tablename__ = "local_actor"
+
+    id: int | None = Field(default=None, primary_key=True)
+    username: str = Field(max_length=64, unique=True, index=True)
+    actor_type: str = Field(default="Group", max_length=32)  # Group | Application
+    display_name: str = Field(max_length=200)
+    # Per-language texts: {"fa": "...", "de": "..."}; the primary language first.
+    names: dict[str, str] = Field(default_factory=dict, sa_column=Column(JSON, nullable=False))
+    summaries: dict[str, str] = Field(default_factory=dict, sa_column=Column(JSON, nullable=False))
+    language: str = Field(default="en", max_length=16)
+    manually_approves_followers: bool = False
+    discoverable: bool = True
+    indexable: bool = True
+    # [{"name": "Website", "url": "https://..."}] → PropertyValue attachments.
+    links: list[dict[str, str]] = Field(
+        default_factory=list, sa_column=Column(JSON, nullable=False)
+    )
+    icon_path: str | None = Field(default=None, max_length=200)
+    image_path: str | None = Field(default=None, max_length=200)
+    rsa_private_pem: str = Field(sa_column=Column(Text, nullable=False))
+    rsa_public_pem: str = Field(sa_column=Column(Text, nullable=False))
+    ed25519_private_pem: str = Field(sa_column=Column(Text, nullable=False))
+    ed25519_public_multibase: str = Field(max_length=80)
+    created_at: datetime = Field(default_factory=utcnow)
+    updated_at: datetime = Field(default_factory=utcnow)
+
+
+# --- remote actors and relations ---------------------------------------------
+
+
+class RemoteActor(SQLModel, table=True):
+    """A cached remote actor document: what we need to verify and deliver."""
+
+    __tablename__ = "remote_actor"
+
+    id: int | None = Field(default=None, primary_key=True)
+    uri: str = Field(max_length=2048, unique=True, index=True)
+    actor_type: str = Field(default="Person", max_length=32)
+    username: str | None = Field(default=None, max_length=256)
+    domain: str = Field(max_length=256, index=True)
+    display_name: str | None = Field(default=None, max_length=400)
+    inbox: str = Field(max_length=2048)
+    shared_inbox: str | None = Field(default=None, max_length=2048)
+    url: str | None = Field(default=None, max_length=2048)
+    public_key_id: str | None = Field(default=None, max_length=2048, index=True)
+    public_key_pem: str | None = Field(default=None, sa_column=Column(Text))
+    # FEP-521a assertionMethod keys: [{"id": ..., "multibase": ...}]
+    assertion_keys: list[dict[str, str]] = Field(
+        default_factory=list, sa_column=Column(JSON, nullable=False)
+    )
+    raw: dict[str, Any] = Field(default_factory=dict, sa_column=Column(JSON, nullable=False))
+    fetched_at: datetime = Field(default_factory=utcnow)
+    deleted: bool = False
+
+
+class Follower(SQLModel, table=True):
+    """A remote actor following one of our groups (pending until accepted)."""
+
+    __tablename__ = "follower"
+    __table_args__ = (UniqueConstraint("local_actor_id", "actor_uri"),)
+
+    id: int | None = Field(default=None, primary_key=True)
+    local_actor_id: int = Field(foreign_key="local_actor.id", index=True)
+    actor_uri: str = Field(max_length=2048)
+    inbox: str = Field(max_length=2048)
+    shared_inbox: str | None = Field(default=None, max_length=2048)
+    follow_activity_id: str = Field(max_length=2048)
+    state: str = Field(default="pending", max_length=16)  # pending | accepted
+    created_at: datetime = Field(default_factory=utcnow)
+
+
+class Following(SQLModel, table=True):
+    """One of our groups following a remote actor."""
+
+    __tablename__ = "following"
+    __table_args__ = (UniqueConstraint("local_actor_id", "target_uri"),)
+
+    id: int | None = Field(default=None, primary_key=True)
+    local_actor_id: int = Field(foreign_key="local_actor.id", index=True)
+    target_uri: str = Field(max_length=2048)
+    follow_activity_id: str = Field(max_length=2048, unique=True)
+    state: str = Field(default="pending", max_length=16)  # pending | accepted | rejected
+    created_at: datetime = Field(default_factory=utcnow)
+
+
+# --- what we publish -----------------------------------------------------------
+
+
+class LocalObject(SQLModel, table=True):
+    """A post of ours (Note now; Article, Event … later), served at /objects/<uuid>."""
+
+    __tablename__ = "local_object"
+
+    id: int | None = Field(default=None, primary_key=True)
+    uuid: str = Field(max_length=64, unique=True, index=True)
+    local_actor_id: int = Field(foreign_key="local_actor.id", index=True)
+    object_type: str = Field(default="Note", max_length=32)
+    language: str = Field(default="en", max_length=16)
+    # Per-language texts; the object's language first. Content is sanitised HTML.
+    names: dict[str, str] = Field(default_factory=dict, sa_column=Column(JSON, nullable=False))
+    summaries: dict[str, str] = Field(default_factory=dict, sa_column=Column(JSON, nullable=False))
+    contents: dict[str, str] = Field(default_factory=dict, sa_column=Column(JSON, nullable=False))
+    in_reply_to: str | None = Field(default=None, max_length=2048)
+    # Extra type-specific fields (Event details etc.), already in AS vocabulary.
+    extra: dict[str, Any] = Field(default_factory=dict, sa_column=Column(JSON, nullable=False))
+    published: datetime = Field(default_factory=utcnow)
+    updated: datetime | None = None
+    deleted_at: datetime | None = None
+    pinned_at: datetime | None = None
+
+
+class Activity(SQLModel, table=True):
+    """An activity we sent. The body is serialised once; deliveries point at it."""
+
+    __tablename__ = "activity"
+
+    id: int | None = Field(default=None, primary_key=True)
+    uuid: str = Field(max_length=64, unique=True, index=True)
+    local_actor_id: int = Field(foreign_key="local_actor.id", index=True)
+    activity_type: str = Field(max_length=32)
+    object_uri: str | None = Field(default=None, max_length=2048, index=True)
+    body: bytes = Field(sa_column=Column(LargeBinary, nullable=False))
+    # Listed in the public outbox (Create/Update/Delete/Announce of public posts).
+    in_outbox: bool = Field(default=True)
+    published: datetime = Field(default_factory=utcnow)
+
+
+class Delivery(SQLModel, table=True):
+    """One activity to one inbox: the durable delivery queue.
+
+    States: pending → sending (leased by a worker) → sent | failed.
+    A crashed worker's lease expires and the row is picked up again.
+    """
+
+    __tablename__ = "delivery"
+    __table_args__ = (
+        UniqueConstraint("activity_id", "inbox_url"),
+        Index("ix_delivery_due", "state", "next_attempt_at"),
+    )
+
+    id: int | None = Field(default=None, primary_key=True)
+    activity_id: int = Field(foreign_key="activity.id", index=True)
+    inbox_url: str = Field(max_length=2048)
+    host: str = Field(max_length=256, index=True)
+    state: str = Field(default="pending", max_length=16)
+    attempts: int = 0
+    next_attempt_at: datetime = Field(default_factory=utcnow)
+    lease_until: datetime | None = None
+    worker_id: str | None = Field(default=None, max_length=64)
+    last_status: int | None = None
+    last_error: str | None = Field(default=None, max_length=200)
+    created_at: datetime = Field(default_factory=utcnow)
+    finished_at: datetime | None = None
+
+
+class HostState(SQLModel, table=True):
+    """Per remote host: circuit breaker and which signature scheme it accepts."""
+
+    __tablename__ = "host_state"
+
+    host: str = Field(primary_key=True, max_length=256)
+    consecutive_failures: int = 0
+    circuit_open_until: datetime | None = None
+    signature_scheme: str | None = Field(default=None, max_length=16)  # cavage | rfc9421
+    last_success_at: datetime | None = None
+    last_failure_at: datetime | None = None
+
+
+# --- what we receive -----------------------------------------------------------
+
+
+class InboxItem(SQLModel, table=True):
+    """A verified inbound activity, stored before the 202; processed after.
+
+    States: pending → done | failed. Unique by activity id: idempotency.
+    """
+
+    __tablename__ = "inbox_item"
+    __table_args__ = (Index("ix_inbox_due", "state", "next_attempt_at"),)
+
+    id: int | None = Field(default=None, primary_key=True)
+    activity_id: str = Field(max_length=2048, unique=True)
+    activity_type: str = Field(max_length=64)
+    actor_uri: str = Field(max_length=2048)
+    # The local actor whose inbox received it; None for the shared inbox.
+    recipient_id: int | None = Field(default=None, foreign_key="local_actor.id")
+    body: dict[str, Any] = Field(sa_column=Column(JSON, nullable=False))
+    state: str = Field(default="pending", max_length=16)
+    attempts: int = 0
+    next_attempt_at: datetime = Field(default_factory=utcnow)
+    error: str | None = Field(default=None, max_length=400)
+    received_at: datetime = Field(default_factory=utcnow)
+    processed_at: datetime | None = None
+
+
+class Interaction(SQLModel, table=True):
+    """A Like or Announce of one of our objects (counted, undone by Undo)."""
+
+    __tablename__ = "interaction"
+
+    id: int | None = Field(default=None, primary_key=True)
+    activity_id: str = Field(max_length=2048, unique=True)
+    interaction_type: str = Field(max_length=16)  # Like | Announce
+    actor_uri: str = Field(max_length=2048, index=True)
+    object_uri: str = Field(max_length=2048, index=True)
+    created_at: datetime = Field(default_factory=utcnow)
+
+
+class RemoteObject(SQLModel, table=True):
+    """A remote post that concerns us (a reply), kept for moderation."""
+
+    __tablename__ = "remote_object"
+
+    id: int | None = Field(default=None, primary_key=True)
+    uri: str = Field(max_length=2048, unique=True)
+    actor_uri: str = Field(max_length=2048, index=True)
+    object_type: str = Field(max_length=32)
+    in_reply_to: str | None = Field(default=None, max_length=2048, index=True)
+    data: dict[str, Any] = Field(sa_column=Column(JSON, nullable=False))
+    moderation_state: str = Field(default="pending", max_length=16)  # pending|approved|hidden
+    received_at: datetime = Field(default_factory=utcnow)
+    deleted: bool = False
+
+
+class ApiToken(SQLModel, table=True):
+    """A bearer token for the JSON API. Only its SHA-256 is stored."""
+
+    __tablename__ = "api_token"
+
+    id: int | None = Field(default=None, primary_key=True)
+    token_hash: str = Field(max_length=64, unique=True, index=True)
+    label: str = Field(max_length=200)
+    # None = all groups (admin token); else the one group it may act for.
+    local_actor_id: int | None = Field(default=None, foreign_key="local_actor.id")
+    created_at: datetime = Field(default_factory=utcnow)
+    revoked_at: datetime | None = None
+
+
+# --- events: action calls, meetings, conferences (issue 3) ------------------------
+
+
+class Event(SQLModel, table=True):
+    """The event details of a LocalObject whose type is Event.
+
+    Texts (title, description, one-line summary) stay per language on the
+    LocalObject; this row holds what calendars and maps need.
+    """
+
+    __tablename__ = "event"
+
+    id: int | None = Field(default=None, primary_key=True)
+    object_id: int = Field(foreign_key="local_object.id", unique=True, index=True)
+    kind: str = Field(default="action", max_length=16)  # action | meeting | conference
+    start_time: datetime
+    end_time: datetime | None = None
+    timezone: str = Field(max_length=64)  # IANA name, e.g. Europe/Zurich
+    status: str = Field(default="scheduled", max_length=16)  # scheduled|postponed|cancelled
+    # {"name", "street", "postcode", "city", "country", "latitude", "longitude"}
+    place: dict[str, Any] | None = Field(default=None, sa_column=Column(JSON))
+    online_url: str | None = Field(default=None, max_length=2048)
+    target: str | None = Field(default=None, max_length=300)  # e.g. the ILO
+    hashtags: list[str] = Field(default_factory=list, sa_column=Column(JSON, nullable=False))
+    # {"path": "uploads/<random>.jpg", "media_type": "image/jpeg", "alt": "..."}
+    flyer: dict[str, Any] | None = Field(default=None, sa_column=Column(JSON))
+    contact_links: list[dict[str, str]] = Field(
+        default_factory=list, sa_column=Column(JSON, nullable=False)
+    )
+    join_mode: str = Field(default="external", max_length=16)  # free|restricted|invite|external
+    category: str | None = Field(default=None, max_length=64)
+    # iCalendar SEQUENCE: bumped on every change so calendars replace their copy.
+    sequence: int = 0
+
+
+class Cosigner(SQLModel, table=True):
+    """A group invited to co-sign one of our events (author side)."""
+
+    __tablename__ = "cosigner"
+    __table_args__ = (UniqueConstraint("event_id", "actor_uri"),)
+
+    id: int | None = Field(default=None, primary_key=True)
+    event_id: int = Field(foreign_key="event.id", index=True)
+    actor_uri: str = Field(max_length=2048)
+    inbox: str = Field(max_length=2048)
+    display_name: str | None = Field(default=None, max_length=400)
+    state: str = Field(default="invited", max_length=16)  # invited|accepted|declined|withdrawn
+    invite_activity_id: str = Field(max_length=2048, unique=True)
+    response_activity_id: str | None = Field(default=None, max_length=2048)
+    created_at: datetime = Field(default_factory=utcnow)
+    updated_at: datetime = Field(default_factory=utcnow)
+
+
+class Invitation(SQLModel, table=True):
+    """An invitation one of our groups received to co-sign a remote event."""
+
+    __tablename__ = "invitation"
+
+    id: int | None = Field(default=None, primary_key=True)
+    local_actor_id: int = Field(foreign_key="local_actor.id", index=True)
+    inviter_uri: str = Field(max_length=2048)
+    event_uri: str = Field(max_length=2048)
+    invite_activity_id: str = Field(max_length=2048, unique=True)
+    # The event as fetched from its origin (sanitised), for the editors to read.
+    event: dict[str, Any] = Field(default_factory=dict, sa_column=Column(JSON, nullable=False))
+    state: str = Field(default="pending", max_length=16)  # pending|accepted|declined|withdrawn
+    response_activity_id: str | None = Field(default=None, max_length=2048)
+    announce_activity_id: str | None = Field(default=None, max_length=2048)
+    received_at: datetime = Field(default_factory=utcnow)
+
+
+class Participation(SQLModel, table=True):
+    """Join/Leave of a meeting or conference. Private to the organising group."""
+
+    __tablename__ = "participation"
+    __table_args__ = (UniqueConstraint("event_id", "actor_uri"),)
+
+    id: int | None = Field(default=None, primary_key=True)
+    event_id: int = Field(foreign_key="event.id", index=True)
+    actor_uri: str = Field(max_length=2048)
+    inbox: str = Field(max_length=2048)
+    join_activity_id: str = Field(max_length=2048)
+    state: str = Field(default="pending", max_length=16)  # pending|accepted|rejected|left
+    created_at: datetime = Field(default_factory=utcnow)
+
+
+class MediaFile(SQLModel, table=True):
+    """An uploaded image, re-encoded without metadata, under a random name."""
+
+    __tablename__ = "media_file"
+
+    id: int | None = Field(default=None, primary_key=True)
+    name: str = Field(max_length=100, unique=True, index=True)
+    media_type: str = Field(max_length=64)
+    width: int
+    height: int
+    size: int
+    created_at: datetime = Field(default_factory=utcnow)

@@ -1,0 +1,132 @@
+"""Routes for actors, objects, activities and media, with content negotiation.
+
+Every document is served at exactly its ``id`` (Mastodon refuses a document
+whose id differs from the URL fetched, INTEROP.md).
+"""
+
+from __future__ import annotations
+
+import orjson
+from sqlmodel import select
+from starlette.requests import Request
+from starlette.responses import JSONResponse, Response
+
+from node.calls import operations as calls
+from node.core.urls import INSTANCE_USERNAME
+from node.federation import local_actors as groups
+from node.federation import publishing
+from node.federation.negotiation import as_response, wants_activity_json
+from node.federation.runtime import Node
+from node.federation.vocabulary import actor_document, object_document, tombstone
+from node.media import uploads
+from node.media.avatars import default_avatar, default_header
+from node.storage.models import Activity, LocalActor
+from node.web import pages as web
+
+
+def not_found(request: Request, what: str = "not found") -> Response:
+    if wants_activity_json(request):
+        return JSONResponse({"error": what}, status_code=404)
+    return web.render_error(request, 404, what)
+
+
+async def _actor_response(request: Request, username: str) -> Response:
+    node: Node = request.app.state.node
+    key = ("actor", username)
+    body = node.doc_cache.get(key)
+    actor: LocalActor | None = None
+    if body is None or not wants_activity_json(request):
+        async with node.db.read() as session:
+            actor = await groups.get_actor(session, username)
+        if actor is None:
+            return not_found(request, "no such group")
+        if body is None:
+            body = node.doc_cache.put(key, actor_document(actor, node.urls))
+    if wants_activity_json(request):
+        return as_response(body, etag=node.doc_cache.etag(key), request=request, max_age=60)
+    assert actor is not None
+    return await web.actor_page(request, actor)
+
+
+async def group_actor(request: Request) -> Response:
+    username = request.path_params["username"]
+    if username == INSTANCE_USERNAME:
+        return not_found(request, "no such group")
+    return await _actor_response(request, username)
+
+
+async def instance_actor(request: Request) -> Response:
+    return await _actor_response(request, INSTANCE_USERNAME)
+
+
+async def local_object(request: Request) -> Response:
+    node: Node = request.app.state.node
+    as_json = wants_activity_json(request)
+    key = ("object", request.path_params["uuid"], as_json)
+    cached = node.doc_cache.get(key)
+    if cached is not None:
+        if as_json:
+            return as_response(cached, max_age=10)
+        return web.html_response(cached)
+    response = await _local_object(request, node)
+    if response.status_code == 200:
+        node.doc_cache.put_raw(key, bytes(response.body))
+    return response
+
+
+async def _local_object(request: Request, node: Node) -> Response:
+    async with node.db.read() as session:
+        obj = await publishing.get_object(session, request.path_params["uuid"])
+        actor = await session.get(LocalActor, obj.local_actor_id) if obj else None
+    if obj is None or actor is None:
+        return not_found(request)
+    if obj.deleted_at is not None:
+        # 410 with a Tombstone: the id existed and will not come back.
+        if wants_activity_json(request):
+            return as_response(orjson.dumps(tombstone(obj, node.urls)), status_code=410)
+        return web.render_error(request, 410, "this post was deleted")
+    if obj.object_type == "Event":
+        async with node.db.read() as session:
+            doc = await calls.document(session, node.urls, obj, actor)
+        if wants_activity_json(request):
+            return as_response(orjson.dumps(doc), max_age=10)
+        return await web.object_page(request, actor, obj, details=doc.get("summaryMap"))
+    if wants_activity_json(request):
+        return as_response(orjson.dumps(object_document(obj, actor, node.urls)), max_age=60)
+    return await web.object_page(request, actor, obj)
+
+
+async def activity(request: Request) -> Response:
+    node: Node = request.app.state.node
+    async with node.db.read() as session:
+        row = (
+            await session.exec(select(Activity).where(Activity.uuid == request.path_params["uuid"]))
+        ).first()
+    # Private activities (Follow, Accept …) name their recipients: never served.
+    if row is None or not row.in_outbox:
+        return JSONResponse({"error": "not found"}, status_code=404)
+    return as_response(row.body)
+
+
+async def media(request: Request) -> Response:
+    kind = request.path_params["kind"]
+    name = request.path_params["name"]
+    if kind == "uploads":
+        node: Node = request.app.state.node
+        path = node.settings.media_dir / "uploads" / name
+        if not uploads.valid_name(name) or not path.is_file():
+            return Response(status_code=404)
+        media_type = "image/png" if name.endswith(".png") else "image/jpeg"
+        return Response(path.read_bytes(), media_type=media_type,
+                        headers={"Cache-Control": "public, max-age=31536000, immutable"})
+    if not name.endswith(".png"):
+        return Response(status_code=404)
+    username = name[:-4]
+    if kind == "avatars":
+        data = default_avatar(username)
+    elif kind == "headers":
+        data = default_header(username)
+    else:
+        return Response(status_code=404)
+    return Response(data, media_type="image/png",
+                    headers={"Cache-Control": "public, max-age=86400"})

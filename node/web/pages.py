@@ -1,0 +1,110 @@
+"""HTML pages for people with browsers. Jinja2 autoescapes every value, so
+remote names and our own titles are always shown as plain text; post bodies
+are already sanitised HTML.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+from jinja2 import Environment, FileSystemLoader, select_autoescape
+from markupsafe import Markup
+from starlette.requests import Request
+from starlette.responses import HTMLResponse, Response
+
+from node.federation import local_actors as groups
+from node.federation.runtime import Node
+from node.storage.models import LocalActor, LocalObject
+
+RTL_LANGUAGES = frozenset({"fa", "ar", "ckb", "he", "ur", "ps", "yi", "sd", "ug", "dv"})
+
+_env = Environment(
+    loader=FileSystemLoader(Path(__file__).parent / "templates"),
+    autoescape=select_autoescape(["html"]),
+    enable_async=False,
+)
+
+
+def direction(language: str) -> str:
+    return "rtl" if language.split("-")[0] in RTL_LANGUAGES else "ltr"
+
+
+def _versions(mapping: dict[str, str], primary: str) -> list[dict[str, Any]]:
+    ordered = sorted(mapping.items(), key=lambda kv: kv[0] != primary)
+    return [{"lang": k, "dir": direction(k), "html": Markup(v)} for k, v in ordered]  # noqa: S704 - sanitised on the way in
+
+
+def render(template: str, status_code: int = 200, **context: Any) -> HTMLResponse:
+    html = _env.get_template(template).render(direction=direction, **context)
+    return html_response(html.encode(), status_code)
+
+
+def html_response(body: bytes, status_code: int = 200) -> HTMLResponse:
+    return HTMLResponse(body, status_code=status_code, headers={
+        "Vary": "Accept",
+        "Content-Security-Policy": "default-src 'self'; img-src 'self' https: data:; "
+                                   "style-src 'self' 'unsafe-inline'; frame-ancestors 'none'",
+        "Referrer-Policy": "no-referrer",
+        "X-Content-Type-Options": "nosniff",
+    })
+
+
+def render_error(request: Request, status_code: int, message: str) -> Response:
+    node: Node = request.app.state.node
+    return render("error.html", status_code=status_code, message=message,
+                  host=node.settings.host)
+
+
+async def actor_page(request: Request, actor: LocalActor) -> Response:
+    node: Node = request.app.state.node
+    from sqlmodel import col, select
+
+    async with node.db.read() as session:
+        rows = await session.exec(
+            select(LocalObject)
+            .where(LocalObject.local_actor_id == actor.id, col(LocalObject.deleted_at).is_(None))
+            .order_by(col(LocalObject.published).desc())
+            .limit(20)
+        )
+        posts = list(rows.all())
+    return render(
+        "actor.html",
+        actor=actor,
+        handle=f"@{actor.username}@{node.settings.host}",
+        actor_url=node.urls.actor(actor.username),
+        names=actor.names,
+        summaries=_versions(actor.summaries, actor.language),
+        posts=[{"obj": p, "url": node.urls.object(p.uuid),
+                "versions": _versions(p.contents, p.language)} for p in posts],
+        host=node.settings.host,
+    )
+
+
+async def object_page(request: Request, actor: LocalActor, obj: LocalObject,
+                      details: dict[str, str] | None = None) -> Response:
+    node: Node = request.app.state.node
+    return render(
+        "object.html",
+        actor=actor,
+        actor_url=node.urls.actor(actor.username),
+        obj=obj,
+        titles=[{"lang": k, "dir": direction(k), "text": v}
+                for k, v in sorted(obj.names.items(), key=lambda kv: kv[0] != obj.language)],
+        details=[{"lang": k, "dir": direction(k), "text": v} for k, v in (details or {}).items()],
+        ics_url=node.urls.object(obj.uuid) + "/calendar.ics" if details is not None else None,
+        versions=_versions(obj.contents, obj.language),
+        host=node.settings.host,
+    )
+
+
+async def index(request: Request) -> Response:
+    node: Node = request.app.state.node
+    async with node.db.read() as session:
+        all_groups = await groups.list_groups(session)
+    return render(
+        "index.html",
+        groups=[{"actor": g, "url": node.urls.actor(g.username),
+                 "handle": f"@{g.username}@{node.settings.host}"} for g in all_groups],
+        host=node.settings.host,
+    )
