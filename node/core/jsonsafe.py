@@ -46,5 +46,26 @@ def parse_object(body: bytes, *, max_depth: int = MAX_DEPTH) -> dict[str, Any]:
     return value
 
 
+MAX_ID_LENGTH = 2048
+
+
+def as_id(value: Any) -> str | None:
+    """The id of a JSON-LD value: a string, or an object's ``id``; only
+    http(s) URLs of sane length count (ActivityPub §3.1), anything else is None."""
+    if isinstance(value, dict):
+        value = value.get("id")
+    if (isinstance(value, str) and len(value) <= MAX_ID_LENGTH
+            and value.startswith(("https://", "http://"))):
+        return value
+    return None
+
+
+def as_list(value: Any) -> list[Any]:
+    """A JSON-LD property as a list (absent → [], one value → [value])."""
+    if value is None:
+        return []
+    return value if isinstance(value, list) else [value]
+
+
 def dumps(value: Any) -> bytes:
     return orjson.dumps(value)

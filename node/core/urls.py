@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
-from urllib.parse import quote
+from dataclasses import dataclass
+from typing import Literal
+from urllib.parse import quote, unquote
 
 # The FEP-2677 Application actor that signs the node's own fetches.
 INSTANCE_USERNAME = "instance"
@@ -11,6 +13,18 @@ RESERVED_USERNAMES = frozenset(
     {INSTANCE_USERNAME, "actor", "admin", "api", "inbox", "groups", "objects", "activities",
      "static", "media", "health", "metrics", "well-known", "root", "node"}
 )
+
+
+LocalKind = Literal["actor", "object", "activity", "media"]
+
+
+@dataclass(frozen=True)
+class LocalRef:
+    """What a local URL names: ``kind`` and the username, uuid or media name."""
+
+    kind: LocalKind
+    key: str
+    rest: str = ""  # what follows the actor (``/inbox``, ``#main-key``), or ""
 
 
 class Urls:
@@ -60,3 +74,26 @@ class Urls:
 
     def is_local(self, uri: str) -> bool:
         return uri == self.base or uri.startswith(self.base + "/")
+
+    def parse_local(self, uri: str | None) -> LocalRef | None:
+        """Turn one of our own URLs back into what it names, without a query.
+
+        The one inverse of the minting methods above, so nothing scans tables
+        comparing every actor's URL with ``uri``.
+        """
+        if not uri or not self.is_local(uri):
+            return None
+        path = uri[len(self.base):]
+        if path == "/actor" or path.startswith(("/actor#", "/actor/")):
+            return LocalRef("actor", INSTANCE_USERNAME, path[len("/actor"):])
+        for prefix, kind in (("/groups/", "actor"), ("/objects/", "object"),
+                             ("/activities/", "activity"), ("/media/", "media")):
+            if path.startswith(prefix):
+                tail = path[len(prefix):]
+                cut = min((i for i in (tail.find("/"), tail.find("#")) if i >= 0),
+                          default=len(tail))
+                key = unquote(tail[:cut])
+                if not key or "?" in key:
+                    return None
+                return LocalRef(kind, key, tail[cut:])  # type: ignore[arg-type]
+        return None
