@@ -52,3 +52,22 @@ def html_to_plain(value: str) -> str:
     """Strip all tags (for titles, names, summaries shown as plain text)."""
     text = nh3.clean(value, tags=set())
     return html.unescape(text)
+
+
+def user_html(value: str) -> str:
+    """A text an editor typed, which may be plain or HTML: always safe HTML out.
+
+    Plain text is escaped and linkified like a note; anything with markup goes
+    through the same allowlist as remote HTML, so a ``<script>`` or an
+    ``onerror=`` typed into a profile never reaches a reader.
+    """
+    value = value.strip()
+    if "<" not in value and "&" not in value:
+        return plain_to_html(value)
+    return sanitise_html(value).strip()
+
+
+def plain_name(value: str) -> str:
+    """A display name is plain text (ActivityStreams ``name``): tags removed,
+    whitespace collapsed. Templates and readers escape it when they show it."""
+    return " ".join(html_to_plain(value).split())
