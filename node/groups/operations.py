@@ -203,16 +203,16 @@ async def create_token(node: Node, label: str, username: str | None = None) -> s
 
 async def upload_media(node: Node, data: bytes) -> str:
     """Store a cleaned copy of an image; returns its name for flyers and avatars."""
-    import asyncio
-
     from node.media import uploads
     from node.storage.models import MediaFile
 
     try:
-        name, media_type, width, height, size = await asyncio.to_thread(
-            uploads.store, data, node.settings.media_dir)
+        name, media_type, width, height, size = await uploads.store_bounded(
+            data, node.settings.media_dir)
+    except uploads.UploadBusy as exc:
+        raise OperationError(str(exc), status=503) from exc
     except uploads.UploadError as exc:
-        raise OperationError(str(exc), status=415 if "accepted" in str(exc) else 400) from exc
+        raise OperationError(str(exc), status=415 if "JPEG, PNG" in str(exc) else 400) from exc
     async with node.db.write() as session:
         session.add(MediaFile(name=name, media_type=media_type, width=width, height=height,
                               size=size))
