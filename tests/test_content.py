@@ -100,6 +100,9 @@ async def test_edited_and_deleted_event_leaves_no_old_place_anywhere(
     after_edit = await _public_surfaces(live_node, "koeln", event_id)
     assert _leaks(after_edit, "Geheimweg", "50.9375") == []
     assert "Domplatte" in after_edit["outbox"] and "Domplatte" in after_edit["event.ics"]
+    # The public status Note of a postponement names the place too.
+    await calls.change_status(node, event_id, "postponed", start="2027-06-15T12:00")
+    assert "Domplatte" in (await get(live_node.url("/groups/koeln"))).text
     await operations.delete_post(node, event_id)
     after_delete = await _public_surfaces(live_node, "koeln", event_id)
     assert _leaks(after_delete, "Geheimweg", "50.9375", "Domplatte", "50.9413") == []

@@ -159,7 +159,22 @@ async def delete_object(
     session.add(obj)
     await session.flush()
     await announce_object(session, actor, obj, urls, "Delete")
+    # The public Notes that announced a postponement or cancellation repeat
+    # the event's time and place: they go with it.
+    for note in await _status_notes_of(session, actor, obj, urls):
+        await delete_object(session, actor, note, urls)
     return obj
+
+
+async def _status_notes_of(session: AsyncSession, actor: LocalActor, obj: LocalObject,
+                           urls: Urls) -> list[LocalObject]:
+    if obj.object_type != "Event":
+        return []
+    rows = await session.exec(select(LocalObject).where(
+        LocalObject.local_actor_id == actor.id, LocalObject.object_type == "Note",
+        col(LocalObject.deleted_at).is_(None), col(LocalObject.published) >= obj.published))
+    event_uri = urls.object(obj.uuid)
+    return [note for note in rows.all() if note.extra.get("context") == event_uri]
 
 
 async def send_follow(

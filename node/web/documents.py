@@ -24,6 +24,7 @@ from node.media import uploads
 from node.media import avatars
 from node.storage.models import Activity, LocalActor
 from node.web import pages as web
+from node.web.current import current_activities
 
 
 def not_found(request: Request, what: str = "not found") -> Response:
@@ -104,10 +105,11 @@ async def activity(request: Request) -> Response:
         row = (
             await session.exec(select(Activity).where(Activity.uuid == request.path_params["uuid"]))
         ).first()
-    # Private activities (Follow, Accept …) name their recipients: never served.
-    if row is None or not row.in_outbox:
-        return JSONResponse({"error": "not found"}, status_code=404)
-    return as_response(row.body)
+        # Private activities (Follow, Accept …) name their recipients: never served.
+        if row is None or not row.in_outbox:
+            return JSONResponse({"error": "not found"}, status_code=404)
+        (doc,) = await current_activities(session, node.urls, [row])
+    return as_response(orjson.dumps(doc))
 
 
 async def media(request: Request) -> Response:
