@@ -156,3 +156,118 @@ async def test_default_images_only_for_groups_and_drawn_once(
                 assert response.status_code == 200
                 assert response.content.startswith(b"\x89PNG")
     assert drawn == ["koeln", "koeln"]
+
+
+def _flyer_call(name: str) -> dict[str, object]:
+    return {"language": "de", "title": {"de": "Demo"}, "text": {"de": "Kommt."},
+            "start": "2027-06-08T12:00", "timezone": "Europe/Berlin",
+            "online_url": "https://stream.example/live", "flyer": {"media": name}}
+
+
+async def test_a_group_cannot_use_another_groups_upload(live_node: LiveNode) -> None:
+    from node.calls import operations as calls
+
+    node = live_node.node
+    for name in ("koeln", "paris"):
+        await operations.create_group(node, name, display_name=name, language="de")
+    koeln_token = await operations.create_token(node, "k", "koeln")
+    async with httpx.AsyncClient(base_url=live_node.base_url) as client:
+        uploaded = await client.post("/api/v1/media", content=jpeg_with_everything(),
+                                     headers={"Authorization": f"Bearer {koeln_token}",
+                                              "Content-Type": "image/jpeg"})
+        assert uploaded.status_code == 201
+        name = uploaded.json()["name"]
+        paris_token = await operations.create_token(node, "p", "paris")
+        stolen = await client.post("/api/v1/groups/paris/events", json=_flyer_call(name),
+                                   headers={"Authorization": f"Bearer {paris_token}"})
+        assert stolen.status_code == 400 and name in stolen.json()["error"]
+        own = await client.post("/api/v1/groups/koeln/events", json=_flyer_call(name),
+                                headers={"Authorization": f"Bearer {koeln_token}"})
+        assert own.status_code == 201, own.text
+        wrong = await client.post("/api/v1/media?group=paris", content=jpeg_with_everything(),
+                                  headers={"Authorization": f"Bearer {koeln_token}",
+                                           "Content-Type": "image/jpeg"})
+        assert wrong.status_code == 403
+    # An upload without an owner goes to the first group that uses it, and only to it.
+    loose = await operations.upload_media(node, jpeg_with_everything())
+    await calls.create_call(node, "paris", _flyer_call(loose))
+    with pytest.raises(operations.OperationError):
+        await calls.create_call(node, "koeln", _flyer_call(loose))
+
+
+def test_cli_upload_for_a_group_and_a_dash_free_name(tmp_path: object) -> None:
+    import os
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    base = Path(str(tmp_path))
+    env = {**os.environ, "HAMBASTEGI_DATA_DIR": str(base / "data"),
+           "HAMBASTEGI_DATABASE_URL": f"sqlite+aiosqlite:///{base / 'db.sqlite3'}",
+           "HAMBASTEGI_BASE_URL": "https://node.example"}
+
+    def run(*args: str) -> subprocess.CompletedProcess[str]:
+        return subprocess.run([sys.executable, "-m", "node.cli.main", *args], env=env,
+                              capture_output=True, text=True, timeout=60, check=False)
+
+    image = base / "flyer.jpg"
+    image.write_bytes(jpeg_with_everything())
+    assert run("group", "create", "koeln", "--language", "de").returncode == 0
+    missing = run("media", "upload", str(image), "--group", "nobody")
+    assert missing.returncode == 1 and "nobody" in missing.stderr
+    uploaded = run("media", "upload", str(image), "--group", "koeln")
+    assert uploaded.returncode == 0, uploaded.stderr
+    name = uploaded.stdout.strip()
+    published = run("publish", "call", "koeln", "--lang", "de", "--title", "Demo",
+                    "--text", "Kommt.",
+                    "--start", "2027-06-08T12:00", "--timezone", "Europe/Berlin",
+                    "--online-url", "https://stream.example/live", "--flyer", name)
+    assert published.returncode == 0, published.stderr
+
+
+async def test_migration_gives_flyers_their_group_and_cleans_summaries(
+        databases: object) -> None:
+    import asyncio
+
+    import sqlalchemy as sa
+    from sqlalchemy.ext.asyncio import create_async_engine
+
+    from node.storage import migrate
+    from tests.conftest import DatabaseFactory
+
+    assert isinstance(databases, DatabaseFactory)
+    url = await databases.new()
+    await asyncio.to_thread(migrate.downgrade, url, "0002")
+    engine = create_async_engine(url)
+    async with engine.begin() as conn:
+        for actor_id, name in ((1, "koeln"), (2, "paris")):
+            await conn.execute(sa.text(
+                "INSERT INTO local_actor (id, username, actor_type, display_name, names, "
+                "summaries, language, manually_approves_followers, discoverable, indexable, "
+                "links, rsa_private_pem, rsa_public_pem, ed25519_private_pem, "
+                "ed25519_public_multibase, created_at, updated_at) VALUES (:i, :n, 'Group', "
+                ":n, '{}', :s, 'de', false, true, true, '[]', '', '', '', '', "
+                "CURRENT_TIMESTAMP, CURRENT_TIMESTAMP)"),
+                {"i": actor_id, "n": name, "s": '{"de": "<p>hi</p><script>x()</script>"}'})
+        await conn.execute(sa.text(
+            "INSERT INTO local_object (id, uuid, local_actor_id, object_type, language, "
+            "names, summaries, contents, extra, published) VALUES (1, 'u1', 2, 'Event', 'de', "
+            "'{}', '{}', '{}', '{}', CURRENT_TIMESTAMP)"))
+        await conn.execute(sa.text(
+            "INSERT INTO event (id, object_id, kind, start_time, timezone, status, hashtags, "
+            "flyer, contact_links, join_mode, sequence) VALUES (1, 1, 'action', "
+            "CURRENT_TIMESTAMP, 'UTC', 'scheduled', '[]', :f, '[]', 'free', 0)"),
+            {"f": '{"path": "uploads/used.jpg", "media_type": "image/jpeg"}'})
+        for name in ("used.jpg", "loose.jpg"):
+            await conn.execute(sa.text(
+                "INSERT INTO media_file (name, media_type, width, height, size, created_at) "
+                "VALUES (:n, 'image/jpeg', 1, 1, 1, CURRENT_TIMESTAMP)"), {"n": name})
+    await asyncio.to_thread(migrate.upgrade, url)
+    async with engine.connect() as conn:
+        owners = dict((await conn.execute(sa.text(
+            "SELECT name, local_actor_id FROM media_file"))).all())
+        summaries = [row[0] for row in (await conn.execute(sa.text(
+            "SELECT summaries FROM local_actor"))).all()]
+    await engine.dispose()
+    assert owners == {"used.jpg": 2, "loose.jpg": None}
+    assert all("script" not in str(s) and "hi" in str(s) for s in summaries)

@@ -10,12 +10,20 @@ import hashlib
 import secrets
 
 from sqlmodel import select
+from sqlmodel.ext.asyncio.session import AsyncSession
 
 from node.federation import local_actors as groups
 from node.federation import processing, publishing
 from node.federation.remote_actors import resolve_handle
 from node.federation.runtime import Node
-from node.storage.models import ApiToken, Follower, Following, LocalActor, LocalObject
+from node.storage.models import (
+    ApiToken,
+    Follower,
+    Following,
+    LocalActor,
+    LocalObject,
+    MediaFile,
+)
 
 
 class OperationError(ValueError):
@@ -201,10 +209,13 @@ async def create_token(node: Node, label: str, username: str | None = None) -> s
     return token
 
 
-async def upload_media(node: Node, data: bytes) -> str:
-    """Store a cleaned copy of an image; returns its name for flyers and avatars."""
+async def upload_media(node: Node, data: bytes, *, group: str | None = None) -> str:
+    """Store a cleaned copy of an image; returns its name for flyers and avatars.
+
+    With ``group`` the upload belongs to that group: no other group may use it."""
     from node.media import uploads
-    from node.storage.models import MediaFile
+
+    owner = (await require_group(node, group)).id if group is not None else None
 
     try:
         name, media_type, width, height, size = await uploads.store_bounded(
@@ -215,5 +226,24 @@ async def upload_media(node: Node, data: bytes) -> str:
         raise OperationError(str(exc), status=415 if "JPEG, PNG" in str(exc) else 400) from exc
     async with node.db.write() as session:
         session.add(MediaFile(name=name, media_type=media_type, width=width, height=height,
-                              size=size))
+                              size=size, local_actor_id=owner))
     return name
+
+
+async def usable_media(session: AsyncSession, name: str, actor: LocalActor) -> MediaFile:
+    """The upload ``name`` if ``actor`` may use it (flyer, photo, avatar, header).
+
+    An upload belongs to the group that uploaded it. One without an owner
+    (uploaded before owners were recorded, or by an admin without a group) is
+    claimed by the first group that uses it, so it never serves two groups."""
+    media = (await session.exec(select(MediaFile).where(MediaFile.name == name))).first()
+    if media is None or (media.local_actor_id is not None
+                         and media.local_actor_id != actor.id):
+        # The same answer for "missing" and "someone else's": names stay secret.
+        raise OperationError(f"no uploaded image named {name!r} for this group "
+                             f"(upload it with `hambastegi media upload FILE --group "
+                             f"{actor.username}`)")
+    if media.local_actor_id is None:
+        media.local_actor_id = actor.id
+        session.add(media)
+    return media
