@@ -106,3 +106,37 @@ async def test_edited_and_deleted_event_leaves_no_old_place_anywhere(
     await operations.delete_post(node, event_id)
     after_delete = await _public_surfaces(live_node, "koeln", event_id)
     assert _leaks(after_delete, "Geheimweg", "50.9375", "Domplatte", "50.9413") == []
+
+
+async def test_hashtags_and_mentions_are_tagged_linked_and_delivered(
+        live_node: LiveNode, remote: Any) -> None:
+    from tests.conftest import wait_for
+
+    node = live_node.node
+    ali = remote.add_actor("ali")
+    await operations.create_group(node, "koeln", display_name="Köln", language="de")
+    await operations.create_group(node, "paris", display_name="Paris", language="fr")
+    await calls.create_call(node, "paris", _call("Place", 48.85, hashtags=["Solidarity"]))
+    note_id = await operations.publish_note(
+        node, "koeln", text=f"Streik! #Solidarity #Koeln2027 @ali@{remote.host}:{remote.port} "
+                            "and @nobody@127.0.0.1:9 too")
+    doc = (await get(note_id, as_json=True)).json()
+    tags = {(t["type"], t["name"]): t["href"] for t in doc["tag"]}
+    assert tags == {("Hashtag", "#Solidarity"): live_node.url("/tags/solidarity"),
+                    ("Hashtag", "#Koeln2027"): live_node.url("/tags/koeln2027"),
+                    ("Mention", f"@ali@{remote.host}:{remote.port}"): ali.id}
+    assert ali.id in doc["cc"]
+    assert f'href="{live_node.url("/tags/solidarity")}"' in doc["content"]
+    assert f'href="{ali.id}"' in doc["content"] and "@nobody@127.0.0.1:9" in doc["content"]
+
+    async def delivered() -> bool:
+        return any(r.body["object"].get("id") == note_id
+                   for r in remote.received_of_type("Create"))
+
+    await wait_for(delivered, what="the Create at the mentioned actor's inbox")
+    page = await get(live_node.url("/tags/solidarity"))
+    assert page.status_code == 200
+    assert "Streik!" in page.text and "Kundgebung" in page.text
+    assert node.urls.object(note_id.rsplit("/", 1)[1]) in page.text
+    empty = await get(live_node.url("/tags/nothinghere"))
+    assert empty.status_code == 200 and "Streik" not in empty.text

@@ -7,6 +7,7 @@ the work leaves the node, so both front ends behave the same.
 from __future__ import annotations
 
 import hashlib
+import logging
 import secrets
 
 from sqlmodel import select
@@ -24,6 +25,8 @@ from node.storage.models import (
     LocalObject,
     MediaFile,
 )
+
+log = logging.getLogger("hambastegi")
 
 
 class OperationError(ValueError):
@@ -56,15 +59,42 @@ async def create_group(node: Node, username: str, *, display_name: str, language
     return actor
 
 
+async def resolve_mentions(node: Node, text: str) -> list[publishing.Mention]:
+    """WebFinger every @user@host in ``text``, concurrently and outside any write
+    transaction. A handle that does not resolve stays plain text."""
+    import asyncio
+
+    from node.core.text import mentions_in
+
+    async def one(handle: str) -> publishing.Mention | None:
+        user, _, host = handle.partition("@")
+        if host == node.settings.host.lower():
+            async with node.db.read() as session:
+                local = await groups.get_group(session, user)
+            uri = node.urls.actor(user)
+            return publishing.Mention(handle, uri, uri) if local is not None else None
+        try:
+            remote = await resolve_handle(node, handle)
+        except Exception as exc:  # RemoteError and FetchError carry a reason
+            log.info("mention not resolved", extra={
+                "handle_host": host, "reason": getattr(exc, "reason", type(exc).__name__)})
+            return None
+        return publishing.Mention(handle, remote.uri, remote.url or remote.uri)
+
+    found = await asyncio.gather(*(one(handle) for handle in mentions_in(text)))
+    return [mention for mention in found if mention is not None]
+
+
 async def publish_note(node: Node, username: str, *, text: str,
                        language: str | None = None) -> str:
     actor = await require_group(node, username)
+    mentions = await resolve_mentions(node, text)
     try:
         if language is not None:
             groups.validate_language(language)
         async with node.db.write() as session:
             obj = await publishing.publish_note(session, actor, node.urls, text=text,
-                                                language=language)
+                                                language=language, mentions=mentions)
     except (publishing.PublishError, groups.GroupError) as exc:
         raise OperationError(str(exc)) from exc
     node.changed()
@@ -89,11 +119,13 @@ def object_uuid_from(node: Node, id_or_uuid: str) -> str:
 async def edit_note(node: Node, object_id: str, *, text: str,
                     allowed_actor: int | None = None) -> str:
     actor, obj = await _own_object(node, object_uuid_from(node, object_id), allowed_actor)
+    mentions = await resolve_mentions(node, text)
     try:
         async with node.db.write() as session:
             fresh = await session.get(LocalObject, obj.id)
             assert fresh is not None
-            await publishing.edit_note(session, actor, fresh, node.urls, text=text)
+            await publishing.edit_note(session, actor, fresh, node.urls, text=text,
+                                       mentions=mentions)
     except publishing.PublishError as exc:
         raise OperationError(str(exc)) from exc
     node.changed()
