@@ -9,14 +9,17 @@ from __future__ import annotations
 import hashlib
 import logging
 import secrets
+from typing import Any
 
-from sqlmodel import select
+from sqlmodel import col, select
 from sqlmodel.ext.asyncio.session import AsyncSession
 
 from node.federation import local_actors as groups
 from node.federation import processing, publishing
 from node.federation.remote_actors import resolve_handle
 from node.federation.runtime import Node
+from node.federation.vocabulary import audience
+from node.storage.db import utcnow
 from node.storage.models import (
     ApiToken,
     Follower,
@@ -24,6 +27,7 @@ from node.storage.models import (
     LocalActor,
     LocalObject,
     MediaFile,
+    RemoteObject,
 )
 
 log = logging.getLogger("hambastegi")
@@ -279,3 +283,146 @@ async def usable_media(session: AsyncSession, name: str, actor: LocalActor) -> M
         media.local_actor_id = actor.id
         session.add(media)
     return media
+
+
+# --- self-management: profile, pinned posts, replies -------------------------------
+
+
+async def edit_group(node: Node, username: str, changes: dict[str, Any]) -> LocalActor:
+    """Change a group's profile and federate an ``Update`` of the actor to its followers.
+
+    ``changes`` may hold display_name, summary, language, avatar and header
+    (names of the group's own uploads), links ([{"name", "url"}], shown by
+    Mastodon as profile fields), manually_approves_followers, discoverable,
+    indexable. Anything else is refused."""
+    from node.core.text import URL_RE
+    from node.federation.vocabulary import actor_document
+
+    unknown = set(changes) - GROUP_FIELDS
+    if unknown:
+        raise OperationError(f"unknown field(s): {', '.join(sorted(unknown))}")
+    actor = await require_group(node, username)
+    try:
+        async with node.db.write() as session:
+            fresh = await session.get(LocalActor, actor.id)
+            assert fresh is not None
+            if "language" in changes:
+                fresh.language = groups.validate_language(_str(changes, "language"))
+            if "display_name" in changes:
+                fresh.display_name = groups.validate_display_name(_str(changes, "display_name"))
+                fresh.names = {**fresh.names, fresh.language: fresh.display_name}
+            if "summary" in changes:
+                summary = _str(changes, "summary")
+                rest = {k: v for k, v in fresh.summaries.items() if k != fresh.language}
+                fresh.summaries = ({fresh.language: groups.validate_summary(summary), **rest}
+                                   if summary.strip() else rest)
+            for field, column in (("avatar", "icon_path"), ("header", "image_path")):
+                if field in changes:
+                    name = _str(changes, field)
+                    path = None
+                    if name:
+                        media = await usable_media(session, name, fresh)
+                        if media.media_type not in ("image/png", "image/jpeg"):
+                            raise OperationError(f"{field} must be a PNG or JPEG upload")
+                        path = f"uploads/{media.name}"
+                    setattr(fresh, column, path)
+            if "links" in changes:
+                links = changes["links"]
+                if not isinstance(links, list) or len(links) > MAX_LINKS:
+                    raise OperationError(f"links must be a list of at most {MAX_LINKS}")
+                clean = []
+                for link in links:
+                    if (not isinstance(link, dict) or not isinstance(link.get("name"), str)
+                            or not isinstance(link.get("url"), str)
+                            or not 1 <= len(link["name"].strip()) <= 100
+                            or not URL_RE.fullmatch(link["url"])):
+                        raise OperationError('each link is {"name": text, "url": "https://…"}')
+                    clean.append({"name": link["name"].strip(), "url": link["url"]})
+                fresh.links = clean
+            for flag in ("manually_approves_followers", "discoverable", "indexable"):
+                if flag in changes:
+                    if not isinstance(changes[flag], bool):
+                        raise OperationError(f"'{flag}' must be true or false")
+                    setattr(fresh, flag, changes[flag])
+            fresh.updated_at = utcnow()
+            session.add(fresh)
+            await session.flush()
+            document = actor_document(fresh, node.urls)
+            document.pop("@context", None)
+            to, cc = audience(node.urls, fresh)
+            await publishing.record_activity(
+                session, fresh, node.urls, activity_type="Update", obj=document, to=to,
+                cc=cc, inboxes=await publishing.follower_inboxes(session, fresh),
+                in_outbox=False)
+    except groups.GroupError as exc:
+        raise OperationError(str(exc)) from exc
+    node.changed()
+    return fresh
+
+
+GROUP_FIELDS = frozenset({"display_name", "summary", "language", "avatar", "header", "links",
+                          "manually_approves_followers", "discoverable", "indexable"})
+MAX_LINKS = 4  # what Mastodon shows as profile fields
+MAX_PINNED = 5  # what Mastodon reads from a featured collection
+
+
+def _str(changes: dict[str, Any], field: str) -> str:
+    value = changes[field]
+    if not isinstance(value, str):
+        raise OperationError(f"'{field}' must be a string")
+    return value
+
+
+async def pin(node: Node, object_id: str, *, pinned: bool,
+              allowed_actor: int | None = None) -> str:
+    """Pin a post to the group's ``featured`` collection (Mastodon shows it on top)."""
+    from sqlalchemy import func
+
+    actor, obj = await _own_object(node, object_uuid_from(node, object_id), allowed_actor)
+    async with node.db.write() as session:
+        fresh = await session.get(LocalObject, obj.id)
+        assert fresh is not None
+        if fresh.deleted_at is not None:
+            raise OperationError("that post was deleted", status=410)
+        if pinned and fresh.pinned_at is None:
+            count = (await session.exec(select(func.count()).select_from(LocalObject).where(
+                LocalObject.local_actor_id == actor.id,
+                col(LocalObject.pinned_at).is_not(None)))).one()
+            if count >= MAX_PINNED:
+                raise OperationError(f"at most {MAX_PINNED} posts can be pinned; unpin one")
+            fresh.pinned_at = utcnow()
+        elif not pinned:
+            fresh.pinned_at = None
+        session.add(fresh)
+    node.changed()
+    return node.urls.object(obj.uuid)
+
+
+async def replies(node: Node, username: str) -> list[RemoteObject]:
+    """Replies other servers sent to the group's posts, newest first."""
+    actor = await require_group(node, username)
+    prefix = node.urls.object("")
+    async with node.db.read() as session:
+        uuids = list((await session.exec(select(LocalObject.uuid).where(
+            LocalObject.local_actor_id == actor.id))).all())
+        if not uuids:
+            return []
+        rows = await session.exec(select(RemoteObject).where(
+            col(RemoteObject.in_reply_to).in_([prefix + u for u in uuids]),
+            col(RemoteObject.deleted).is_(False)).order_by(col(RemoteObject.received_at).desc()))
+        return list(rows.all())
+
+
+async def hide_reply(node: Node, reply_id: int, *, hidden: bool = True,
+                     allowed_actor: int | None = None) -> None:
+    """Hide a received reply: hidden replies are never shown on public pages."""
+    async with node.db.write() as session:
+        reply = await session.get(RemoteObject, reply_id)
+        target = (object_uuid_from(node, reply.in_reply_to or "") if reply else "")
+        obj = await publishing.get_object(session, target) if target else None
+        if reply is None or obj is None or (allowed_actor is not None
+                                            and obj.local_actor_id != allowed_actor):
+            raise OperationError("no such reply", status=404)
+        reply.moderation_state = "hidden" if hidden else "approved"
+        session.add(reply)
+    node.changed()

@@ -50,7 +50,7 @@ def default_header(username: str) -> bytes:
 
 
 DRAWERS = {"avatars": default_avatar, "headers": default_header}
-# Drawing costs ~10 ms of CPU (the 1500×500 header): each image is drawn once
+# Drawing costs ~10 ms of CPU (the 1500x500 header): each image is drawn once
 # per process and kept; only names of existing groups get here (documents.py),
 # so the cache cannot be flooded with made-up names.
 MAX_CACHED = 2048

@@ -24,8 +24,8 @@ from pathlib import Path
 from typing import Any
 
 MAX_UPLOAD = 10 * 1024 * 1024
-# 20 megapixels covers phone photos (12 MP, 4032×3024), 16 MP cameras and an
-# A3 flyer scanned at 300 dpi (3508×4961 = 17.4 MP). Decoding that as RGBA
+# 20 megapixels covers phone photos (12 MP, 4032x3024), 16 MP cameras and an
+# A3 flyer scanned at 300 dpi (3508x4961 = 17.4 MP). Decoding that as RGBA
 # costs ~80 MB; 40 MP cost 560 MB peak for one PNG (a 165 KiB 6,300² file).
 MAX_PIXELS = 20_000_000
 MAX_SIDE = 2560
@@ -99,10 +99,10 @@ def reencode(data: bytes) -> tuple[bytes, str, str, int, int]:
             # The header's size, before any pixel is decoded.
             if probe.width * probe.height > MAX_PIXELS:
                 raise UploadError(
-                    f"image is {probe.width}×{probe.height} pixels; at most "
+                    f"image is {probe.width}x{probe.height} pixels; at most "
                     f"{MAX_PIXELS // 1_000_000} megapixels are accepted (scale it down first)")
             if probe.format == "JPEG":
-                # Let the JPEG decoder scale down by up to 8× while decoding.
+                # Let the JPEG decoder scale down by up to 8x while decoding.
                 probe.draft("RGB", (MAX_SIDE, MAX_SIDE))
             probe.load()
             image = ImageOps.exif_transpose(probe)  # keep orientation, lose EXIF

@@ -20,8 +20,7 @@ from node.federation import publishing
 from node.federation.negotiation import as_response, wants_activity_json
 from node.federation.runtime import Node
 from node.federation.vocabulary import actor_document, object_document, tombstone
-from node.media import uploads
-from node.media import avatars
+from node.media import avatars, uploads
 from node.storage.models import Activity, LocalActor
 from node.web import pages as web
 from node.web.current import current_activities

@@ -6,6 +6,7 @@ are already sanitised HTML.
 from __future__ import annotations
 
 import re
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
@@ -117,7 +118,7 @@ TAG_SCAN = 2000
 TAG_SHOWN = 50
 
 
-def _tags_of(obj: LocalObject, event_tags: list[str] | None) -> set[str]:
+def _tags_of(obj: LocalObject, event_tags: Sequence[str] | None) -> set[str]:
     tags = {t.lower() for t in event_tags or []}
     for item in obj.extra.get("tag") or []:
         if isinstance(item, dict) and item.get("type") == "Hashtag":
