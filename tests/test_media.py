@@ -141,6 +141,7 @@ async def test_default_images_only_for_groups_and_drawn_once(
     from node.media import avatars
 
     await operations.create_group(live_node.node, "koeln", display_name="Köln", language="de")
+    monkeypatch.setattr(avatars, "_drawn", {})  # the process-wide cache, fresh for this test
     drawn: list[str] = []
     real = dict(avatars.DRAWERS)
     for kind, func in real.items():
