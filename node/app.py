@@ -103,6 +103,7 @@ def build_routes() -> list[Route]:
         Route("/objects/{uuid}/calendar.ics", calendar.event_ics),
         Route("/groups/{username}/calendar.ics", calendar.group_ics),
         Route("/activities/{uuid}", documents.activity),
+        Route("/tags/{tag}", web.tag_page),
         Route("/media/{kind}/{name}", documents.media),
         Route("/health", health),
         Route("/metrics", metrics),

@@ -15,7 +15,7 @@ from node.federation.inbox import BodyTooLarge, read_body
 from node.federation.runtime import Node
 from node.groups import operations
 from node.media.uploads import MAX_UPLOAD
-from node.storage.models import ApiToken
+from node.storage.models import ApiToken, LocalActor
 
 
 def _node(request: Request) -> Node:
@@ -102,8 +102,17 @@ async def upload(request: Request) -> Response:
     from node.api.routes import _token
 
     node = _node(request)
-    if await _token(node, request) is None:
+    token = await _token(node, request)
+    if token is None:
         return error("missing or invalid bearer token", 401)
+    # A group token's uploads are its group's; an admin names the group (?group=).
+    group = request.query_params.get("group")
+    if token.local_actor_id is not None:
+        async with node.db.read() as session:
+            owner = await session.get(LocalActor, token.local_actor_id)
+        if owner is None or (group is not None and group != owner.username):
+            return error("this token may not act for that group", 403)
+        group = owner.username
     if not request.headers.get("content-type", "").startswith("image/"):
         return error("send the image itself with an image/* Content-Type", 415)
     try:
@@ -111,7 +120,7 @@ async def upload(request: Request) -> Response:
     except BodyTooLarge:
         return error(f"image over {MAX_UPLOAD} bytes", 413)
     try:
-        name = await operations.upload_media(node, data)
+        name = await operations.upload_media(node, data, group=group)
     except operations.OperationError as exc:
         return error(str(exc), exc.status)
     return JSONResponse({"name": name, "url": node.urls.media(f"uploads/{name}")},

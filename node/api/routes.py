@@ -152,9 +152,50 @@ def _decide(accept: bool) -> Endpoint:
     return decide
 
 
+async def edit_group(request: Request, token: ApiToken, body: dict[str, Any]) -> Response:
+    actor = await _check_group(request, token)
+    node: Node = request.app.state.node
+    actor = await operations.edit_group(node, actor.username, body)
+    return JSONResponse({"id": node.urls.actor(actor.username)})
+
+
+def _pin(pinned: bool) -> Endpoint:
+    async def pin(request: Request, token: ApiToken, body: dict[str, Any]) -> Response:
+        node: Node = request.app.state.node
+        object_id = await operations.pin(node, request.path_params["uuid"], pinned=pinned,
+                                         allowed_actor=token.local_actor_id)
+        return JSONResponse({"id": object_id, "pinned": pinned})
+
+    return pin
+
+
+async def list_replies(request: Request, token: ApiToken, body: dict[str, Any]) -> Response:
+    actor = await _check_group(request, token)
+    node: Node = request.app.state.node
+    return JSONResponse([{"id": r.id, "uri": r.uri, "actor": r.actor_uri,
+                          "in_reply_to": r.in_reply_to, "state": r.moderation_state}
+                         for r in await operations.replies(node, actor.username)])
+
+
+def _hide(hidden: bool) -> Endpoint:
+    async def hide(request: Request, token: ApiToken, body: dict[str, Any]) -> Response:
+        node: Node = request.app.state.node
+        await operations.hide_reply(node, request.path_params["reply_id"], hidden=hidden,
+                                    allowed_actor=token.local_actor_id)
+        return JSONResponse({"hidden": hidden})
+
+    return hide
+
+
 routes = [
     Route("/api/v1/groups", endpoint(create_group), methods=["POST"]),
+    Route("/api/v1/groups/{username}", endpoint(edit_group), methods=["PATCH"]),
     Route("/api/v1/groups/{username}/notes", endpoint(create_note), methods=["POST"]),
+    Route("/api/v1/objects/{uuid}/pin", endpoint(_pin(True)), methods=["POST"]),
+    Route("/api/v1/objects/{uuid}/unpin", endpoint(_pin(False)), methods=["POST"]),
+    Route("/api/v1/groups/{username}/replies", endpoint(list_replies), methods=["GET"]),
+    Route("/api/v1/replies/{reply_id:int}/hide", endpoint(_hide(True)), methods=["POST"]),
+    Route("/api/v1/replies/{reply_id:int}/unhide", endpoint(_hide(False)), methods=["POST"]),
     Route("/api/v1/objects/{uuid}", endpoint(edit_object), methods=["PATCH"]),
     Route("/api/v1/objects/{uuid}", endpoint(delete_object), methods=["DELETE"]),
     Route("/api/v1/groups/{username}/follow", endpoint(follow), methods=["POST"]),

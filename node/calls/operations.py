@@ -26,9 +26,9 @@ from node.core.urls import Urls
 from node.federation import publishing
 from node.federation.runtime import Node
 from node.federation.vocabulary import PUBLIC
-from node.groups.operations import OperationError, require_group
+from node.groups.operations import OperationError, require_group, usable_media
 from node.storage.db import utcnow
-from node.storage.models import Cosigner, Event, LocalActor, LocalObject, MediaFile, Participation
+from node.storage.models import Cosigner, Event, LocalActor, LocalObject, Participation
 
 
 async def organizers_of(session: AsyncSession, urls: Urls, actor: LocalActor,
@@ -87,13 +87,11 @@ async def send_event(session: AsyncSession, urls: Urls, actor: LocalActor, obj: 
     )
 
 
-async def _flyer(session: AsyncSession, spec: dict[str, Any] | None) -> dict[str, Any] | None:
+async def _flyer(session: AsyncSession, spec: dict[str, Any] | None,
+                 actor: LocalActor) -> dict[str, Any] | None:
     if spec is None:
         return None
-    media = (await session.exec(select(MediaFile).where(MediaFile.name == spec["media"]))).first()
-    if media is None:
-        raise OperationError(f"no uploaded image named {spec['media']!r} "
-                             "(upload it with `hambastegi media upload`)")
+    media = await usable_media(session, spec["media"], actor)  # the group's own uploads only
     return {"path": f"uploads/{media.name}", "media_type": media.media_type,
             "alt": spec.get("alt", "")}
 
@@ -127,7 +125,7 @@ async def create_call(node: Node, username: str, body: dict[str, Any]) -> str:
         await session.flush()
         event = Event(object_id=obj.id or 0, start_time=data.start, timezone=data.timezone)
         _apply(event, data)
-        event.flyer = await _flyer(session, data.flyer)
+        event.flyer = await _flyer(session, data.flyer, actor)
         session.add(event)
         await session.flush()
         await send_event(session, node.urls, actor, obj, "Create")
@@ -162,7 +160,7 @@ async def update_call(node: Node, object_id: str, body: dict[str, Any], *,
         obj.updated = utcnow()
         _apply(event, data)
         if data.flyer is not None:
-            event.flyer = await _flyer(session, data.flyer)
+            event.flyer = await _flyer(session, data.flyer, actor)
         event.sequence += 1
         session.add_all([obj, event])
         await session.flush()

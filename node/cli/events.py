@@ -156,7 +156,8 @@ def cmd_media_upload(args: argparse.Namespace, settings: Settings) -> None:
         data = Path(args.file).read_bytes()
     except OSError as exc:
         raise CliError(f"cannot read {args.file}: {exc.strerror}") from exc
-    print(with_node(settings, lambda node: operations.upload_media(node, data)))
+    print(with_node(settings, lambda node: operations.upload_media(node, data,
+                                                                   group=args.group)))
 
 
 def register(sub: Any, publish: Any, edit: Any) -> None:
@@ -207,4 +208,5 @@ def register(sub: Any, publish: Any, edit: Any) -> None:
                                                                    required=True)
     upload = media.add_parser("upload", help="store an image without its metadata")
     upload.add_argument("file")
+    upload.add_argument("--group", help="the group it belongs to (no other group may use it)")
     upload.set_defaults(func=cmd_media_upload)

@@ -86,6 +86,45 @@ def cmd_group_list(args: argparse.Namespace, settings: Settings) -> None:
     with_node(settings, run)
 
 
+def cmd_group_edit(args: argparse.Namespace, settings: Settings) -> None:
+    changes: dict[str, object] = {}
+    for flag in ("display_name", "summary", "language", "avatar", "header", "discoverable",
+                 "indexable"):
+        if getattr(args, flag) is not None:
+            changes[flag] = getattr(args, flag)
+    if args.manual is not None:
+        changes["manually_approves_followers"] = args.manual
+    if args.no_links:
+        changes["links"] = []
+    elif args.link:
+        links = []
+        for value in args.link:
+            name, sep, url = value.partition("=")
+            if not sep:
+                raise CliError(f"--link takes NAME=URL, got {value!r}")
+            links.append({"name": name, "url": url})
+        changes["links"] = links
+    if not changes:
+        raise CliError("nothing to change (see hambastegi group edit --help)")
+    actor = with_node(settings, lambda node: operations.edit_group(node, args.name, changes))
+    print(Urls(settings.base_url).actor(actor.username))
+
+
+def cmd_pin(args: argparse.Namespace, settings: Settings) -> None:
+    print(with_node(settings, lambda node: operations.pin(node, args.id,
+                                                         pinned=args.pinned)))
+
+
+def cmd_replies(args: argparse.Namespace, settings: Settings) -> None:
+    for reply in with_node(settings, lambda node: operations.replies(node, args.group)):
+        print(f"{reply.id}\t{reply.moderation_state}\t{reply.actor_uri}\t{reply.uri}")
+
+
+def cmd_hide(args: argparse.Namespace, settings: Settings) -> None:
+    with_node(settings, lambda node: operations.hide_reply(node, args.reply_id,
+                                                          hidden=args.hidden))
+
+
 def cmd_publish_note(args: argparse.Namespace, settings: Settings) -> None:
     text = sys.stdin.read() if args.text == "-" else args.text
     print(with_node(settings, lambda node: operations.publish_note(
@@ -174,6 +213,21 @@ def build_parser() -> argparse.ArgumentParser:
     create.add_argument("--manual", action="store_true", help="approve followers by hand")
     create.set_defaults(func=cmd_group_create)
     group.add_parser("list", help="list groups").set_defaults(func=cmd_group_list)
+    group_edit = group.add_parser("edit", help="change a group's profile (federates an Update)")
+    group_edit.add_argument("name")
+    group_edit.add_argument("--display-name")
+    group_edit.add_argument("--summary", help="plain text or simple HTML ('' removes it)")
+    group_edit.add_argument("--language")
+    group_edit.add_argument("--avatar", help="name of the group's upload ('' for the default)")
+    group_edit.add_argument("--header", help="name of the group's upload ('' for the default)")
+    group_edit.add_argument("--link", action="append", metavar="NAME=URL",
+                            help="a profile link (repeat; replaces all links)")
+    group_edit.add_argument("--no-links", action="store_true", help="remove all links")
+    group_edit.add_argument("--manual", action=argparse.BooleanOptionalAction,
+                            help="approve followers by hand")
+    group_edit.add_argument("--discoverable", action=argparse.BooleanOptionalAction)
+    group_edit.add_argument("--indexable", action=argparse.BooleanOptionalAction)
+    group_edit.set_defaults(func=cmd_group_edit)
 
     publish = sub.add_parser("publish", help="publish a post").add_subparsers(
         dest="publish_cmd", required=True)
@@ -193,6 +247,18 @@ def build_parser() -> argparse.ArgumentParser:
     delete = sub.add_parser("delete", help="delete a post (Delete + Tombstone)")
     delete.add_argument("id")
     delete.set_defaults(func=cmd_delete)
+
+    for name, pinned in (("pin", True), ("unpin", False)):
+        pin = sub.add_parser(name, help=f"{name} a post (the group's featured posts)")
+        pin.add_argument("id")
+        pin.set_defaults(func=cmd_pin, pinned=pinned)
+    replies = sub.add_parser("replies", help="replies received to a group's posts")
+    replies.add_argument("group")
+    replies.set_defaults(func=cmd_replies)
+    for name, hidden in (("hide", True), ("unhide", False)):
+        hide = sub.add_parser(name, help=f"{name} a received reply (id from `replies`)")
+        hide.add_argument("reply_id", type=int)
+        hide.set_defaults(func=cmd_hide, hidden=hidden)
 
     follow = sub.add_parser("follow", help="a local group follows a remote actor")
     follow.add_argument("group")

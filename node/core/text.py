@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import html
 import re
+from collections.abc import Callable
 
 import nh3
 
@@ -33,18 +34,70 @@ def sanitise_html(value: str) -> str:
     )
 
 
-def plain_to_html(text: str) -> str:
-    """Escape, turn URLs into links, blank lines into paragraphs."""
+# Mastodon's rules, roughly: a hashtag is # then word characters with at least
+# one letter, not inside a word or URL; a mention is @user@host not inside a word.
+HASHTAG_RE = re.compile(r"(?<![\w/&#])#(\w*[^\W\d_]\w*)", re.UNICODE)
+MENTION_RE = re.compile(
+    r"(?<![\w/@])@([A-Za-z0-9_][A-Za-z0-9_.-]*)@([A-Za-z0-9-]+(?:\.[A-Za-z0-9-]+)*(?::\d{1,5})?)"
+)
+TOKEN_RE = re.compile(f"{URL_RE.pattern}|{HASHTAG_RE.pattern}|{MENTION_RE.pattern}", re.UNICODE)
+MAX_TAGS = 20
+
+
+def hashtags_in(text: str) -> list[str]:
+    """The hashtags of a plain text, first spelling kept, at most MAX_TAGS."""
+    seen: dict[str, str] = {}
+    for match in TOKEN_RE.finditer(text):
+        tag = match.group(1)
+        if tag and tag.lower() not in seen and len(seen) < MAX_TAGS:
+            seen[tag.lower()] = tag
+    return list(seen.values())
+
+
+def mentions_in(text: str) -> list[str]:
+    """``user@host`` of every @user@host mention (lower-cased host), at most MAX_TAGS."""
+    found: list[str] = []
+    for match in TOKEN_RE.finditer(text):
+        if match.group(2):
+            handle = f"{match.group(2)}@{match.group(3).lower()}"
+            if handle not in found and len(found) < MAX_TAGS:
+                found.append(handle)
+    return found
+
+
+def plain_to_html(text: str, *, tag_url: Callable[[str], str] | None = None,
+                  mentions: dict[str, str] | None = None) -> str:
+    """Escape, turn URLs (and hashtags, resolved mentions) into links, blank lines
+    into paragraphs. ``mentions`` maps ``user@host`` to the profile link;
+    unresolved mentions stay plain text."""
     paragraphs = [p for p in re.split(r"\n\s*\n", text.strip()) if p.strip()]
+
+    def link(match: re.Match[str]) -> str:
+        whole = match.group(0)
+        if match.group(1):
+            if tag_url is None:
+                return html.escape(whole, quote=False)
+            tag = match.group(1)
+            return (f'<a href="{html.escape(tag_url(tag))}" class="mention hashtag" '
+                    f'rel="tag">#<span>{html.escape(tag, quote=False)}</span></a>')
+        if match.group(2):
+            href = (mentions or {}).get(f"{match.group(2)}@{match.group(3).lower()}")
+            if href is None:
+                return html.escape(whole, quote=False)
+            return (f'<span class="h-card"><a href="{html.escape(href)}" class="u-url mention">'
+                    f"@<span>{html.escape(match.group(2), quote=False)}</span></a></span>")
+        url = html.escape(whole)
+        return f'<a href="{url}" rel="nofollow noopener noreferrer">{url}</a>'
+
     rendered = []
     for paragraph in paragraphs:
-        escaped = html.escape(paragraph, quote=False)
-        linked = URL_RE.sub(
-            lambda m: f'<a href="{m.group(0)}" rel="nofollow noopener noreferrer">'
-            f"{m.group(0)}</a>",
-            escaped,
-        )
-        rendered.append("<p>" + linked.replace("\n", "<br>") + "</p>")
+        out, pos = [], 0
+        for match in TOKEN_RE.finditer(paragraph):
+            out.append(html.escape(paragraph[pos:match.start()], quote=False))
+            out.append(link(match))
+            pos = match.end()
+        out.append(html.escape(paragraph[pos:], quote=False))
+        rendered.append("<p>" + "".join(out).replace("\n", "<br>") + "</p>")
     return "".join(rendered)
 
 
@@ -52,3 +105,22 @@ def html_to_plain(value: str) -> str:
     """Strip all tags (for titles, names, summaries shown as plain text)."""
     text = nh3.clean(value, tags=set())
     return html.unescape(text)
+
+
+def user_html(value: str) -> str:
+    """A text an editor typed, which may be plain or HTML: always safe HTML out.
+
+    Plain text is escaped and linkified like a note; anything with markup goes
+    through the same allowlist as remote HTML, so a ``<script>`` or an
+    ``onerror=`` typed into a profile never reaches a reader.
+    """
+    value = value.strip()
+    if "<" not in value and "&" not in value:
+        return plain_to_html(value)
+    return sanitise_html(value).strip()
+
+
+def plain_name(value: str) -> str:
+    """A display name is plain text (ActivityStreams ``name``): tags removed,
+    whitespace collapsed. Templates and readers escape it when they show it."""
+    return " ".join(html_to_plain(value).split())

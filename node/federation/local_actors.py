@@ -7,6 +7,7 @@ import re
 from sqlmodel import select
 from sqlmodel.ext.asyncio.session import AsyncSession
 
+from node.core.text import plain_name, user_html
 from node.core.urls import INSTANCE_USERNAME, RESERVED_USERNAMES
 from node.federation import keys
 from node.storage.models import LocalActor
@@ -15,6 +16,7 @@ from node.storage.models import LocalActor
 # get names like ``koeln_fa``.
 USERNAME_RE = re.compile(r"^[a-z0-9_]+([.-]+[a-z0-9_]+)*$")
 LANGUAGE_RE = re.compile(r"^[a-z]{2,3}(-[A-Za-z0-9]{2,8})*$")
+MAX_SUMMARY = 5000
 
 
 class GroupError(ValueError):
@@ -36,6 +38,20 @@ def validate_language(language: str) -> str:
     if not LANGUAGE_RE.fullmatch(language):
         raise GroupError(f"invalid language tag {language!r} (expected e.g. fa, de, ckb)")
     return language
+
+
+def validate_display_name(display_name: str) -> str:
+    name = plain_name(display_name)
+    if not name or len(name) > 200:
+        raise GroupError("display name must be 1 to 200 characters")
+    return name
+
+
+def validate_summary(summary: str) -> str:
+    """Sanitised on the way in: the stored HTML is served as is (actor, page)."""
+    if len(summary) > MAX_SUMMARY:
+        raise GroupError(f"summary is at most {MAX_SUMMARY} characters")
+    return user_html(summary)
 
 
 def _new_actor(username: str, actor_type: str, display_name: str, language: str) -> LocalActor:
@@ -79,13 +95,12 @@ async def create_group(
 ) -> LocalActor:
     validate_username(username)
     validate_language(language)
-    if not display_name.strip() or len(display_name) > 200:
-        raise GroupError("display name must be 1 to 200 characters")
+    display_name = validate_display_name(display_name)
     if await get_actor(session, username) is not None:
         raise GroupError(f"a group named {username!r} already exists")
-    actor = _new_actor(username, "Group", display_name.strip(), language)
+    actor = _new_actor(username, "Group", display_name, language)
     if summary:
-        actor.summaries = {language: summary}
+        actor.summaries = {language: validate_summary(summary)}
     actor.manually_approves_followers = manually_approves_followers
     actor.links = list(links or [])
     session.add(actor)

@@ -7,18 +7,26 @@ crash never leaves a post without its deliveries or the reverse.
 from __future__ import annotations
 
 import uuid as uuidlib
+from dataclasses import dataclass
 from typing import Any
 
 from sqlmodel import col, select
 from sqlmodel.ext.asyncio.session import AsyncSession
 
 from node.core.jsonsafe import dumps
-from node.core.text import plain_to_html
+from node.core.text import hashtags_in, plain_to_html
 from node.core.urls import Urls
 from node.federation import delivery
-from node.federation.vocabulary import PUBLIC, activity_document, audience, object_document
+from node.federation.vocabulary import (
+    PUBLIC,
+    activity_document,
+    audience,
+    mentioned_actors,
+    object_document,
+    tag_url,
+)
 from node.storage.db import utcnow
-from node.storage.models import Activity, Follower, LocalActor, LocalObject
+from node.storage.models import Activity, Follower, LocalActor, LocalObject, RemoteActor
 
 MAX_NOTE_CHARS = 5000
 
@@ -86,38 +94,80 @@ async def record_activity(
     return activity
 
 
-def _note_contents(text: str, language: str) -> dict[str, str]:
+@dataclass(frozen=True)
+class Mention:
+    """An @user@host in a note, resolved (WebFinger) before the write transaction."""
+
+    handle: str  # user@host
+    actor_uri: str
+    profile_url: str
+
+
+def _note_fields(text: str, language: str, urls: Urls,
+                 mentions: list[Mention]) -> tuple[dict[str, str], list[dict[str, str]]]:
+    """Contents and the ``tag`` array: Mastodon indexes hashtags and notifies
+    mentioned accounts only from ``tag`` (Hashtag / Mention with href and name)."""
     text = text.strip()
     if not text:
         raise PublishError("a note needs some text")
     if len(text) > MAX_NOTE_CHARS:
         raise PublishError(f"a note is at most {MAX_NOTE_CHARS} characters")
-    return {language: plain_to_html(text)}
+    links = {m.handle: m.profile_url for m in mentions}
+    html = plain_to_html(text, tag_url=lambda tag: tag_url(urls, tag), mentions=links)
+    tags = [{"type": "Hashtag", "href": tag_url(urls, tag), "name": f"#{tag}"}
+            for tag in hashtags_in(text)]
+    tags += [{"type": "Mention", "href": m.actor_uri, "name": f"@{m.handle}"}
+             for m in mentions]
+    return {language: html}, tags
+
+
+def _set_tags(obj: LocalObject, tags: list[dict[str, str]]) -> None:
+    extra = {k: v for k, v in obj.extra.items() if k != "tag"}
+    if tags:
+        extra["tag"] = tags
+    obj.extra = extra
 
 
 async def publish_note(
-    session: AsyncSession, actor: LocalActor, urls: Urls, *, text: str, language: str | None = None
+    session: AsyncSession, actor: LocalActor, urls: Urls, *, text: str,
+    language: str | None = None, mentions: list[Mention] | None = None,
 ) -> LocalObject:
     lang = language or actor.language
+    contents, tags = _note_fields(text, lang, urls, mentions or [])
     obj = LocalObject(
         uuid=new_uuid(),
         local_actor_id=actor.id or 0,
         object_type="Note",
         language=lang,
-        contents=_note_contents(text, lang),
+        contents=contents,
     )
+    _set_tags(obj, tags)
     session.add(obj)
     await session.flush()
     await announce_object(session, actor, obj, urls, "Create")
     return obj
 
 
+async def mentioned_inboxes(session: AsyncSession, urls: Urls, actor_uris: list[str]) -> list[str]:
+    """Inboxes of mentioned remote actors (cached when the mention was resolved)."""
+    remote = [uri for uri in actor_uris if not urls.is_local(uri)]
+    if not remote:
+        return []
+    rows = await session.exec(select(RemoteActor.inbox, RemoteActor.shared_inbox).where(
+        col(RemoteActor.uri).in_(remote), col(RemoteActor.deleted).is_(False)))
+    return sorted({shared or inbox for inbox, shared in rows.all()})
+
+
 async def announce_object(
     session: AsyncSession, actor: LocalActor, obj: LocalObject, urls: Urls, activity_type: str
 ) -> Activity:
-    """Send Create/Update/Delete of one of our objects to every follower."""
+    """Send Create/Update/Delete of one of our objects to every follower and
+    to every actor it mentions (they are in ``cc`` too)."""
     to, cc = audience(urls, actor)
-    document = object_document(obj, actor, urls, with_context=False)
+    cc = cc + [uri for uri in mentioned_actors(obj) if uri not in cc]
+    document = object_document(obj, actor, urls, with_context=False)  # a Tombstone if deleted
+    inboxes = set(await follower_inboxes(session, actor))
+    inboxes |= set(await mentioned_inboxes(session, urls, mentioned_actors(obj)))
     return await record_activity(
         session,
         actor,
@@ -126,7 +176,7 @@ async def announce_object(
         obj=document,
         to=to,
         cc=cc,
-        inboxes=await follower_inboxes(session, actor),
+        inboxes=sorted(inboxes),
     )
 
 
@@ -137,11 +187,15 @@ async def get_object(session: AsyncSession, object_uuid: str) -> LocalObject | N
 
 
 async def edit_note(
-    session: AsyncSession, actor: LocalActor, obj: LocalObject, urls: Urls, *, text: str
+    session: AsyncSession, actor: LocalActor, obj: LocalObject, urls: Urls, *, text: str,
+    mentions: list[Mention] | None = None,
 ) -> LocalObject:
     if obj.deleted_at is not None:
         raise PublishError("that post was deleted")
-    obj.contents = _note_contents(text, obj.language)
+    if obj.object_type != "Note":
+        raise PublishError("only notes are edited this way")
+    obj.contents, tags = _note_fields(text, obj.language, urls, mentions or [])
+    _set_tags(obj, tags)
     obj.updated = utcnow()
     session.add(obj)
     await session.flush()
@@ -159,7 +213,22 @@ async def delete_object(
     session.add(obj)
     await session.flush()
     await announce_object(session, actor, obj, urls, "Delete")
+    # The public Notes that announced a postponement or cancellation repeat
+    # the event's time and place: they go with it.
+    for note in await _status_notes_of(session, actor, obj, urls):
+        await delete_object(session, actor, note, urls)
     return obj
+
+
+async def _status_notes_of(session: AsyncSession, actor: LocalActor, obj: LocalObject,
+                           urls: Urls) -> list[LocalObject]:
+    if obj.object_type != "Event":
+        return []
+    rows = await session.exec(select(LocalObject).where(
+        LocalObject.local_actor_id == actor.id, LocalObject.object_type == "Note",
+        col(LocalObject.deleted_at).is_(None), col(LocalObject.published) >= obj.published))
+    event_uri = urls.object(obj.uuid)
+    return [note for note in rows.all() if note.extra.get("context") == event_uri]
 
 
 async def send_follow(

@@ -10,6 +10,7 @@ from __future__ import annotations
 import html
 from datetime import datetime
 from typing import Any
+from urllib.parse import quote
 
 from node.core.urls import INSTANCE_USERNAME, Urls
 from node.storage.models import LocalActor, LocalObject
@@ -127,6 +128,17 @@ def audience(urls: Urls, actor: LocalActor) -> tuple[list[str], list[str]]:
     return [PUBLIC], [urls.followers(actor.username)]
 
 
+def tag_url(urls: Urls, tag: str) -> str:
+    """Where a hashtag links: this node's page of its posts with that tag."""
+    return f"{urls.base}/tags/{quote(tag.lower(), safe='')}"
+
+
+def mentioned_actors(obj: LocalObject) -> list[str]:
+    tags = obj.extra.get("tag")
+    return [t["href"] for t in tags if isinstance(t, dict) and t.get("type") == "Mention"
+            and isinstance(t.get("href"), str)] if isinstance(tags, list) else []
+
+
 def object_document(
     obj: LocalObject, actor: LocalActor, urls: Urls, *, with_context: bool = True
 ) -> dict[str, Any]:
@@ -134,6 +146,7 @@ def object_document(
         return tombstone(obj, urls, with_context=with_context)
     object_id = urls.object(obj.uuid)
     to, cc = audience(urls, actor)
+    cc = cc + [uri for uri in mentioned_actors(obj) if uri not in cc]
     doc: dict[str, Any] = {}
     if with_context:
         doc["@context"] = CONTEXT

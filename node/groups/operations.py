@@ -7,15 +7,30 @@ the work leaves the node, so both front ends behave the same.
 from __future__ import annotations
 
 import hashlib
+import logging
 import secrets
+from typing import Any
 
-from sqlmodel import select
+from sqlmodel import col, select
+from sqlmodel.ext.asyncio.session import AsyncSession
 
 from node.federation import local_actors as groups
 from node.federation import processing, publishing
 from node.federation.remote_actors import resolve_handle
 from node.federation.runtime import Node
-from node.storage.models import ApiToken, Follower, Following, LocalActor, LocalObject
+from node.federation.vocabulary import audience
+from node.storage.db import utcnow
+from node.storage.models import (
+    ApiToken,
+    Follower,
+    Following,
+    LocalActor,
+    LocalObject,
+    MediaFile,
+    RemoteObject,
+)
+
+log = logging.getLogger("hambastegi")
 
 
 class OperationError(ValueError):
@@ -48,15 +63,42 @@ async def create_group(node: Node, username: str, *, display_name: str, language
     return actor
 
 
+async def resolve_mentions(node: Node, text: str) -> list[publishing.Mention]:
+    """WebFinger every @user@host in ``text``, concurrently and outside any write
+    transaction. A handle that does not resolve stays plain text."""
+    import asyncio
+
+    from node.core.text import mentions_in
+
+    async def one(handle: str) -> publishing.Mention | None:
+        user, _, host = handle.partition("@")
+        if host == node.settings.host.lower():
+            async with node.db.read() as session:
+                local = await groups.get_group(session, user)
+            uri = node.urls.actor(user)
+            return publishing.Mention(handle, uri, uri) if local is not None else None
+        try:
+            remote = await resolve_handle(node, handle)
+        except Exception as exc:  # RemoteError and FetchError carry a reason
+            log.info("mention not resolved", extra={
+                "handle_host": host, "reason": getattr(exc, "reason", type(exc).__name__)})
+            return None
+        return publishing.Mention(handle, remote.uri, remote.url or remote.uri)
+
+    found = await asyncio.gather(*(one(handle) for handle in mentions_in(text)))
+    return [mention for mention in found if mention is not None]
+
+
 async def publish_note(node: Node, username: str, *, text: str,
                        language: str | None = None) -> str:
     actor = await require_group(node, username)
+    mentions = await resolve_mentions(node, text)
     try:
         if language is not None:
             groups.validate_language(language)
         async with node.db.write() as session:
             obj = await publishing.publish_note(session, actor, node.urls, text=text,
-                                                language=language)
+                                                language=language, mentions=mentions)
     except (publishing.PublishError, groups.GroupError) as exc:
         raise OperationError(str(exc)) from exc
     node.changed()
@@ -81,11 +123,13 @@ def object_uuid_from(node: Node, id_or_uuid: str) -> str:
 async def edit_note(node: Node, object_id: str, *, text: str,
                     allowed_actor: int | None = None) -> str:
     actor, obj = await _own_object(node, object_uuid_from(node, object_id), allowed_actor)
+    mentions = await resolve_mentions(node, text)
     try:
         async with node.db.write() as session:
             fresh = await session.get(LocalObject, obj.id)
             assert fresh is not None
-            await publishing.edit_note(session, actor, fresh, node.urls, text=text)
+            await publishing.edit_note(session, actor, fresh, node.urls, text=text,
+                                       mentions=mentions)
     except publishing.PublishError as exc:
         raise OperationError(str(exc)) from exc
     node.changed()
@@ -201,19 +245,184 @@ async def create_token(node: Node, label: str, username: str | None = None) -> s
     return token
 
 
-async def upload_media(node: Node, data: bytes) -> str:
-    """Store a cleaned copy of an image; returns its name for flyers and avatars."""
-    import asyncio
+async def upload_media(node: Node, data: bytes, *, group: str | None = None) -> str:
+    """Store a cleaned copy of an image; returns its name for flyers and avatars.
 
+    With ``group`` the upload belongs to that group: no other group may use it."""
     from node.media import uploads
-    from node.storage.models import MediaFile
+
+    owner = (await require_group(node, group)).id if group is not None else None
 
     try:
-        name, media_type, width, height, size = await asyncio.to_thread(
-            uploads.store, data, node.settings.media_dir)
+        name, media_type, width, height, size = await uploads.store_bounded(
+            data, node.settings.media_dir)
+    except uploads.UploadBusy as exc:
+        raise OperationError(str(exc), status=503) from exc
     except uploads.UploadError as exc:
-        raise OperationError(str(exc), status=415 if "accepted" in str(exc) else 400) from exc
+        raise OperationError(str(exc), status=415 if "JPEG, PNG" in str(exc) else 400) from exc
     async with node.db.write() as session:
         session.add(MediaFile(name=name, media_type=media_type, width=width, height=height,
-                              size=size))
+                              size=size, local_actor_id=owner))
     return name
+
+
+async def usable_media(session: AsyncSession, name: str, actor: LocalActor) -> MediaFile:
+    """The upload ``name`` if ``actor`` may use it (flyer, photo, avatar, header).
+
+    An upload belongs to the group that uploaded it. One without an owner
+    (uploaded before owners were recorded, or by an admin without a group) is
+    claimed by the first group that uses it, so it never serves two groups."""
+    media = (await session.exec(select(MediaFile).where(MediaFile.name == name))).first()
+    if media is None or (media.local_actor_id is not None
+                         and media.local_actor_id != actor.id):
+        # The same answer for "missing" and "someone else's": names stay secret.
+        raise OperationError(f"no uploaded image named {name!r} for this group "
+                             f"(upload it with `hambastegi media upload FILE --group "
+                             f"{actor.username}`)")
+    if media.local_actor_id is None:
+        media.local_actor_id = actor.id
+        session.add(media)
+    return media
+
+
+# --- self-management: profile, pinned posts, replies -------------------------------
+
+
+async def edit_group(node: Node, username: str, changes: dict[str, Any]) -> LocalActor:
+    """Change a group's profile and federate an ``Update`` of the actor to its followers.
+
+    ``changes`` may hold display_name, summary, language, avatar and header
+    (names of the group's own uploads), links ([{"name", "url"}], shown by
+    Mastodon as profile fields), manually_approves_followers, discoverable,
+    indexable. Anything else is refused."""
+    from node.core.text import URL_RE
+    from node.federation.vocabulary import actor_document
+
+    unknown = set(changes) - GROUP_FIELDS
+    if unknown:
+        raise OperationError(f"unknown field(s): {', '.join(sorted(unknown))}")
+    actor = await require_group(node, username)
+    try:
+        async with node.db.write() as session:
+            fresh = await session.get(LocalActor, actor.id)
+            assert fresh is not None
+            if "language" in changes:
+                fresh.language = groups.validate_language(_str(changes, "language"))
+            if "display_name" in changes:
+                fresh.display_name = groups.validate_display_name(_str(changes, "display_name"))
+                fresh.names = {**fresh.names, fresh.language: fresh.display_name}
+            if "summary" in changes:
+                summary = _str(changes, "summary")
+                rest = {k: v for k, v in fresh.summaries.items() if k != fresh.language}
+                fresh.summaries = ({fresh.language: groups.validate_summary(summary), **rest}
+                                   if summary.strip() else rest)
+            for field, column in (("avatar", "icon_path"), ("header", "image_path")):
+                if field in changes:
+                    name = _str(changes, field)
+                    path = None
+                    if name:
+                        media = await usable_media(session, name, fresh)
+                        if media.media_type not in ("image/png", "image/jpeg"):
+                            raise OperationError(f"{field} must be a PNG or JPEG upload")
+                        path = f"uploads/{media.name}"
+                    setattr(fresh, column, path)
+            if "links" in changes:
+                links = changes["links"]
+                if not isinstance(links, list) or len(links) > MAX_LINKS:
+                    raise OperationError(f"links must be a list of at most {MAX_LINKS}")
+                clean = []
+                for link in links:
+                    if (not isinstance(link, dict) or not isinstance(link.get("name"), str)
+                            or not isinstance(link.get("url"), str)
+                            or not 1 <= len(link["name"].strip()) <= 100
+                            or not URL_RE.fullmatch(link["url"])):
+                        raise OperationError('each link is {"name": text, "url": "https://…"}')
+                    clean.append({"name": link["name"].strip(), "url": link["url"]})
+                fresh.links = clean
+            for flag in ("manually_approves_followers", "discoverable", "indexable"):
+                if flag in changes:
+                    if not isinstance(changes[flag], bool):
+                        raise OperationError(f"'{flag}' must be true or false")
+                    setattr(fresh, flag, changes[flag])
+            fresh.updated_at = utcnow()
+            session.add(fresh)
+            await session.flush()
+            document = actor_document(fresh, node.urls)
+            document.pop("@context", None)
+            to, cc = audience(node.urls, fresh)
+            await publishing.record_activity(
+                session, fresh, node.urls, activity_type="Update", obj=document, to=to,
+                cc=cc, inboxes=await publishing.follower_inboxes(session, fresh),
+                in_outbox=False)
+    except groups.GroupError as exc:
+        raise OperationError(str(exc)) from exc
+    node.changed()
+    return fresh
+
+
+GROUP_FIELDS = frozenset({"display_name", "summary", "language", "avatar", "header", "links",
+                          "manually_approves_followers", "discoverable", "indexable"})
+MAX_LINKS = 4  # what Mastodon shows as profile fields
+MAX_PINNED = 5  # what Mastodon reads from a featured collection
+
+
+def _str(changes: dict[str, Any], field: str) -> str:
+    value = changes[field]
+    if not isinstance(value, str):
+        raise OperationError(f"'{field}' must be a string")
+    return value
+
+
+async def pin(node: Node, object_id: str, *, pinned: bool,
+              allowed_actor: int | None = None) -> str:
+    """Pin a post to the group's ``featured`` collection (Mastodon shows it on top)."""
+    from sqlalchemy import func
+
+    actor, obj = await _own_object(node, object_uuid_from(node, object_id), allowed_actor)
+    async with node.db.write() as session:
+        fresh = await session.get(LocalObject, obj.id)
+        assert fresh is not None
+        if fresh.deleted_at is not None:
+            raise OperationError("that post was deleted", status=410)
+        if pinned and fresh.pinned_at is None:
+            count = (await session.exec(select(func.count()).select_from(LocalObject).where(
+                LocalObject.local_actor_id == actor.id,
+                col(LocalObject.pinned_at).is_not(None)))).one()
+            if count >= MAX_PINNED:
+                raise OperationError(f"at most {MAX_PINNED} posts can be pinned; unpin one")
+            fresh.pinned_at = utcnow()
+        elif not pinned:
+            fresh.pinned_at = None
+        session.add(fresh)
+    node.changed()
+    return node.urls.object(obj.uuid)
+
+
+async def replies(node: Node, username: str) -> list[RemoteObject]:
+    """Replies other servers sent to the group's posts, newest first."""
+    actor = await require_group(node, username)
+    prefix = node.urls.object("")
+    async with node.db.read() as session:
+        uuids = list((await session.exec(select(LocalObject.uuid).where(
+            LocalObject.local_actor_id == actor.id))).all())
+        if not uuids:
+            return []
+        rows = await session.exec(select(RemoteObject).where(
+            col(RemoteObject.in_reply_to).in_([prefix + u for u in uuids]),
+            col(RemoteObject.deleted).is_(False)).order_by(col(RemoteObject.received_at).desc()))
+        return list(rows.all())
+
+
+async def hide_reply(node: Node, reply_id: int, *, hidden: bool = True,
+                     allowed_actor: int | None = None) -> None:
+    """Hide a received reply: hidden replies are never shown on public pages."""
+    async with node.db.write() as session:
+        reply = await session.get(RemoteObject, reply_id)
+        target = (object_uuid_from(node, reply.in_reply_to or "") if reply else "")
+        obj = await publishing.get_object(session, target) if target else None
+        if reply is None or obj is None or (allowed_actor is not None
+                                            and obj.local_actor_id != allowed_actor):
+            raise OperationError("no such reply", status=404)
+        reply.moderation_state = "hidden" if hidden else "approved"
+        session.add(reply)
+    node.changed()

@@ -10,7 +10,6 @@ from __future__ import annotations
 import hashlib
 import struct
 import zlib
-from functools import lru_cache
 
 
 def _png_chunk(kind: bytes, data: bytes) -> bytes:
@@ -28,7 +27,6 @@ def _colour(seed: str) -> tuple[int, int, int]:
     return digest[0] % 160, digest[1] % 160, digest[2] % 160
 
 
-@lru_cache(maxsize=256)
 def solid_png(seed: str, width: int, height: int) -> bytes:
     """A one-colour RGB PNG (the colour derived from ``seed``)."""
     r, g, b = _colour(seed)
@@ -49,3 +47,24 @@ def default_avatar(username: str) -> bytes:
 
 def default_header(username: str) -> bytes:
     return solid_png(username + "#header", 1500, 500)
+
+
+DRAWERS = {"avatars": default_avatar, "headers": default_header}
+# Drawing costs ~10 ms of CPU (the 1500x500 header): each image is drawn once
+# per process and kept; only names of existing groups get here (documents.py),
+# so the cache cannot be flooded with made-up names.
+MAX_CACHED = 2048
+_drawn: dict[tuple[str, str], bytes] = {}
+
+
+def cached(kind: str, username: str) -> bytes | None:
+    return _drawn.get((kind, username))
+
+
+def draw(kind: str, username: str) -> bytes:
+    """Draw (in a worker thread: see documents.media) and keep the image."""
+    data = DRAWERS[kind](username)
+    if len(_drawn) >= MAX_CACHED:
+        _drawn.clear()
+    _drawn[(kind, username)] = data
+    return data

@@ -357,4 +357,7 @@ class MediaFile(SQLModel, table=True):
     width: int
     height: int
     size: int
+    # The group that uploaded it; only that group may use it (None: uploaded
+    # before owners were recorded, or by an admin without --group).
+    local_actor_id: int | None = Field(default=None, foreign_key="local_actor.id", index=True)
     created_at: datetime = Field(default_factory=utcnow)

@@ -20,6 +20,7 @@ from node.federation.negotiation import as_response
 from node.federation.runtime import Node
 from node.federation.vocabulary import object_document, ordered_collection, ordered_collection_page
 from node.storage.models import Activity, Follower, Following, LocalActor, LocalObject
+from node.web.current import current_activities
 
 PAGE_SIZE = 20
 MAX_PAGE = 100_000
@@ -103,8 +104,8 @@ async def outbox(request: Request) -> Response:
                 base.order_by(col(Activity.id).desc())
                 .offset((page - 1) * PAGE_SIZE).limit(PAGE_SIZE)
             )
-            for row in rows.all():
-                doc = orjson.loads(row.body)
+            # The objects as they are now, never the text they had when sent.
+            for doc in await current_activities(session, node.urls, list(rows.all())):
                 doc.pop("@context", None)
                 items.append(doc)
     response = _respond(node.urls.outbox(actor.username), int(total), page, items)

@@ -6,6 +6,8 @@ whose id differs from the URL fetched, INTEROP.md).
 
 from __future__ import annotations
 
+import asyncio
+
 import orjson
 from sqlmodel import select
 from starlette.requests import Request
@@ -18,10 +20,10 @@ from node.federation import publishing
 from node.federation.negotiation import as_response, wants_activity_json
 from node.federation.runtime import Node
 from node.federation.vocabulary import actor_document, object_document, tombstone
-from node.media import uploads
-from node.media.avatars import default_avatar, default_header
+from node.media import avatars, uploads
 from node.storage.models import Activity, LocalActor
 from node.web import pages as web
+from node.web.current import current_activities
 
 
 def not_found(request: Request, what: str = "not found") -> Response:
@@ -102,10 +104,11 @@ async def activity(request: Request) -> Response:
         row = (
             await session.exec(select(Activity).where(Activity.uuid == request.path_params["uuid"]))
         ).first()
-    # Private activities (Follow, Accept …) name their recipients: never served.
-    if row is None or not row.in_outbox:
-        return JSONResponse({"error": "not found"}, status_code=404)
-    return as_response(row.body)
+        # Private activities (Follow, Accept …) name their recipients: never served.
+        if row is None or not row.in_outbox:
+            return JSONResponse({"error": "not found"}, status_code=404)
+        (doc,) = await current_activities(session, node.urls, [row])
+    return as_response(orjson.dumps(doc))
 
 
 async def media(request: Request) -> Response:
@@ -119,14 +122,17 @@ async def media(request: Request) -> Response:
         media_type = "image/png" if name.endswith(".png") else "image/jpeg"
         return Response(path.read_bytes(), media_type=media_type,
                         headers={"Cache-Control": "public, max-age=31536000, immutable"})
-    if not name.endswith(".png"):
+    if kind not in avatars.DRAWERS or not name.endswith(".png"):
         return Response(status_code=404)
     username = name[:-4]
-    if kind == "avatars":
-        data = default_avatar(username)
-    elif kind == "headers":
-        data = default_header(username)
-    else:
-        return Response(status_code=404)
+    data = avatars.cached(kind, username)
+    if data is None:
+        # Unknown names are answered from the database, never drawn.
+        node = request.app.state.node
+        async with node.db.read() as session:
+            actor = await groups.get_group(session, username)
+        if actor is None:
+            return Response(status_code=404)
+        data = await asyncio.to_thread(avatars.draw, kind, username)
     return Response(data, media_type="image/png",
                     headers={"Cache-Control": "public, max-age=86400"})

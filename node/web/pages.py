@@ -5,6 +5,8 @@ are already sanitised HTML.
 
 from __future__ import annotations
 
+import re
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
@@ -108,3 +110,49 @@ async def index(request: Request) -> Response:
                  "handle": f"@{g.username}@{node.settings.host}"} for g in all_groups],
         host=node.settings.host,
     )
+
+
+# How many recent posts the tag page looks through: tags live inside each
+# post's JSON (``tag``, or the event's hashtags), which no index covers.
+TAG_SCAN = 2000
+TAG_SHOWN = 50
+
+
+def _tags_of(obj: LocalObject, event_tags: Sequence[str] | None) -> set[str]:
+    tags = {t.lower() for t in event_tags or []}
+    for item in obj.extra.get("tag") or []:
+        if isinstance(item, dict) and item.get("type") == "Hashtag":
+            tags.add(str(item.get("name", "")).removeprefix("#").lower())
+    return tags
+
+
+async def tag_page(request: Request) -> Response:
+    """Local public posts with a hashtag, newest first (hashtag links point here)."""
+    from sqlmodel import col, select
+
+    from node.storage.models import Event
+
+    node: Node = request.app.state.node
+    tag = request.path_params["tag"]
+    if not re.fullmatch(r"\w{1,100}", tag):
+        return render_error(request, 404, "no such tag")
+    wanted = tag.lower()
+    async with node.db.read() as session:
+        objects = list((await session.exec(
+            select(LocalObject).where(col(LocalObject.deleted_at).is_(None))
+            .order_by(col(LocalObject.published).desc()).limit(TAG_SCAN))).all())
+        ids = [o.id for o in objects if o.object_type == "Event"]
+        event_tags = dict((await session.exec(
+            select(Event.object_id, Event.hashtags).where(col(Event.object_id).in_(ids))
+        )).all()) if ids else {}
+        found = [o for o in objects
+                 if wanted in _tags_of(o, event_tags.get(o.id or 0))][:TAG_SHOWN]
+        actors = {a.id: a for a in await groups.list_groups(session)}
+    posts = [{"obj": o, "actor": actors[o.local_actor_id],
+              "actor_url": node.urls.actor(actors[o.local_actor_id].username),
+              "url": node.urls.object(o.uuid),
+              "titles": [{"lang": k, "dir": direction(k), "text": v}
+                         for k, v in sorted(o.names.items(), key=lambda kv: kv[0] != o.language)],
+              "versions": _versions(o.contents, o.language)}
+             for o in found if o.local_actor_id in actors]
+    return render("tag.html", tag=tag, posts=posts, host=node.settings.host)
