@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import ipaddress
 import logging
+import re
 import socket
 import time
 from collections.abc import AsyncIterator, Callable, Mapping
@@ -72,6 +73,9 @@ _FORBIDDEN_V6 = tuple(_V6(n) for n in (
     "3fff::/20", "5f00::/16", "fc00::/7", "fe80::/10", "fec0::/10", "ff00::/8",
 ))
 _NAT64 = _V6("64:ff9b::/96")
+# A URI already in its encoded form (RFC 3986 section 2: unreserved, reserved and
+# percent-encoded octets only), which can go on the wire byte for byte.
+_ENCODED_URI = re.compile(r"(?:[A-Za-z0-9._~:/?#\[\]@!$&'()*+,;=-]|%[0-9A-Fa-f]{2})*")
 
 
 class FetchError(Exception):
@@ -158,6 +162,26 @@ class GuardedResolver(AbstractResolver):
 
     async def close(self) -> None:
         await self._inner.close()
+
+
+def wire_url(url: str) -> URL:
+    """The URL as it will go on the wire: the one object to sign (``str()`` of it)
+    and to send, so the signed request-target is the one the receiver reads.
+
+    A URL already in encoded form keeps its path and query byte for byte (yarl
+    would otherwise decode ``%7E`` to ``~`` and rewrite the query, and a
+    signature over the original form would no longer verify); its authority is
+    normalised (lower case, IDNA, default port dropped) as clients send Host.
+    Anything else (raw non-ASCII, spaces, dot segments) is normalised by yarl.
+    """
+    normal = URL(url)
+    if not normal.absolute or not _ENCODED_URI.fullmatch(url):
+        return normal
+    raw = URL(url, encoded=True)
+    if any(segment in (".", "..") for segment in raw.raw_path.split("/")):
+        return normal  # RFC 3986 section 5.2.4: dot segments are resolved before sending
+    return URL.build(scheme=normal.scheme, authority=normal.raw_authority, path=raw.raw_path,
+                     query_string=raw.raw_query_string, encoded=True)
 
 
 # --- results -------------------------------------------------------------------------
@@ -248,7 +272,8 @@ class GuardedClient:
         await self.close()
 
     def check_url(self, url: str | URL) -> URL:
-        """Scheme, credentials and literal-IP checks; returns the URL aiohttp will use.
+        """Scheme, credentials and literal-IP checks; returns the URL aiohttp will use
+        (``wire_url``): sign ``str()`` of it and send that same object.
 
         We parse with yarl, as aiohttp does, so the host we judge is the host it
         connects to. aiohttp skips the resolver for anything that looks like an
@@ -256,7 +281,7 @@ class GuardedClient:
         hosts are judged here.
         """
         try:
-            parsed = url if isinstance(url, URL) else URL(url)
+            parsed = url if isinstance(url, URL) else wire_url(url)
         except (ValueError, TypeError) as exc:
             raise FetchError("bad_scheme", "unparsable URL") from exc
         if parsed.scheme not in ("http", "https") or not parsed.host:
@@ -418,9 +443,10 @@ class GuardedClient:
         target = self.check_url(url)
         return await self._post(target, body, signer("POST", str(target), body, scheme))
 
-    async def post_signed(self, url: str, body: bytes,
+    async def post_signed(self, url: str | URL, body: bytes,
                           signature_headers: Mapping[str, str]) -> PostResult:
-        """POST with headers already signed (the delivery worker signs off the loop)."""
+        """POST with headers already signed (the delivery worker signs off the loop)
+        to ``url`` as returned by ``check_url``, whose ``str()`` was signed."""
         return await self._post(self.check_url(url), body, signature_headers)
 
     async def _post(self, url: URL, body: bytes,

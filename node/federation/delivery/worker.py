@@ -256,10 +256,16 @@ class DeliveryWorker:
         """POST once; on 400/401 once more at once with the other scheme."""
         scheme = item.scheme
         knocked = False
+        try:
+            # One URL object: its string form is signed and the object itself is
+            # sent, so the signed request-target is byte for byte the one on the wire.
+            target = self.client.check_url(item.inbox_url)
+        except FetchError as exc:
+            return Outcome(item, "permanent", exc.status, exc.reason, scheme=scheme)
         while True:
-            headers = await self._sign(signer, item.inbox_url, body, scheme)
+            headers = await self._sign(signer, str(target), body, scheme)
             try:
-                result = await self.client.post_signed(item.inbox_url, body, headers)
+                result = await self.client.post_signed(target, body, headers)
             except FetchError as exc:
                 if exc.reason in PERMANENT_FETCH_ERRORS:
                     return Outcome(item, "permanent", exc.status, exc.reason, scheme=scheme)
