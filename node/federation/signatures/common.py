@@ -9,7 +9,6 @@ Pure functions, no I/O. Anything hostile comes out as ``SignatureError``.
 from __future__ import annotations
 
 import base64
-import binascii
 import hashlib
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
@@ -191,7 +190,7 @@ def _digest_entries(value: str) -> list[bytes | None]:
         if sep and name.strip().lower() == "sha-256":
             try:
                 found.append(base64.b64decode(encoded.strip(), validate=True))
-            except binascii.Error:
+            except ValueError:  # binascii.Error, or plain ValueError for non-ASCII text
                 found.append(None)
     return found
 
@@ -217,7 +216,18 @@ def verify_body_digest(headers: Mapping[str, str], body: bytes) -> None:
     Every digest field present must carry a matching SHA-256. Checking just one would let
     an attacker keep the signed field from a captured request and add an unsigned field
     that matches a new body; we do not know here which of the two was signed.
+
+    Raises only ``SignatureError``.
     """
+    try:
+        _verify_body_digest(headers, body)
+    except SignatureError:
+        raise
+    except Exception as exc:  # hostile input must only ever come out as "malformed"
+        raise SignatureError("malformed_signature", type(exc).__name__) from exc
+
+
+def _verify_body_digest(headers: Mapping[str, str], body: bytes) -> None:
     lowered = fold(headers)
     fields = [name for name in ("digest", "content-digest") if name in lowered]
     if not fields:
