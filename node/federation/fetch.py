@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import ipaddress
 import logging
+import os
 import re
 import socket
 import time
@@ -35,6 +36,7 @@ from multidict import CIMultiDict
 from yarl import URL
 
 from node.core.jsonsafe import JsonError, parse_object
+from node.storage.db import in_write_transaction
 
 log = logging.getLogger("hambastegi.fetch")
 
@@ -59,6 +61,9 @@ MAX_JSON_DEPTH = 64
 # Hosts known to want RFC 9421 for GETs; bounded so hostile fan-out of fresh
 # host names cannot grow it without end.
 SCHEME_MEMORY = 10_000
+# Set (to 1) in tests and when debugging: a request made inside a write
+# transaction raises instead of being logged (see GuardedClient.strict_transactions).
+STRICT_TRANSACTIONS_ENV = "HAMBASTEGI_STRICT_TRANSACTIONS"
 
 _V4 = ipaddress.IPv4Network
 _V6 = ipaddress.IPv6Network
@@ -213,6 +218,15 @@ def _same_origin(doc_id: object, final: URL) -> bool:
         return False
 
 
+def _log_host(url: URL) -> str | None:
+    """A URL's host as it may appear in logs: names yes, IP addresses never."""
+    try:
+        ipaddress.ip_address(url.host or "")
+    except ValueError:
+        return url.host
+    return "ip-literal"
+
+
 def _chain_has(exc: BaseException, kind: type[BaseException]) -> bool:
     seen: BaseException | None = exc
     while seen is not None:
@@ -231,8 +245,15 @@ class GuardedClient:
     def __init__(self, *, policy: AddressPolicy = public_address_policy, user_agent: str,
                  max_bytes: int = 1_048_576, total_timeout: float = 30.0,
                  connect_timeout: float = 5.0, read_timeout: float = 10.0,
-                 max_redirects: int = 3, limit: int = 256, limit_per_host: int = 8) -> None:
+                 max_redirects: int = 3, limit: int = 256, limit_per_host: int = 8,
+                 strict_transactions: bool | None = None) -> None:
         self.policy = policy
+        # Network I/O inside Database.write() stalls every other write of the
+        # process (SQLite has one writer) for as long as the remote takes. Strict:
+        # raise RuntimeError, so a test catches any such call; otherwise log it.
+        self.strict_transactions = (
+            os.environ.get(STRICT_TRANSACTIONS_ENV, "") not in ("", "0")
+            if strict_transactions is None else strict_transactions)
         self.user_agent = user_agent
         self.max_bytes = max_bytes
         self.max_redirects = max_redirects
@@ -311,13 +332,14 @@ class GuardedClient:
     async def _exchange(self, method: str, url: URL, headers: Mapping[str, str],
                         body: bytes | None = None) -> AsyncIterator[aiohttp.ClientResponse]:
         """One request, never following redirects; transport errors become FetchErrors."""
+        self._check_not_in_transaction(url)
         session = await self._ensure_session()
         try:
             async with session.request(method, url, headers=headers, data=body,
                                        allow_redirects=False) as response:
                 yield response
         except FetchError as exc:
-            log.debug("fetch refused", extra={"host": url.host, "reason": exc.reason})
+            log.debug("fetch refused", extra={"host": _log_host(url), "reason": exc.reason})
             raise
         except TimeoutError as exc:
             raise FetchError("timeout", "request took too long") from exc
@@ -330,6 +352,14 @@ class GuardedClient:
                 raise FetchError("dns_failure", "name does not resolve") from exc
             # The exception's text names the address; only its type is safe to keep.
             raise FetchError("connect_error", type(exc).__name__) from exc
+
+    def _check_not_in_transaction(self, url: URL) -> None:
+        if not in_write_transaction():
+            return
+        if self.strict_transactions:
+            raise RuntimeError("network I/O inside a write transaction")
+        log.error("network I/O inside a write transaction", stack_info=True,
+                  extra={"host": _log_host(url)})
 
     async def _read_capped(self, response: aiohttp.ClientResponse) -> bytes:
         declared = response.content_length
