@@ -24,6 +24,8 @@ from node.storage import migrate
 from node.storage.db import Database
 
 PG_URL = os.environ.get("HAMBASTEGI_TEST_DATABASE_URL")
+# Network I/O inside a write transaction raises in every test and test node.
+os.environ["HAMBASTEGI_STRICT_TRANSACTIONS"] = "1"
 T = TypeVar("T")
 
 

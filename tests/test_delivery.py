@@ -683,3 +683,105 @@ async def test_two_workers_send_every_row_exactly_once(
     assert {r.state for r in rows} == {"sent"}
     assert {r.worker_id for r in rows} == {"one", "two"}
     assert {a for _, a in received} == {activity_uri}
+
+
+# --- what is signed is what goes on the wire ------------------------------------------------------
+
+
+@dataclass
+class WireRequest:
+    target: str  # the request-target exactly as it arrived on the socket
+    scheme: str
+    problem: str | None  # None: the signature verifies against ``target``
+
+
+@dataclass
+class RawSink:
+    """An inbox that reads the request line from the socket itself, so no framework
+    normalises the path before we look at it, and verifies the signature against
+    exactly those bytes (as a receiver that reconstructs the URI from its raw
+    request-target does). Answers 202 if it verifies, else 401."""
+
+    public_key: keys.PublicKey
+    requests: list[WireRequest] = field(default_factory=list)
+    port: int = 0
+    _server: asyncio.Server | None = None
+
+    async def start(self) -> None:
+        self._server = await asyncio.start_server(self._handle, "127.0.0.1", 0)
+        self.port = self._server.sockets[0].getsockname()[1]
+
+    async def stop(self) -> None:
+        if self._server is not None:
+            self._server.close()
+            await self._server.wait_closed()
+
+    async def _handle(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        try:
+            while True:
+                try:
+                    head = await reader.readuntil(b"\r\n\r\n")
+                except (asyncio.IncompleteReadError, ConnectionError):
+                    return
+                lines = head.decode("latin-1").split("\r\n")
+                method, target, _ = lines[0].split(" ", 2)
+                headers: dict[str, str] = {}
+                for line in lines[1:]:
+                    if line:
+                        name, _, value = line.partition(":")
+                        headers[name.strip()] = value.strip()
+                lowered = {k.lower(): v for k, v in headers.items()}
+                body = await reader.readexactly(int(lowered.get("content-length", "0")))
+                scheme = "rfc9421" if "signature-input" in lowered else "cavage"
+                problem: str | None = None
+                try:
+                    parsed = signatures.parse_request_signature(
+                        method=method, target_uri=f"http://127.0.0.1:{self.port}{target}",
+                        headers=headers, now=datetime.now(UTC), require_digest=True)
+                    signatures.verify_body_digest(headers, body)
+                    signatures.verify_signature(parsed, self.public_key)
+                except signatures.SignatureError as exc:
+                    problem = exc.reason
+                self.requests.append(WireRequest(target, scheme, problem))
+                status = b"202 Accepted" if problem is None else b"401 Unauthorized"
+                writer.write(b"HTTP/1.1 " + status + b"\r\nContent-Length: 0\r\n\r\n")
+                await writer.drain()
+        finally:
+            writer.close()
+
+
+# Inbox paths as followers' servers publish them, and what the wire must carry.
+WIRE_PATHS = [
+    "/users/%7Ealice/inbox",  # an escaped unreserved character, which yarl decodes
+    "/inbox/a%2Fb",  # an escaped slash, which must stay escaped
+    "/users/ä/inbox",  # a raw non-ASCII path, which must be escaped on the wire
+    "/users/%c3%a4/inbox",  # lower-case escapes
+    "/inbox?x=%7E&y=a%20b",  # a query with escapes
+    "/inbox?to=%2Fusers%2Fbob&n=1",  # escaped slashes in the query
+]
+
+
+@pytest.mark.parametrize("scheme", ["cavage", "rfc9421"])
+async def test_signed_target_is_the_target_on_the_wire(
+        db: Database, sender: Sender, workers: Callable[..., DeliveryWorker],
+        scheme: str) -> None:
+    sink = RawSink(sender.public_key)
+    await sink.start()
+    try:
+        host = f"127.0.0.1:{sink.port}"
+        if scheme == "rfc9421":
+            async with db.write() as session:
+                session.add(HostState(host=host, consecutive_failures=0,
+                                      signature_scheme="rfc9421"))
+        inboxes = [f"http://{host}{path}" for path in WIRE_PATHS]
+        activity_id, _ = await sender.publish(inboxes)
+        await workers(signing_threads=0).run_once()
+        # Every inbox was reached once, and its signature verified the first
+        # time against the request-target as it arrived.
+        assert [(r.scheme, r.problem) for r in sink.requests] == [(scheme, None)] * len(inboxes)
+        # Encoded inbox URLs went byte for byte as published; the raw one escaped.
+        assert sorted(r.target for r in sink.requests) == sorted(
+            "/users/%C3%A4/inbox" if path == "/users/ä/inbox" else path for path in WIRE_PATHS)
+        assert [r.state for r in await deliveries(db, activity_id)] == ["sent"] * len(inboxes)
+    finally:
+        await sink.stop()

@@ -28,6 +28,7 @@ from node.federation.fetch import (
     IPAddress,
     allow_all_policy,
     public_address_policy,
+    wire_url,
 )
 
 UA = "Hambastegi-test/1"
@@ -719,3 +720,24 @@ async def test_jrd_fetch_accepts_json_without_an_id(
     assert await client.fetch_jrd(server.url("/.well-known/webfinger")) == {"subject": "acct:a@b"}
     server.document("/html", {"subject": "x"}, content_type="text/html")
     assert await reason_of(client.fetch_jrd(server.url("/html"))) == "bad_content_type"
+
+
+def test_wire_url_keeps_an_encoded_url_byte_for_byte() -> None:
+    """What is signed is str(wire_url(...)) and what is sent is its raw path: an
+    already-encoded URL keeps its escapes (yarl alone would turn %7E into ~)."""
+    cases = {
+        "https://Social.Example:443/users/%7Ealice/inbox?x=%7e":
+            ("https://social.example/users/%7Ealice/inbox?x=%7e", "/users/%7Ealice/inbox?x=%7e"),
+        "http://h.example:8080/inbox/a%2Fb": ("http://h.example:8080/inbox/a%2Fb",
+                                              "/inbox/a%2Fb"),
+        # Not encoded yet: escaped; dot segments resolved; an empty path goes as "/"
+        # (and is signed as "/": signatures.common.path_and_query).
+        "https://h.example/users/ä/inbox?q=a b": ("https://h.example/users/%C3%A4/inbox?q=a+b",
+                                                  "/users/%C3%A4/inbox?q=a+b"),
+        "https://h.example/a/../inbox": ("https://h.example/inbox", "/inbox"),
+        "https://bücher.example": ("https://xn--bcher-kva.example", "/"),
+    }
+    for raw, (signed, on_the_wire) in cases.items():
+        url = wire_url(raw)
+        assert (str(url), url.raw_path_qs) == (signed, on_the_wire), raw
+

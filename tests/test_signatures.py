@@ -1,4 +1,4 @@
-"""HTTP message signatures, draft-cavage-12 and RFC 9421 (node/federation/signatures.py)."""
+"""HTTP message signatures, draft-cavage-12 and RFC 9421 (node/federation/signatures/)."""
 
 from __future__ import annotations
 

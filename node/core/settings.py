@@ -71,7 +71,7 @@ class Settings:
     delivery_concurrency: int = 64
     worker_poll_seconds: float = 1.0
     # How long a worker owns a claimed delivery; after that a crashed
-    # worker's rows are due again (delivery.py).
+    # worker's rows are due again (federation/delivery/queue.py).
     delivery_lease_seconds: float = 120.0
     # Rows one worker claims at a time (its lease covers them all).
     delivery_batch: int = 500

@@ -20,6 +20,8 @@ from __future__ import annotations
 
 import ipaddress
 import logging
+import os
+import re
 import socket
 import time
 from collections.abc import AsyncIterator, Callable, Mapping
@@ -34,6 +36,7 @@ from multidict import CIMultiDict
 from yarl import URL
 
 from node.core.jsonsafe import JsonError, parse_object
+from node.storage.db import in_write_transaction
 
 log = logging.getLogger("hambastegi.fetch")
 
@@ -58,6 +61,9 @@ MAX_JSON_DEPTH = 64
 # Hosts known to want RFC 9421 for GETs; bounded so hostile fan-out of fresh
 # host names cannot grow it without end.
 SCHEME_MEMORY = 10_000
+# Set (to 1) in tests and when debugging: a request made inside a write
+# transaction raises instead of being logged (see GuardedClient.strict_transactions).
+STRICT_TRANSACTIONS_ENV = "HAMBASTEGI_STRICT_TRANSACTIONS"
 
 _V4 = ipaddress.IPv4Network
 _V6 = ipaddress.IPv6Network
@@ -72,6 +78,9 @@ _FORBIDDEN_V6 = tuple(_V6(n) for n in (
     "3fff::/20", "5f00::/16", "fc00::/7", "fe80::/10", "fec0::/10", "ff00::/8",
 ))
 _NAT64 = _V6("64:ff9b::/96")
+# A URI already in its encoded form (RFC 3986 section 2: unreserved, reserved and
+# percent-encoded octets only), which can go on the wire byte for byte.
+_ENCODED_URI = re.compile(r"(?:[A-Za-z0-9._~:/?#\[\]@!$&'()*+,;=-]|%[0-9A-Fa-f]{2})*")
 
 
 class FetchError(Exception):
@@ -160,6 +169,26 @@ class GuardedResolver(AbstractResolver):
         await self._inner.close()
 
 
+def wire_url(url: str) -> URL:
+    """The URL as it will go on the wire: the one object to sign (``str()`` of it)
+    and to send, so the signed request-target is the one the receiver reads.
+
+    A URL already in encoded form keeps its path and query byte for byte (yarl
+    would otherwise decode ``%7E`` to ``~`` and rewrite the query, and a
+    signature over the original form would no longer verify); its authority is
+    normalised (lower case, IDNA, default port dropped) as clients send Host.
+    Anything else (raw non-ASCII, spaces, dot segments) is normalised by yarl.
+    """
+    normal = URL(url)
+    if not normal.absolute or not _ENCODED_URI.fullmatch(url):
+        return normal
+    raw = URL(url, encoded=True)
+    if any(segment in (".", "..") for segment in raw.raw_path.split("/")):
+        return normal  # RFC 3986 section 5.2.4: dot segments are resolved before sending
+    return URL.build(scheme=normal.scheme, authority=normal.raw_authority, path=raw.raw_path,
+                     query_string=raw.raw_query_string, encoded=True)
+
+
 # --- results -------------------------------------------------------------------------
 
 
@@ -189,6 +218,15 @@ def _same_origin(doc_id: object, final: URL) -> bool:
         return False
 
 
+def _log_host(url: URL) -> str | None:
+    """A URL's host as it may appear in logs: names yes, IP addresses never."""
+    try:
+        ipaddress.ip_address(url.host or "")
+    except ValueError:
+        return url.host
+    return "ip-literal"
+
+
 def _chain_has(exc: BaseException, kind: type[BaseException]) -> bool:
     seen: BaseException | None = exc
     while seen is not None:
@@ -207,8 +245,15 @@ class GuardedClient:
     def __init__(self, *, policy: AddressPolicy = public_address_policy, user_agent: str,
                  max_bytes: int = 1_048_576, total_timeout: float = 30.0,
                  connect_timeout: float = 5.0, read_timeout: float = 10.0,
-                 max_redirects: int = 3, limit: int = 256, limit_per_host: int = 8) -> None:
+                 max_redirects: int = 3, limit: int = 256, limit_per_host: int = 8,
+                 strict_transactions: bool | None = None) -> None:
         self.policy = policy
+        # Network I/O inside Database.write() stalls every other write of the
+        # process (SQLite has one writer) for as long as the remote takes. Strict:
+        # raise RuntimeError, so a test catches any such call; otherwise log it.
+        self.strict_transactions = (
+            os.environ.get(STRICT_TRANSACTIONS_ENV, "") not in ("", "0")
+            if strict_transactions is None else strict_transactions)
         self.user_agent = user_agent
         self.max_bytes = max_bytes
         self.max_redirects = max_redirects
@@ -248,7 +293,8 @@ class GuardedClient:
         await self.close()
 
     def check_url(self, url: str | URL) -> URL:
-        """Scheme, credentials and literal-IP checks; returns the URL aiohttp will use.
+        """Scheme, credentials and literal-IP checks; returns the URL aiohttp will use
+        (``wire_url``): sign ``str()`` of it and send that same object.
 
         We parse with yarl, as aiohttp does, so the host we judge is the host it
         connects to. aiohttp skips the resolver for anything that looks like an
@@ -256,7 +302,7 @@ class GuardedClient:
         hosts are judged here.
         """
         try:
-            parsed = url if isinstance(url, URL) else URL(url)
+            parsed = url if isinstance(url, URL) else wire_url(url)
         except (ValueError, TypeError) as exc:
             raise FetchError("bad_scheme", "unparsable URL") from exc
         if parsed.scheme not in ("http", "https") or not parsed.host:
@@ -286,13 +332,14 @@ class GuardedClient:
     async def _exchange(self, method: str, url: URL, headers: Mapping[str, str],
                         body: bytes | None = None) -> AsyncIterator[aiohttp.ClientResponse]:
         """One request, never following redirects; transport errors become FetchErrors."""
+        self._check_not_in_transaction(url)
         session = await self._ensure_session()
         try:
             async with session.request(method, url, headers=headers, data=body,
                                        allow_redirects=False) as response:
                 yield response
         except FetchError as exc:
-            log.debug("fetch refused", extra={"host": url.host, "reason": exc.reason})
+            log.debug("fetch refused", extra={"host": _log_host(url), "reason": exc.reason})
             raise
         except TimeoutError as exc:
             raise FetchError("timeout", "request took too long") from exc
@@ -305,6 +352,14 @@ class GuardedClient:
                 raise FetchError("dns_failure", "name does not resolve") from exc
             # The exception's text names the address; only its type is safe to keep.
             raise FetchError("connect_error", type(exc).__name__) from exc
+
+    def _check_not_in_transaction(self, url: URL) -> None:
+        if not in_write_transaction():
+            return
+        if self.strict_transactions:
+            raise RuntimeError("network I/O inside a write transaction")
+        log.error("network I/O inside a write transaction", stack_info=True,
+                  extra={"host": _log_host(url)})
 
     async def _read_capped(self, response: aiohttp.ClientResponse) -> bytes:
         declared = response.content_length
@@ -418,9 +473,10 @@ class GuardedClient:
         target = self.check_url(url)
         return await self._post(target, body, signer("POST", str(target), body, scheme))
 
-    async def post_signed(self, url: str, body: bytes,
+    async def post_signed(self, url: str | URL, body: bytes,
                           signature_headers: Mapping[str, str]) -> PostResult:
-        """POST with headers already signed (the delivery worker signs off the loop)."""
+        """POST with headers already signed (the delivery worker signs off the loop)
+        to ``url`` as returned by ``check_url``, whose ``str()`` was signed."""
         return await self._post(self.check_url(url), body, signature_headers)
 
     async def _post(self, url: URL, body: bytes,

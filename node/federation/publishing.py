@@ -6,9 +6,12 @@ crash never leaves a post without its deliveries or the reverse.
 
 from __future__ import annotations
 
+import logging
 import uuid as uuidlib
+from collections.abc import Iterable
 from dataclasses import dataclass
 from typing import Any
+from urllib.parse import urlsplit
 
 from sqlmodel import col, select
 from sqlmodel.ext.asyncio.session import AsyncSession
@@ -29,6 +32,11 @@ from node.storage.db import utcnow
 from node.storage.models import Activity, Follower, LocalActor, LocalObject, RemoteActor
 
 MAX_NOTE_CHARS = 5000
+# Distinct inbox URLs one activity goes to on one host (``choose_inboxes``).
+MAX_INBOXES_PER_HOST = 50
+DEFAULT_PORTS = {"http": 80, "https": 443}
+
+log = logging.getLogger("hambastegi.publishing")
 
 
 class PublishError(ValueError):
@@ -40,13 +48,70 @@ def new_uuid() -> str:
 
 
 async def follower_inboxes(session: AsyncSession, actor: LocalActor) -> list[str]:
-    """One inbox per server where it has a shared inbox (DESIGN.md, delivery)."""
+    """The inboxes an activity to the actor's followers goes to (``choose_inboxes``)."""
     rows = await session.exec(
-        select(Follower.inbox, Follower.shared_inbox).where(
+        select(Follower.actor_uri, Follower.inbox, Follower.shared_inbox).where(
             Follower.local_actor_id == actor.id, Follower.state == "accepted"
         )
     )
-    return sorted({shared or inbox for inbox, shared in rows.all()})
+    return choose_inboxes(rows.all())
+
+
+def _origin(url: str) -> tuple[str, str, int] | None:
+    try:
+        parts = urlsplit(url)
+        port = parts.port
+    except ValueError:
+        return None
+    scheme = parts.scheme.lower()
+    if scheme not in DEFAULT_PORTS or not parts.hostname:
+        return None
+    return scheme, parts.hostname, port if port is not None else DEFAULT_PORTS[scheme]
+
+
+def choose_inboxes(followers: Iterable[tuple[str, str, str | None]], *,
+                   per_host: int = MAX_INBOXES_PER_HOST) -> list[str]:
+    """Where one activity to these followers (actor URI, inbox, shared inbox) goes.
+
+    - A shared inbox counts only on the follower's own origin: a follower must not
+      be able to point our deliveries at another server.
+    - One delivery per distinct inbox URL, so followers sharing a shared inbox cost
+      one POST.
+    - At most ``per_host`` distinct inboxes per host: a host (or whoever registers
+      thousands of followers on it) cannot make us sign and POST thousands of
+      copies. Shared inboxes are kept first, the most used first; followers whose
+      inbox falls past the bound go to the host's most used shared inbox, or, if
+      the host has none, are not delivered to (logged).
+    """
+    wanted: dict[str, dict[str, int]] = {}  # host -> inbox URL -> followers
+    shared_of: dict[str, dict[str, int]] = {}  # host -> shared inbox -> followers
+    for actor_uri, inbox, shared in followers:
+        home = _origin(actor_uri)
+        if shared and (home is None or _origin(shared) != home
+                       or delivery.inbox_host(shared) is None):
+            shared = None
+        target = shared or inbox
+        host = delivery.inbox_host(target)
+        if host is None:
+            continue  # enqueue would refuse it anyway
+        counts = wanted.setdefault(host, {})
+        counts[target] = counts.get(target, 0) + 1
+        if shared:
+            by_shared = shared_of.setdefault(host, {})
+            by_shared[shared] = by_shared.get(shared, 0) + 1
+    chosen: list[str] = []
+    for host, counts in wanted.items():
+        shared_here = shared_of.get(host, {})
+        ranked = sorted(counts, key=lambda url: (url not in shared_here, -counts[url], url))
+        kept, over = ranked[:per_host], ranked[per_host:]
+        chosen += kept
+        if over and not shared_here:
+            log.warning("followers not delivered to: too many inboxes on one host", extra={
+                "host": delivery.log_host(host), "inboxes": len(over),
+                "followers": sum(counts[url] for url in over)})
+        # Past the bound with a shared inbox: the host's most used shared inbox,
+        # ranked first and so already kept, receives for them.
+    return sorted(chosen)
 
 
 async def record_activity(

@@ -27,6 +27,7 @@ from node.storage.models import (
     LocalActor,
     LocalObject,
     MediaFile,
+    RemoteActor,
     RemoteObject,
 )
 
@@ -180,14 +181,19 @@ async def follow(node: Node, username: str, target: str) -> str:
 
 async def unfollow(node: Node, username: str, target_uri: str) -> None:
     actor = await require_group(node, username)
+    if await _following(node, actor, target_uri) is None:
+        raise OperationError("not following that actor", status=404)
+    # The remote inbox is looked up before the transaction: a fetch inside it
+    # would hold SQLite's only write lock, and with it every other write of the
+    # process, for as long as the remote takes.
+    remote_inbox = await _inbox_of(node, target_uri)
     async with node.db.write() as session:
         existing = (
             await session.exec(select(Following).where(
                 Following.local_actor_id == actor.id, Following.target_uri == target_uri))
         ).first()
-        if existing is None:
+        if existing is None:  # unfollowed meanwhile, by another request
             raise OperationError("not following that actor", status=404)
-        remote_inbox = await _inbox_of(node, target_uri)
         await publishing.send_to(
             session, actor, node.urls, activity_type="Undo",
             obj={"id": existing.follow_activity_id, "type": "Follow",
@@ -198,10 +204,30 @@ async def unfollow(node: Node, username: str, target_uri: str) -> None:
     node.changed()
 
 
-async def _inbox_of(node: Node, actor_uri: str) -> str:
-    from node.federation.remote_actors import get_actor
+async def _following(node: Node, actor: LocalActor, target_uri: str) -> Following | None:
+    async with node.db.read() as session:
+        return (
+            await session.exec(select(Following).where(
+                Following.local_actor_id == actor.id, Following.target_uri == target_uri))
+        ).first()
 
-    return (await get_actor(node, actor_uri)).inbox
+
+async def _inbox_of(node: Node, actor_uri: str) -> str:
+    """The actor's inbox: refreshed if the cache is stale, else the cached one (an
+    Undo to a stale but likely still valid inbox beats none when the remote is
+    down)."""
+    from node.federation.remote_actors import RemoteError, get_actor
+
+    try:
+        return (await get_actor(node, actor_uri)).inbox
+    except RemoteError as exc:
+        async with node.db.read() as session:
+            cached = (await session.exec(select(RemoteActor).where(
+                RemoteActor.uri == actor_uri))).first()
+        if cached is None:
+            raise OperationError(f"cannot reach {actor_uri!r}: {exc.reason}",
+                                 status=502) from exc
+        return cached.inbox
 
 
 async def follow_requests(node: Node, username: str) -> list[Follower]:

@@ -7,18 +7,44 @@ upgrade its lock later (which fails at once with SQLITE_BUSY in WAL mode
 instead of waiting); and it keeps a single connection per process so writers
 in one process queue in Python instead of spinning on the lock.
 On PostgreSQL both are the same engine.
+
+No network I/O may happen while a write transaction is open: on SQLite every
+other write of the process waits behind it, so a slow remote server would stall
+them all. ``write()`` marks its scope (``in_write_transaction``), and the
+guarded outbound client refuses or reports requests made inside one.
 """
 
 from __future__ import annotations
 
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
+from contextvars import ContextVar
 from datetime import UTC, datetime
 from typing import Any
 
 from sqlalchemy import event
 from sqlalchemy.ext.asyncio import AsyncEngine, async_sessionmaker, create_async_engine
 from sqlmodel.ext.asyncio.session import AsyncSession
+
+
+class _WriteScope:
+    """One open ``write()``; ``open`` turns False when it ends, so a task started
+    inside it (which copies the context) is not taken to be inside it forever."""
+
+    __slots__ = ("open",)
+
+    def __init__(self) -> None:
+        self.open = True
+
+
+_WRITE_SCOPE: ContextVar[_WriteScope | None] = ContextVar("hambastegi_write_scope",
+                                                          default=None)
+
+
+def in_write_transaction() -> bool:
+    """True while the calling task is inside ``Database.write()``."""
+    scope = _WRITE_SCOPE.get()
+    return scope is not None and scope.open
 
 
 def utcnow() -> datetime:
@@ -83,9 +109,16 @@ class Database:
 
     @asynccontextmanager
     async def write(self) -> AsyncIterator[AsyncSession]:
-        """A transaction: commits on success, rolls back on any exception."""
-        async with self._write() as session, session.begin():
-            yield session
+        """A transaction: commits on success, rolls back on any exception.
+        No network I/O inside it (see the module docstring)."""
+        scope = _WriteScope()
+        token = _WRITE_SCOPE.set(scope)
+        try:
+            async with self._write() as session, session.begin():
+                yield session
+        finally:
+            scope.open = False
+            _WRITE_SCOPE.reset(token)
 
     async def dispose(self) -> None:
         await self.read_engine.dispose()
