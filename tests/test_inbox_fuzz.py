@@ -51,11 +51,25 @@ JSON = st.recursive(
                                                children, max_size=6)),
     max_leaves=25,
 )
+# Ids that often pass the first checks, so the later ones get exercised too.
+URL = st.one_of(NASTY, st.builds(lambda tail: f"{ACTOR}/{tail}", st.text(max_size=20)),
+                st.builds(lambda host, tail: f"https://{host}/{tail}", st.text(max_size=12),
+                          st.text(max_size=8)))
+TYPES = st.sampled_from(["Create", "Update", "Delete", "Follow", "Undo", "Accept", "Reject",
+                         "Like", "Announce", "Invite", "Join", "Leave"])
+OBJECT = st.one_of(
+    URL, JSON,
+    st.fixed_dictionaries({"id": st.one_of(URL, JSON)}, optional={
+        "type": st.one_of(st.sampled_from(["Event", "Note", "Person", "Follow"]), JSON),
+        "attributedTo": st.one_of(st.just(ACTOR), URL, JSON), "name": st.one_of(TEXT, JSON),
+        "startTime": st.one_of(TEXT, JSON), "endTime": st.one_of(TEXT, JSON),
+        "timezone": st.one_of(TEXT, JSON), "location": JSON, "content": JSON, "tag": JSON}),
+)
 ACTIVITY = st.fixed_dictionaries(
     {},
-    optional={"id": JSON, "type": st.one_of(TEXT, JSON), "actor": st.one_of(st.just(ACTOR),
-                                                                            JSON),
-              "object": JSON, "attributedTo": JSON, "to": JSON},
+    optional={"id": st.one_of(URL, JSON), "type": st.one_of(TYPES, TEXT, JSON),
+              "actor": st.one_of(st.just(ACTOR), URL, JSON), "object": OBJECT,
+              "to": JSON},
 )
 
 

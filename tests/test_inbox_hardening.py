@@ -99,8 +99,9 @@ async def test_an_actor_listing_another_actors_key_id_does_not_take_it(
     group = await setup_group(live_node)
     alice = remote.add_actor("alice")
     mallory = remote.add_actor("mallory")
+    # Mallory is known to us first (her row is the older one), then Alice.
+    await follow(live_node, remote, mallory, group)
     await follow(live_node, remote, alice, group)
-    await follow(live_node, remote, mallory, group)  # her own key is known to us
 
     async def both() -> bool:
         return await count(live_node, Follower) == 2
