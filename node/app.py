@@ -19,11 +19,12 @@ from starlette.types import ASGIApp, Receive, Scope, Send
 
 from node.api import events as api_events
 from node.api import routes as api
-from node.calls import calendar, cosign, participation
+from node.calls import calendar
 from node.core.metrics import METRICS
 from node.core.settings import Settings
-from node.federation import inbox, nodeinfo, processing, webfinger
+from node.federation import inbox, nodeinfo, webfinger
 from node.federation.runtime import Node
+from node.inbound import INBOUND
 from node.storage.models import Delivery, InboxItem
 from node.web import collections, documents
 from node.web import pages as web
@@ -114,17 +115,15 @@ def build_routes() -> list[Route]:
 
 def create_app(settings: Settings, *, run_worker: bool = True,
                run_processor: bool = True) -> Starlette:
-    node = Node(settings)
+    node = Node(settings, inbound=INBOUND)
     stop = asyncio.Event()
-    cosign.install()
-    participation.install()
 
     @contextlib.asynccontextmanager
     async def lifespan(app: Starlette) -> AsyncIterator[dict[str, Any]]:
         await node.start()
         tasks: list[asyncio.Task[None]] = []
         if run_processor:
-            tasks.append(asyncio.create_task(processing.run(node, stop)))
+            tasks.append(asyncio.create_task(node.inbox_worker().run(stop)))
         if run_worker:
             worker = node.delivery_worker()
             node.delivery_wake = worker.wake

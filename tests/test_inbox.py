@@ -12,7 +12,6 @@ from sqlalchemy import func
 from sqlmodel import select
 
 from node.federation import signatures
-from node.federation.processing import process_pending
 from node.groups import operations
 from node.storage.db import utcnow
 from node.storage.models import (
@@ -25,6 +24,7 @@ from node.storage.models import (
 )
 from tests.conftest import LiveNode, wait_for
 from tests.fakes import FakeActor, FakeRemote, sign_headers, signed_post
+from tests.inbox_helpers import process_pending
 
 
 async def count(live: LiveNode, model: Any, *where: Any) -> int:

@@ -24,13 +24,24 @@ from sqlmodel import select
 
 from node.calls.events import EventError, check_remote_event
 from node.calls.operations import _load, send_event
-from node.federation import processing, publishing
+from node.federation import publishing
+from node.federation.dispatch import emission_uuid
 from node.federation.remote_actors import RemoteError, fetch_document, resolve_handle, same_origin
 from node.federation.runtime import Node
 from node.federation.vocabulary import PUBLIC
 from node.groups.operations import OperationError, require_group
 from node.storage.db import utcnow
 from node.storage.models import Cosigner, InboxItem, Invitation, LocalActor
+from node.storage.states import (
+    COSIGN_INVITATION,
+    COSIGN_INVITE,
+    AlreadyDecided,
+    CosignerState,
+    InvitationState,
+    decide,
+    withdraw_cosigning,
+    withdraw_invitation,
+)
 
 log = logging.getLogger("hambastegi.cosign")
 
@@ -57,7 +68,8 @@ async def invite(node: Node, object_id: str, target: str, *,
         event_uri = node.urls.object(obj.uuid)
         existing = (await session.exec(select(Cosigner).where(
             Cosigner.event_id == event.id, Cosigner.actor_uri == remote.uri))).first()
-        if existing is not None and existing.state in ("invited", "accepted"):
+        if existing is not None and existing.state in (CosignerState.INVITED,
+                                                       CosignerState.ACCEPTED):
             return existing.invite_activity_id
         activity = await publishing.record_activity(
             session, actor, node.urls, activity_type="Invite", obj=event_uri + "/organizers",
@@ -70,7 +82,7 @@ async def invite(node: Node, object_id: str, target: str, *,
                                 invite_activity_id=invite_id)
         existing.invite_activity_id = invite_id
         existing.display_name = remote.display_name or remote.username
-        existing.state = "invited"
+        existing.state = CosignerState.INVITED  # a declined or withdrawn group, asked again
         existing.updated_at = utcnow()
         session.add(existing)
     node.changed()
@@ -84,7 +96,7 @@ async def cosigners(node: Node, object_id: str) -> list[Cosigner]:
             select(Cosigner).where(Cosigner.event_id == event.id))).all())
 
 
-async def _answer_to_invite(node: Node, item: InboxItem, new_state: str) -> None:
+async def _answer_to_invite(node: Node, item: InboxItem, *, accept: bool) -> None:
     invite_id = _id(item.body.get("object"))
     if invite_id is None:
         return
@@ -92,15 +104,19 @@ async def _answer_to_invite(node: Node, item: InboxItem, new_state: str) -> None
         cosigner = (await session.exec(select(Cosigner).where(
             Cosigner.invite_activity_id == invite_id))).first()
         # Only the invited actor, only while the invitation is open.
-        if cosigner is None or cosigner.actor_uri != item.actor_uri \
-                or cosigner.state != "invited":
+        if cosigner is None or cosigner.actor_uri != item.actor_uri:
             return
-        cosigner.state = new_state
+        try:
+            cosigner.state = decide(COSIGN_INVITE, cosigner.state, accept=accept)
+        except AlreadyDecided:
+            return
         cosigner.response_activity_id = item.activity_id
         cosigner.updated_at = utcnow()
         session.add(cosigner)
         await session.flush()
-        if new_state == "accepted":
+        # In the same transaction as the state change: a retry finds the
+        # invitation decided and sends nothing again.
+        if accept:
             await _send_update(node, session, cosigner.event_id)
 
 
@@ -119,11 +135,11 @@ async def _send_update(node: Node, session: Any, event_id: int) -> None:
 
 
 async def on_accept_invite(node: Node, item: InboxItem) -> None:
-    await _answer_to_invite(node, item, "accepted")
+    await _answer_to_invite(node, item, accept=True)
 
 
 async def on_reject_invite(node: Node, item: InboxItem) -> None:
-    await _answer_to_invite(node, item, "declined")
+    await _answer_to_invite(node, item, accept=False)
 
 
 async def on_undo_accept(node: Node, item: InboxItem) -> None:
@@ -136,10 +152,12 @@ async def on_undo_accept(node: Node, item: InboxItem) -> None:
     async with node.db.write() as session:
         cosigner = (await session.exec(select(Cosigner).where(
             Cosigner.response_activity_id == inner_id))).first()
-        if cosigner is None or cosigner.actor_uri != item.actor_uri \
-                or cosigner.state != "accepted":
+        if cosigner is None or cosigner.actor_uri != item.actor_uri:
             return
-        cosigner.state = "withdrawn"
+        try:
+            cosigner.state = withdraw_cosigning(cosigner.state)
+        except AlreadyDecided:
+            return
         cosigner.updated_at = utcnow()
         session.add(cosigner)
         await session.flush()
@@ -204,13 +222,19 @@ async def respond(node: Node, username: str, invitation_id: int, *, accept: bool
     inviter_inbox = None
     async with node.db.read() as session:
         invitation = await _invitation(session, group, invitation_id)
-    if invitation.state != "pending":
-        raise OperationError(f"the invitation is already {invitation.state}", status=409)
+    try:
+        decide(COSIGN_INVITATION, invitation.state, accept=accept)
+    except AlreadyDecided as exc:
+        raise OperationError(str(exc).replace("request", "invitation"), status=409) from None
     from node.federation.remote_actors import get_actor
 
     inviter_inbox = (await get_actor(node, invitation.inviter_uri)).inbox
     async with node.db.write() as session:
         invitation = await _invitation(session, group, invitation_id)
+        try:  # again, inside the transaction: two editors may answer at once
+            decided = decide(COSIGN_INVITATION, invitation.state, accept=accept)
+        except AlreadyDecided as exc:
+            raise OperationError(str(exc).replace("request", "invitation"), status=409) from None
         embedded = {"id": invitation.invite_activity_id, "type": "Invite",
                     "actor": invitation.inviter_uri,
                     "object": invitation.event_uri + "/organizers",
@@ -222,7 +246,7 @@ async def respond(node: Node, username: str, invitation_id: int, *, accept: bool
             in_outbox=accept, object_uri=invitation.invite_activity_id,
         )
         invitation.response_activity_id = node.urls.activity(answer.uuid)
-        invitation.state = "accepted" if accept else "declined"
+        invitation.state = decided
         if accept:
             announce = await publishing.record_activity(
                 session, group, node.urls, activity_type="Announce", obj=invitation.event_uri,
@@ -239,8 +263,10 @@ async def withdraw(node: Node, username: str, invitation_id: int) -> None:
     group = await require_group(node, username)
     async with node.db.read() as session:
         invitation = await _invitation(session, group, invitation_id)
-    if invitation.state != "accepted":
-        raise OperationError("only an accepted invitation can be withdrawn", status=409)
+    try:
+        withdraw_invitation(invitation.state)
+    except AlreadyDecided:
+        raise OperationError("only an accepted invitation can be withdrawn", status=409) from None
     from node.federation.remote_actors import get_actor
 
     inviter_inbox = (await get_actor(node, invitation.inviter_uri)).inbox
@@ -261,7 +287,7 @@ async def withdraw(node: Node, username: str, invitation_id: int) -> None:
                 to=[PUBLIC], cc=[node.urls.followers(group.username)],
                 inboxes=await publishing.follower_inboxes(session, group),
             )
-        invitation.state = "withdrawn"
+        invitation.state = withdraw_invitation(invitation.state)
         session.add(invitation)
     node.changed()
 
@@ -270,10 +296,12 @@ async def _accepted_invitations(node: Node, event_uri: str, author: str) -> list
     async with node.db.read() as session:
         return list((await session.exec(select(Invitation).where(
             Invitation.event_uri == event_uri, Invitation.inviter_uri == author,
-            Invitation.state == "accepted"))).all())
+            Invitation.state == InvitationState.ACCEPTED))).all())
 
 
-async def _relay(node: Node, invitation: Invitation, obj: Any) -> None:
+async def _relay(node: Node, item: InboxItem, invitation: Invitation, obj: Any) -> None:
+    """Announce ``obj`` to the co-signer's followers, once per inbox item: the
+    Announce's id is derived from the item, so a retried item re-uses it."""
     async with node.db.write() as session:
         group = await session.get(LocalActor, invitation.local_actor_id)
         if group is None:
@@ -282,6 +310,7 @@ async def _relay(node: Node, invitation: Invitation, obj: Any) -> None:
             session, group, node.urls, activity_type="Announce", obj=obj, to=[PUBLIC],
             cc=[node.urls.followers(group.username)],
             inboxes=await publishing.follower_inboxes(session, group),
+            activity_uuid=emission_uuid(item, f"relay:{invitation.id}"),
         )
     node.changed()
 
@@ -306,7 +335,7 @@ async def on_update_cosigned(node: Node, item: InboxItem) -> None:
                 session.add(stored)
         embedded = {k: item.body[k] for k in ("id", "type", "actor", "object", "to", "cc")
                     if k in item.body}
-        await _relay(node, invitation, embedded)
+        await _relay(node, item, invitation, embedded)
 
 
 async def on_create_status_note(node: Node, item: InboxItem) -> None:
@@ -319,13 +348,5 @@ async def on_create_status_note(node: Node, item: InboxItem) -> None:
     if context is None or note_id is None or PUBLIC not in (obj.get("to") or []):
         return
     for invitation in await _accepted_invitations(node, context, item.actor_uri):
-        await _relay(node, invitation, note_id)
+        await _relay(node, item, invitation, note_id)
 
-
-def install() -> None:
-    processing.register("Invite", on_invite)
-    processing.register("Accept", on_accept_invite)
-    processing.register("Reject", on_reject_invite)
-    processing.register("Undo", on_undo_accept)
-    processing.register("Update", on_update_cosigned)
-    processing.register("Create", on_create_status_note)

@@ -9,11 +9,20 @@ from typing import Any
 
 from sqlmodel import select
 
-from node.federation import processing, publishing
+from node.federation import publishing
+from node.federation.dispatch import emission_uuid
 from node.federation.remote_actors import get_actor
 from node.federation.runtime import Node
 from node.groups.operations import OperationError, require_group
+from node.storage import states
 from node.storage.models import Event, InboxItem, LocalActor, LocalObject, Participation
+from node.storage.states import (
+    JOIN_REQUEST,
+    AlreadyDecided,
+    ParticipationState,
+    join_state,
+    left,
+)
 
 
 def _id(value: Any) -> str | None:
@@ -38,12 +47,13 @@ async def _event_of(node: Node, session: Any, uri: str | None
 
 
 async def _answer(node: Node, session: Any, actor: LocalActor, participation: Participation,
-                  accept: bool, event_uri: str) -> None:
+                  accept: bool, event_uri: str, activity_uuid: str | None = None) -> None:
     join = {"id": participation.join_activity_id, "type": "Join",
             "actor": participation.actor_uri, "object": event_uri}
     await publishing.send_to(session, actor, node.urls,
                              activity_type="Accept" if accept else "Reject", obj=join,
-                             recipient=participation.actor_uri, inbox=participation.inbox)
+                             recipient=participation.actor_uri, inbox=participation.inbox,
+                             activity_uuid=activity_uuid)
 
 
 async def on_join(node: Node, item: InboxItem) -> None:
@@ -61,17 +71,14 @@ async def on_join(node: Node, item: InboxItem) -> None:
             participation = Participation(event_id=event.id or 0, actor_uri=item.actor_uri,
                                           inbox=joiner.inbox, join_activity_id=item.activity_id)
         participation.join_activity_id = item.activity_id
-        if event.status == "cancelled" or event.join_mode in ("invite", "external"):
-            participation.state = "rejected"
-        elif event.join_mode == "restricted":
-            participation.state = "pending"
-        else:
-            participation.state = "accepted"
+        participation.state = join_state(cancelled=event.status == "cancelled",
+                                         join_mode=event.join_mode)
         session.add(participation)
         await session.flush()
-        if participation.state != "pending":
+        if participation.state != ParticipationState.PENDING:
             await _answer(node, session, actor, participation,
-                          participation.state == "accepted", event_uri)
+                          participation.state == ParticipationState.ACCEPTED, event_uri,
+                          activity_uuid=emission_uuid(item, "answer"))
 
 
 async def on_leave(node: Node, item: InboxItem) -> None:
@@ -84,7 +91,7 @@ async def on_leave(node: Node, item: InboxItem) -> None:
             Participation.event_id == found[1].id,
             Participation.actor_uri == item.actor_uri))).first()
         if participation is not None:
-            participation.state = "left"
+            participation.state = left(participation.state)
             session.add(participation)
 
 
@@ -96,7 +103,8 @@ async def pending(node: Node, username: str) -> list[tuple[Participation, str]]:
             select(Participation, LocalObject)
             .join(Event, Event.id == Participation.event_id)  # type: ignore[arg-type]
             .join(LocalObject, LocalObject.id == Event.object_id)  # type: ignore[arg-type]
-            .where(LocalObject.local_actor_id == group.id, Participation.state == "pending"))
+            .where(LocalObject.local_actor_id == group.id,
+                   Participation.state == ParticipationState.PENDING))
         return [(p, node.urls.object(o.uuid)) for p, o in rows.all()]
 
 
@@ -104,18 +112,17 @@ async def decide(node: Node, username: str, participation_id: int, *, accept: bo
     group = await require_group(node, username)
     async with node.db.write() as session:
         participation = await session.get(Participation, participation_id)
-        if participation is None or participation.state != "pending":
+        if participation is None:
             raise OperationError("no such pending join request", status=404)
         event = await session.get(Event, participation.event_id)
         obj = await session.get(LocalObject, event.object_id) if event else None
         if obj is None or obj.local_actor_id != group.id:
             raise OperationError("no such pending join request", status=404)
-        participation.state = "accepted" if accept else "rejected"
+        try:
+            participation.state = states.decide(JOIN_REQUEST, participation.state, accept=accept)
+        except AlreadyDecided:
+            raise OperationError("no such pending join request", status=404) from None
         session.add(participation)
         await _answer(node, session, group, participation, accept, node.urls.object(obj.uuid))
     node.changed()
 
-
-def install() -> None:
-    processing.register("Join", on_join)
-    processing.register("Leave", on_leave)

@@ -9,9 +9,9 @@ from collections.abc import Awaitable, Callable
 from pathlib import Path
 from typing import TypeVar
 
-from node.calls import cosign, participation
 from node.core.settings import Settings
 from node.federation.runtime import Node
+from node.inbound import INBOUND
 from node.storage import migrate
 
 T = TypeVar("T")
@@ -40,11 +40,8 @@ def prepare(settings: Settings, *, long_running: bool = False) -> None:
 
 
 def with_node(settings: Settings, work: Callable[[Node], Awaitable[T]]) -> T:
-    cosign.install()
-    participation.install()
-
     async def run() -> T:
-        node = Node(settings)
+        node = Node(settings, inbound=INBOUND)
         await node.start()
         try:
             return await work(node)

@@ -53,12 +53,25 @@ class DocCache:
 class KeyCache:
     """Verified-sender keys in memory: the inbox's hot path must not query the
     database (or parse PEM) per request. Entries expire, and any refresh of
-    the actor (Update, rotation) drops them at once in this process."""
+    the actor (Update, rotation) drops them at once in this process.
 
-    def __init__(self, ttl: float = 600.0, max_entries: int = 10_000) -> None:
+    Two more memories keep hostile or broken senders from making us fetch:
+    - failures: a key id that could not be had is not fetched again for
+      ``failure_ttl`` seconds (a negative cache);
+    - refetches: an actor we know, signing with a key id it does not list
+      (rotation to a new key id), is refetched at most once per
+      ``refetch_interval`` seconds.
+    """
+
+    def __init__(self, ttl: float = 600.0, max_entries: int = 10_000,
+                 failure_ttl: float = 60.0, refetch_interval: float = 60.0) -> None:
         self._ttl = ttl
         self._max = max_entries
+        self._failure_ttl = failure_ttl
+        self._refetch_interval = refetch_interval
         self._entries: dict[str, tuple[float, Any]] = {}
+        self._failures: dict[str, tuple[float, str]] = {}
+        self._refetched: dict[str, float] = {}
 
     def get(self, key_id: str) -> Any:
         entry = self._entries.get(key_id)
@@ -70,7 +83,61 @@ class KeyCache:
         if len(self._entries) >= self._max:
             self._entries.clear()
         self._entries[key_id] = (time.monotonic() + self._ttl, value)
+        self._failures.pop(key_id, None)
+
+    def clear(self) -> None:
+        self._entries.clear()
+        self._failures.clear()
+        self._refetched.clear()
 
     def forget_actor(self, actor_uri: str) -> None:
         for key_id in [k for k, (_, v) in self._entries.items() if v[0].uri == actor_uri]:
             del self._entries[key_id]
+
+    def fail(self, key_id: str, reason: str) -> None:
+        if len(self._failures) >= self._max:
+            self._failures.clear()
+        self._failures[key_id] = (time.monotonic() + self._failure_ttl, reason)
+
+    def failure(self, key_id: str) -> str | None:
+        """Why the key id could not be had, if that was moments ago."""
+        entry = self._failures.get(key_id)
+        if entry is None or entry[0] < time.monotonic():
+            return None
+        return entry[1]
+
+    def may_refetch(self, actor_uri: str) -> bool:
+        """True at most once per interval per actor (and then counts as used)."""
+        now = time.monotonic()
+        last = self._refetched.get(actor_uri)
+        if last is not None and now - last < self._refetch_interval:
+            return False
+        if len(self._refetched) >= self._max:
+            self._refetched.clear()
+        self._refetched[actor_uri] = now
+        return True
+
+
+class HostBuckets:
+    """A token bucket per remote host for our outbound fetches: a burst of
+    ``capacity``, then ``rate`` per second. Whatever senders do (thirty key
+    ids, thirty actors), one host gets a bounded number of our GETs."""
+
+    def __init__(self, capacity: float = 10.0, rate: float = 1.0,
+                 max_hosts: int = 10_000) -> None:
+        self.capacity = capacity
+        self.rate = rate
+        self._max = max_hosts
+        self._buckets: dict[str, tuple[float, float]] = {}  # host → (tokens, at)
+
+    def take(self, host: str) -> bool:
+        now = time.monotonic()
+        tokens, at = self._buckets.get(host, (self.capacity, now))
+        tokens = min(self.capacity, tokens + (now - at) * self.rate)
+        if tokens < 1.0:
+            self._buckets[host] = (tokens, now)
+            return False
+        if len(self._buckets) >= self._max and host not in self._buckets:
+            self._buckets.clear()
+        self._buckets[host] = (tokens - 1.0, now)
+        return True

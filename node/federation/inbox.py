@@ -1,10 +1,14 @@
-"""Inbox routes: verify → store → 202. Processing happens after (processing.py).
+"""Inbox routes: verify → store → 202. Processing happens after, from the
+inbox queue (inbox_queue.py; docs/inbox.md walks the whole path).
 
 Order of checks, cheapest first, so hostile input costs us little and never
 causes a fetch: size (413) → signature headers and date (401) → body digest
-(401) → JSON shape (400) → key lookup and signature (401) → key owner is the
-actor (401) → ids on the actor's origin, ownership (403) → store (idempotent
-by activity id) → 202.
+(401) → JSON shape (400) → key lookup and signature (401; at most
+``remote_actors.FETCHES_PER_REQUEST`` outbound GETs) → key owner is the actor
+(401) → ids on the actor's origin, ownership (403) → content of kept objects
+(400) → store (idempotent by activity id) → 202. A database that cannot take
+the row now (locked, restarting, unreachable) is a 503 with Retry-After: the
+sender retries, and nothing is answered 202 that is not stored.
 """
 
 from __future__ import annotations
@@ -13,28 +17,42 @@ import asyncio
 import logging
 from datetime import timedelta
 from typing import Any
+from urllib.parse import urlsplit
 
-from sqlalchemy.dialects.postgresql import insert as pg_insert
-from sqlalchemy.dialects.sqlite import insert as sqlite_insert
-from sqlmodel import col, select
+from sqlalchemy.exc import DBAPIError, InterfaceError, OperationalError
+from sqlalchemy.exc import TimeoutError as PoolTimeout
+from sqlmodel import select
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 
-from node.calls.events import EventError, check_remote_event
 from node.core.jsonsafe import MAX_BODY, JsonError, parse_object
 from node.core.metrics import METRICS
 from node.federation import local_actors as groups
 from node.federation import signatures
-from node.federation.remote_actors import RemoteError, lookup_key, same_origin
+from node.federation.dispatch import ContentError
+from node.federation.inbox_queue import new_item
+from node.federation.remote_actors import RemoteError, fetch_budget, lookup_key, same_origin
 from node.federation.runtime import Node
 from node.storage.db import utcnow
-from node.storage.models import InboxItem, RemoteActor, RemoteObject
+from node.storage.models import RemoteActor, RemoteObject
 
 log = logging.getLogger("hambastegi.inbox")
 
 # A failed check refetches the key at most this often per key: enough for key
 # rotation, not a lever for making us fetch on every forged request.
 KEY_REFRESH_AFTER = timedelta(seconds=60)
+# What a 503 asks the sender to wait: a locked or restarting database is
+# usually back within seconds, and senders back off further on their own.
+RETRY_AFTER_SECONDS = 30
+# How long a request waits for its row to be committed. Senders give up after
+# about ten seconds (and then retry as after a 503): answer before they do. A
+# row committed after we gave up is no loss: the sender's retry is a duplicate.
+STORE_TIMEOUT_SECONDS = 5.0
+# Errors that mean "the database cannot do it now", not "this request is bad":
+# SQLite's "database is locked" past the busy timeout and PostgreSQL's
+# dropped connections and failovers are OperationalError (or a DBAPIError
+# marked as a lost connection); a full pool is sqlalchemy's TimeoutError.
+DATABASE_BUSY = (OperationalError, InterfaceError, PoolTimeout, TimeoutError, ConnectionError)
 
 
 class Rejected(Exception):
@@ -65,11 +83,18 @@ async def read_body(request: Request, limit: int = MAX_BODY) -> bytes:
 
 
 def _id(value: Any) -> str | None:
+    """An http(s) URL that parses (``http://[::1`` does not), or None."""
     if isinstance(value, dict):
         value = value.get("id")
-    if isinstance(value, str) and value.startswith(("https://", "http://")) and len(value) <= 2048:
-        return value
-    return None
+    if not isinstance(value, str) or len(value) > 2048 \
+            or not value.startswith(("https://", "http://")):
+        return None
+    try:
+        parts = urlsplit(value)
+        parts.port  # noqa: B018 - raises ValueError on a bad port
+    except ValueError:
+        return None
+    return value if parts.hostname else None
 
 
 def target_uri(node: Node, request: Request) -> str:
@@ -106,9 +131,10 @@ async def authenticate(
             # A deleted actor's key is gone with it; we never knew it, so there
             # is nothing of it to delete. 202 stops the sender retrying.
             return None
-        raise Rejected(
-            401, "key_unavailable", f"cannot get the signing key ({exc.reason})"
-        ) from exc
+        # unknown_key: the actor does not list it (the sender should sign
+        # with a key it publishes); anything else: we could not get it now.
+        reason = exc.reason if exc.reason in ("unknown_key", "bad_key") else "key_unavailable"
+        raise Rejected(401, reason, f"cannot get the signing key ({exc.reason})") from exc
     try:
         signatures.verify_signature(parsed, key)
     except signatures.SignatureError as first:
@@ -156,81 +182,48 @@ async def check_authority(node: Node, activity: dict[str, Any], actor_id: str, a
                 raise Rejected(403, "not_owner", "the actor does not own that object")
 
 
-def check_content(activity: dict[str, Any], activity_type: str) -> None:
-    """Objects we keep must make sense; say why when they do not (never a 500)."""
-    obj = activity.get("object")
-    if activity_type in {"Create", "Update"} and isinstance(obj, dict) \
-            and obj.get("type") == "Event":
-        try:
-            check_remote_event(obj)
-        except EventError as exc:
-            raise Rejected(400, "bad_event", str(exc)) from exc
-
-
-class InboxWriter:
-    """Group commit for the inbox: requests arriving together share one INSERT
-    and one commit. Each request still gets its 202 only after the commit that
-    holds its row (verify → store → 202), and learns whether its activity id
-    was new (idempotency)."""
-
-    def __init__(self, node: Node, max_batch: int = 500) -> None:
-        self._node = node
-        self._max = max_batch
-        self._pending: list[tuple[dict[str, Any], asyncio.Future[bool]]] = []
-        self._flushing = False
-
-    async def add(self, values: dict[str, Any]) -> bool:
-        future: asyncio.Future[bool] = asyncio.get_running_loop().create_future()
-        self._pending.append((values, future))
-        if not self._flushing:
-            self._flushing = True
-            asyncio.get_running_loop().create_task(self._flush())
-        return await future
-
-    async def _flush(self) -> None:
-        try:
-            while self._pending:
-                await asyncio.sleep(0)  # one loop turn: let concurrent requests join
-                batch, self._pending = self._pending[:self._max], self._pending[self._max:]
-                try:
-                    inserted = await self._insert([values for values, _ in batch])
-                except Exception as exc:  # every waiting request must hear of it
-                    for _, future in batch:
-                        if not future.done():
-                            future.set_exception(exc)
-                    continue
-                seen: set[str] = set()
-                for values, future in batch:
-                    activity_id = values["activity_id"]
-                    future.set_result(activity_id in inserted and activity_id not in seen)
-                    seen.add(activity_id)
-        finally:
-            self._flushing = False
-
-    async def _insert(self, rows: list[dict[str, Any]]) -> set[str]:
-        insert = sqlite_insert if self._node.db.is_sqlite else pg_insert
-        # One cached statement executed with many parameter sets ("insertmanyvalues"):
-        # compiling a fresh multi-row VALUES per batch cost more than the insert.
-        stmt = (insert(InboxItem)
-                .on_conflict_do_nothing(index_elements=["activity_id"])
-                .returning(col(InboxItem.activity_id)))
-        async with self._node.db.write() as session:
-            result = await session.exec(stmt, params=rows)
-            return {row[0] for row in result.all()}
+def check_content(node: Node, activity: dict[str, Any], activity_type: str) -> None:
+    """Objects we keep must make sense; say why when they do not (never a 500).
+    The checks per object type come from above (node/inbound.py)."""
+    try:
+        node.inbound.check_content(activity, activity_type)
+    except ContentError as exc:
+        raise Rejected(400, exc.reason, str(exc)) from exc
 
 
 async def store(node: Node, activity: dict[str, Any], activity_id: str, activity_type: str,
                 actor_id: str, recipient_id: int | None) -> bool:
-    """Insert once; a redelivery of the same id is a no-op (idempotency)."""
-    now = utcnow()
-    return await node.inbox_writer.add({
-        "activity_id": activity_id, "activity_type": activity_type, "actor_uri": actor_id,
-        "recipient_id": recipient_id, "body": activity, "state": "pending", "attempts": 0,
-        "next_attempt_at": now, "received_at": now,
-    })
+    """Insert once; a redelivery of the same id is a no-op (idempotency).
+    Raises TimeoutError when the database does not take the row in time."""
+    async with asyncio.timeout(STORE_TIMEOUT_SECONDS):
+        return await node.inbox_writer.add(
+            new_item(activity, activity_id, activity_type, actor_id, recipient_id))
+
+
+def database_busy(exc: BaseException) -> bool:
+    if isinstance(exc, DATABASE_BUSY):
+        return True
+    return isinstance(exc, DBAPIError) and exc.connection_invalidated
 
 
 async def receive(request: Request) -> Response:
+    try:
+        with fetch_budget():
+            return await _receive(request)
+    except Exception as exc:
+        if not database_busy(exc):
+            raise
+        # Nothing of this request was answered 202, so nothing is lost: the
+        # sender retries later, as a 503 with Retry-After asks.
+        METRICS.inbox("database_busy")
+        log.warning("inbox: database busy, asked the sender to retry",
+                    extra={"error": type(exc).__name__})
+        return JSONResponse({"error": "the database is busy, retry later",
+                             "reason": "database_busy"}, status_code=503,
+                            headers={"Retry-After": str(RETRY_AFTER_SECONDS)})
+
+
+async def _receive(request: Request) -> Response:
     node: Node = request.app.state.node
     username = request.path_params.get("username")
     recipient_id: int | None = None
@@ -268,7 +261,7 @@ async def receive(request: Request) -> Response:
             METRICS.inbox("accepted_unknown_delete")
             return Response(status_code=202)
         await check_authority(node, activity, actor_id, activity_id, activity_type)
-        check_content(activity, activity_type)
+        check_content(node, activity, activity_type)
     except Rejected as rejected:
         METRICS.inbox(rejected.reason)
         log.info("inbox rejected", extra={"reason": rejected.reason, "status": rejected.status})

@@ -1,44 +1,39 @@
-"""Processing of stored inbox activities, after the 202.
+"""The federation layer's handlers of inbound activities, run after the 202
+by the inbox queue (inbox_queue.py) through the handler table of
+node/inbound.py.
 
 Each handler is named after what it handles (``on_follow`` …). Handlers are
-idempotent: an activity id is stored once (inbox.py), and each handler also
-tolerates seeing state it already produced. Items are claimed with a lease
-like deliveries, so several web processes can share the work.
+idempotent: an activity id is stored once (inbox.py), each handler tolerates
+seeing state it already produced, and what it sends carries ids derived from
+the inbox item (``dispatch.emission_uuid``), so a retry sends nothing twice.
 """
 
 from __future__ import annotations
 
-import asyncio
 import logging
-from collections.abc import Awaitable, Callable
-from datetime import timedelta
 from typing import Any
 
-from sqlalchemy import delete, or_, update
+from sqlalchemy import delete, update
 from sqlmodel import col, select
 from sqlmodel.ext.asyncio.session import AsyncSession
 
 from node.core.text import sanitise_html
 from node.federation import publishing
+from node.federation.dispatch import emission_uuid
 from node.federation.remote_actors import RemoteError, get_actor, parse_actor, store_actor
 from node.federation.runtime import Node
-from node.storage.db import utcnow
 from node.storage.models import (
     Follower,
     Following,
     InboxItem,
     Interaction,
     LocalActor,
-    LocalObject,
     RemoteActor,
     RemoteObject,
 )
+from node.storage.states import AlreadyDecided, FollowerState, following_answered
 
 log = logging.getLogger("hambastegi.processing")
-
-LEASE = timedelta(minutes=5)
-MAX_ATTEMPTS = 5
-Handler = Callable[[Node, InboxItem], Awaitable[None]]
 
 
 def _id(value: Any) -> str | None:
@@ -80,7 +75,8 @@ async def on_follow(node: Node, item: InboxItem) -> None:
                 )
             )
         ).first()
-        state = "pending" if target.manually_approves_followers else "accepted"
+        state = (FollowerState.PENDING if target.manually_approves_followers
+                 else FollowerState.ACCEPTED)
         if existing is None:
             existing = Follower(
                 local_actor_id=target.id or 0, actor_uri=follower.uri, inbox=follower.inbox,
@@ -90,21 +86,23 @@ async def on_follow(node: Node, item: InboxItem) -> None:
         else:
             # A repeated Follow (e.g. after they lost our Accept): answer again.
             existing.follow_activity_id = item.activity_id
-            if existing.state == "accepted":
-                state = "accepted"
+            if existing.state == FollowerState.ACCEPTED:
+                state = FollowerState.ACCEPTED
             existing.state = state
         session.add(existing)
-        if state == "accepted":
-            await send_accept(session, node, target, existing, activity)
+        if state == FollowerState.ACCEPTED:
+            await send_accept(session, node, target, existing, activity,
+                              activity_uuid=emission_uuid(item, "accept"))
 
 
 async def send_accept(session: AsyncSession, node: Node, target: LocalActor,
-                      follower: Follower, follow: dict[str, Any]) -> None:
+                      follower: Follower, follow: dict[str, Any], *,
+                      activity_uuid: str | None = None) -> None:
     # Embed the Follow as received: Mastodon matches by id or embedded object.
     embedded = {k: follow[k] for k in ("id", "type", "actor", "object") if k in follow}
     await publishing.send_to(
         session, target, node.urls, activity_type="Accept", obj=embedded,
-        recipient=follower.actor_uri, inbox=follower.inbox,
+        recipient=follower.actor_uri, inbox=follower.inbox, activity_uuid=activity_uuid,
     )
 
 
@@ -151,21 +149,25 @@ async def _following_for(session: AsyncSession, item: InboxItem) -> Following | 
     return (await session.exec(query)).first()
 
 
-async def on_accept(node: Node, item: InboxItem) -> None:
-    # Only the followed actor can accept: target_uri == the signed actor.
+async def _answer_to_follow(node: Node, item: InboxItem, *, accepted: bool) -> None:
+    # Only the followed actor can answer: target_uri == the signed actor.
     async with node.db.write() as session:
         following = await _following_for(session, item)
-        if following is not None and following.state != "accepted":
-            following.state = "accepted"
-            session.add(following)
+        if following is None:
+            return
+        try:
+            following.state = following_answered(following.state, accepted=accepted)
+        except AlreadyDecided:
+            return  # an Accept after a Reject changes nothing
+        session.add(following)
 
 
-async def on_reject(node: Node, item: InboxItem) -> None:
-    async with node.db.write() as session:
-        following = await _following_for(session, item)
-        if following is not None:
-            following.state = "rejected"
-            session.add(following)
+async def on_accept_follow(node: Node, item: InboxItem) -> None:
+    await _answer_to_follow(node, item, accepted=True)
+
+
+async def on_reject_follow(node: Node, item: InboxItem) -> None:
+    await _answer_to_follow(node, item, accepted=False)
 
 
 async def on_update(node: Node, item: InboxItem) -> None:
@@ -275,118 +277,3 @@ async def on_create(node: Node, item: InboxItem) -> None:
                 object_type=str(obj.get("type", "Note"))[:32], in_reply_to=in_reply_to,
                 data=_clean_object(obj),
             ))
-
-
-# Several handlers may share a type (an Accept may answer a Follow or an
-# Invite): each one acts only on what is addressed to it.
-HANDLERS: dict[str, list[Handler]] = {
-    "Follow": [on_follow],
-    "Undo": [on_undo],
-    "Accept": [on_accept],
-    "Reject": [on_reject],
-    "Update": [on_update],
-    "Delete": [on_delete],
-    "Like": [on_like],
-    "Announce": [on_announce],
-    "Create": [on_create],
-}
-
-
-def register(activity_type: str, handler: Handler) -> None:
-    """Domain modules (events, networks …) add their handlers here."""
-    handlers = HANDLERS.setdefault(activity_type, [])
-    if handler not in handlers:
-        handlers.append(handler)
-
-
-# --- the processing loop -------------------------------------------------------------
-
-
-async def claim(node: Node, limit: int = 50) -> list[InboxItem]:
-    now = utcnow()
-    async with node.db.write() as session:
-        query = (
-            select(InboxItem)
-            .where(
-                or_(
-                    (col(InboxItem.state) == "pending") & (col(InboxItem.next_attempt_at) <= now),
-                    (col(InboxItem.state) == "processing")
-                    & (col(InboxItem.next_attempt_at) <= now),
-                )
-            )
-            .order_by(col(InboxItem.id))
-            .limit(limit)
-        )
-        if not node.db.is_sqlite:
-            query = query.with_for_update(skip_locked=True)
-        items = list((await session.exec(query)).all())
-        for item in items:
-            item.state = "processing"
-            item.attempts += 1
-            item.next_attempt_at = now + LEASE  # the lease; expiry = crashed processor
-            session.add(item)
-    return items
-
-
-async def process_item(node: Node, item: InboxItem) -> str | None:
-    """Run every handler of the item's type; returns the error, if any."""
-    error: str | None = None
-    for handler in HANDLERS.get(item.activity_type, []):
-        try:
-            await handler(node, item)
-        except Exception as exc:  # one bad activity must not stop the loop
-            error = f"{type(exc).__name__}: {exc}"[:400]
-            log.warning("inbox item failed", extra={"activity_type": item.activity_type,
-                                                    "error": error}, exc_info=True)
-    return error
-
-
-async def record_results(node: Node, results: list[tuple[InboxItem, str | None]]) -> None:
-    """One transaction per batch: most items simply become ``done``."""
-    now = utcnow()
-    done = [item.id for item, error in results if error is None]
-    async with node.db.write() as session:
-        if done:
-            await session.exec(update(InboxItem).where(col(InboxItem.id).in_(done))
-                               .values(state="done", processed_at=now, error=None))
-        for item, error in results:
-            if error is None:
-                continue
-            if item.attempts >= MAX_ATTEMPTS:
-                values: dict[str, object] = {"state": "failed", "error": error}
-            else:
-                values = {"state": "pending", "error": error,
-                          "next_attempt_at": now + timedelta(seconds=30 * 2 ** item.attempts)}
-            await session.exec(update(InboxItem).where(col(InboxItem.id) == item.id)
-                               .values(**values))
-
-
-async def process_pending(node: Node) -> int:
-    """Process everything due now; returns how many items were handled."""
-    done = 0
-    while True:
-        items = await claim(node, limit=200)
-        if not items:
-            return done
-        await record_results(node, [(item, await process_item(node, item)) for item in items])
-        done += len(items)
-        node.changed()
-
-
-async def run(node: Node, stop: asyncio.Event) -> None:
-    while not stop.is_set():
-        # Clear before working: a wake-up during the work is then not lost.
-        node.inbox_wake.clear()
-        try:
-            await process_pending(node)
-        except Exception:  # keep the loop alive; leases retry the work
-            log.exception("inbox processing loop error")
-        waiter = asyncio.ensure_future(node.inbox_wake.wait())
-        stopper = asyncio.ensure_future(stop.wait())
-        await asyncio.wait({waiter, stopper}, timeout=node.settings.worker_poll_seconds,
-                           return_when=asyncio.FIRST_COMPLETED)
-        waiter.cancel()
-        stopper.cancel()
-
-
-__all__ = ["HANDLERS", "LocalObject", "process_pending", "register", "run"]

@@ -127,9 +127,20 @@ async def record_activity(
     in_outbox: bool = True,
     object_uri: str | None = None,
     extra: dict[str, Any] | None = None,
+    activity_uuid: str | None = None,
 ) -> Activity:
-    """Store an activity (body serialised once) and queue it to ``inboxes``."""
-    activity_uuid = new_uuid()
+    """Store an activity (body serialised once) and queue it to ``inboxes``.
+
+    ``activity_uuid``: a caller that may run twice for one cause (an inbox
+    handler being retried) passes an id derived from that cause; if it is
+    already recorded, that activity is returned and nothing is queued again.
+    """
+    if activity_uuid is not None:
+        already = (await session.exec(
+            select(Activity).where(Activity.uuid == activity_uuid))).first()
+        if already is not None:
+            return already
+    activity_uuid = activity_uuid or new_uuid()
     now = utcnow()
     doc = activity_document(
         activity_id=urls.activity(activity_uuid),
@@ -314,11 +325,12 @@ async def send_to(
     obj: Any,
     recipient: str,
     inbox: str,
+    activity_uuid: str | None = None,
 ) -> Activity:
     """A private activity to one actor (Accept, Reject, Undo …)."""
     return await record_activity(
         session, actor, urls, activity_type=activity_type, obj=obj, to=[recipient],
-        inboxes=[inbox], in_outbox=False,
+        inboxes=[inbox], in_outbox=False, activity_uuid=activity_uuid,
     )
 
 

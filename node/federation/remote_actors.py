@@ -1,24 +1,37 @@
 """Remote actors: WebFinger resolution, fetching, caching, and key lookup.
 
 Every fetch goes through the guarded client, signed by the instance actor
-(servers with authorized fetch require it).
+(servers with authorized fetch require it). Every signed GET — each redirect
+hop and each knock counts — is paid for from two budgets: the inbound request
+being verified may cause at most ``FETCHES_PER_REQUEST`` (``fetch_budget``),
+and each remote host has a token bucket (``Node.fetch_buckets``). Failed key
+lookups are remembered briefly (``KeyCache.fail``).
+
+Whose key is it: a key belongs to the actor that lists it *and* that the key
+names as its owner — the actor document the key id dereferences to
+(``…/actor#main-key``), or, for a standalone key document, its ``owner``.
+A cached actor listing a key id that names someone else is never taken for
+the key's owner (key-id squatting, docs/ARCHITECTURE.md, security).
 """
 
 from __future__ import annotations
 
+import contextlib
+import contextvars
 import ipaddress
 import logging
 import re
+from collections.abc import Iterator, Mapping
 from datetime import timedelta
 from typing import Any
 from urllib.parse import urlencode, urlsplit, urlunsplit
 
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
-from sqlmodel import col, or_, select
+from sqlmodel import col, select
 
 from node.federation import keys
-from node.federation.fetch import FetchError
+from node.federation.fetch import FetchError, Scheme
 from node.federation.runtime import Node
 from node.storage.db import utcnow
 from node.storage.models import RemoteActor
@@ -29,6 +42,21 @@ ACTOR_TYPES = frozenset({"Application", "Group", "Organization", "Person", "Serv
 ACTOR_TTL = timedelta(days=1)
 HANDLE_RE = re.compile(r"^@?([^@\s/]+)@([^@\s/]+)$")
 AS_TYPES = ("application/activity+json", "application/ld+json")
+# Signed GETs one inbound request may cause (key document, its owner, one spare).
+FETCHES_PER_REQUEST = 3
+
+_budget: contextvars.ContextVar[list[int] | None] = contextvars.ContextVar(
+    "fetch_budget", default=None)
+
+
+@contextlib.contextmanager
+def fetch_budget(limit: int = FETCHES_PER_REQUEST) -> Iterator[None]:
+    """Bound the outbound GETs of what runs inside (one inbound request)."""
+    token = _budget.set([limit])
+    try:
+        yield
+    finally:
+        _budget.reset(token)
 
 
 class RemoteError(Exception):
@@ -40,12 +68,18 @@ class RemoteError(Exception):
 
 
 def origin(uri: str) -> str:
-    parts = urlsplit(uri)
+    """scheme://host[:port], lowercased; "" for what does not parse as a URL
+    (never the same origin as anything)."""
+    try:
+        parts = urlsplit(uri)
+    except ValueError:
+        return ""
     return f"{parts.scheme}://{parts.netloc}".lower()
 
 
 def same_origin(a: str, b: str) -> bool:
-    return origin(a) == origin(b)
+    first = origin(a)
+    return first != "" and first == origin(b)
 
 
 def strip_fragment(uri: str) -> str:
@@ -53,9 +87,15 @@ def strip_fragment(uri: str) -> str:
 
 
 def _http_url(value: Any) -> str | None:
-    if isinstance(value, str) and value.startswith(("https://", "http://")) and len(value) < 2048:
-        return value
-    return None
+    if not isinstance(value, str) or len(value) >= 2048 \
+            or not value.startswith(("https://", "http://")):
+        return None
+    try:
+        parts = urlsplit(value)
+        parts.port  # noqa: B018 - raises ValueError on a bad port
+    except ValueError:  # e.g. an unbalanced IPv6 bracket
+        return None
+    return value if parts.hostname else None
 
 
 def _id_of(value: Any) -> str | None:
@@ -144,9 +184,27 @@ async def store_actor(node: Node, actor: RemoteActor) -> RemoteActor:
     return stored
 
 
+def _metered_signer(node: Node) -> Any:
+    """The instance signer, charging each GET it signs to the budgets: the
+    guarded client signs every hop and every knock, so this counts them all."""
+    signer = node.instance_signer
+
+    def sign(method: str, url: str, body: bytes | None, scheme: Scheme) -> Mapping[str, str]:
+        budget = _budget.get()
+        if budget is not None:
+            if budget[0] <= 0:
+                raise FetchError("fetch_budget", "this request may cause no more fetches")
+            budget[0] -= 1
+        if not node.fetch_buckets.take(urlsplit(url).netloc.lower()):
+            raise FetchError("host_rate_limited", "too many fetches from this host just now")
+        return signer(method, url, body, scheme)
+
+    return sign
+
+
 async def fetch_document(node: Node, uri: str) -> dict[str, Any]:
     try:
-        fetched = await node.client.fetch_activity(uri, signer=node.instance_signer)
+        fetched = await node.client.fetch_activity(uri, signer=_metered_signer(node))
     except FetchError as exc:
         raise RemoteError("fetch_failed", exc.reason) from exc
     return fetched.data
@@ -164,45 +222,89 @@ async def get_actor(node: Node, uri: str, *, refresh: bool = False) -> RemoteAct
     return await store_actor(node, actor)
 
 
+def names_actor(key_id: str, actor_uri: str) -> bool:
+    """Whether the key id itself points at the actor: ``actor#main-key``
+    (Mastodon and most others) or a path below it (``actor/main-key``)."""
+    return strip_fragment(key_id) == actor_uri or key_id.startswith(actor_uri.rstrip("/") + "/")
+
+
+async def _stored_owner(node: Node, key_id: str) -> RemoteActor | None:
+    """The cached actor that owns the key, or None (fetch it then).
+
+    Only an actor the key id names may answer for it; any other row listing
+    the same key id (an actor can put anything in its own document) is ignored.
+    """
+    document = strip_fragment(key_id)
+    async with node.db.read() as session:
+        rows = (await session.exec(select(RemoteActor).where(
+            (col(RemoteActor.uri) == document) | (col(RemoteActor.public_key_id) == key_id)
+        ))).all()
+    named = [row for row in rows if names_actor(key_id, row.uri)]
+    # The most specific name wins (…/users/a over …/users when both exist).
+    return max(named, key=lambda row: len(row.uri), default=None)
+
+
 async def lookup_key(
     node: Node, key_id: str, *, refresh: bool = False
 ) -> tuple[RemoteActor, keys.PublicKey]:
     """The public key behind a signature's keyId, and the actor owning it.
 
     The cache is tried first; ``refresh`` refetches the actor once, which is
-    how key rotation reaches us (a failed check retries with refresh=True).
+    how rotation of a key under the same id reaches us (a failed check retries
+    with refresh=True). A known actor signing with a key id it does not list
+    (rotation to a new key id) is refetched, at most once a minute per actor.
+    Failures are remembered for a minute: the same unknown key id costs no
+    second fetch.
     """
-    actor: RemoteActor | None = None
     if not refresh:
         cached: tuple[RemoteActor, keys.PublicKey] | None = node.key_cache.get(key_id)
         if cached is not None:
             return cached
-        async with node.db.read() as session:
-            actor = (
-                await session.exec(
-                    select(RemoteActor).where(
-                        or_(
-                            RemoteActor.public_key_id == key_id,
-                            col(RemoteActor.uri) == strip_fragment(key_id),
-                        )
-                    )
-                )
-            ).first()
-    if actor is None or refresh:
-        doc = await fetch_document(node, strip_fragment(key_id))
-        if not set(_as_list(doc.get("type"))) & ACTOR_TYPES:
-            # A standalone key document: follow its owner, who must list it.
-            owner = _http_url(doc.get("owner")) or _http_url(doc.get("controller"))
-            if owner is None or not same_origin(owner, key_id):
-                raise RemoteError("bad_key", "key document without a same-origin owner")
-            doc = await fetch_document(node, owner)
+        failed = node.key_cache.failure(key_id)
+        if failed is not None:
+            raise RemoteError(failed, "failed moments ago")
+        actor = await _stored_owner(node, key_id)
+        if actor is not None:
+            if _lists_key(actor, key_id):
+                found = actor, _key_from_actor(actor, key_id)
+                node.key_cache.put(key_id, found)
+                return found
+            if not node.key_cache.may_refetch(actor.uri):
+                node.key_cache.fail(key_id, "unknown_key")
+                raise RemoteError("unknown_key", "the actor does not list this key")
+    try:
+        found = await _fetch_key(node, key_id)
+    except RemoteError as exc:
+        node.key_cache.fail(key_id, exc.reason)
+        raise
+    node.key_cache.put(key_id, found)
+    return found
+
+
+async def _fetch_key(node: Node, key_id: str) -> tuple[RemoteActor, keys.PublicKey]:
+    doc = await fetch_document(node, strip_fragment(key_id))
+    if not set(_as_list(doc.get("type"))) & ACTOR_TYPES:
+        # A standalone key document: it names its owner, who must list it.
+        owner = _http_url(doc.get("owner")) or _http_url(doc.get("controller"))
+        if owner is None or not same_origin(owner, key_id) \
+                or _id_of(doc) not in (key_id, strip_fragment(key_id)):
+            raise RemoteError("bad_key", "key document without a same-origin owner")
+        doc = await fetch_document(node, owner)
+        parsed = parse_actor(doc)
+        if parsed.uri != owner:
+            raise RemoteError("bad_key", "the key's owner document has another id")
+    else:
         parsed = parse_actor(doc)
         if not same_origin(parsed.uri, key_id):
             raise RemoteError("bad_key", "key and actor on different origins")
-        actor = await store_actor(node, parsed)
-    found = actor, _key_from_actor(actor, key_id)
-    node.key_cache.put(key_id, found)
-    return found
+    key = _key_from_actor(parsed, key_id)  # the owner must list the key
+    actor = await store_actor(node, parsed)
+    return actor, key
+
+
+def _lists_key(actor: RemoteActor, key_id: str) -> bool:
+    return actor.public_key_id == key_id or any(
+        method.get("id") == key_id for method in actor.assertion_keys)
 
 
 def _key_from_actor(actor: RemoteActor, key_id: str) -> keys.PublicKey:

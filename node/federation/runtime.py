@@ -8,15 +8,17 @@ from collections.abc import Callable
 from datetime import timedelta
 from typing import Literal
 
-from node.core.cache import DocCache, KeyCache
+from node.core.cache import DocCache, HostBuckets, KeyCache
 from node.core.settings import Settings
 from node.core.urls import INSTANCE_USERNAME, Urls
 from node.federation.delivery import DeliveryWorker
+from node.federation.dispatch import Inbound
 from node.federation.fetch import GuardedClient, allow_all_policy, public_address_policy
+from node.federation.inbox_queue import InboxWorker, InboxWriter
 from node.federation.local_actors import ensure_instance_actor
 from node.federation.signatures import RequestSigner
 from node.storage.db import Database
-from node.storage.models import LocalActor
+from node.storage.models import InboxItem, LocalActor
 
 log = logging.getLogger("hambastegi")
 
@@ -30,8 +32,14 @@ def actor_signer(actor: LocalActor, urls: Urls) -> RequestSigner:
 
 
 class Node:
-    def __init__(self, settings: Settings, db: Database | None = None) -> None:
+    """``inbound``: what received activities mean (the handler table and content
+    checks, built by node/inbound.py); without it the node stores what it
+    receives and does nothing more with it."""
+
+    def __init__(self, settings: Settings, db: Database | None = None,
+                 inbound: Inbound | None = None) -> None:
         self.settings = settings
+        self.inbound = inbound or Inbound()
         self.db = db or Database(settings.database_url)
         self.urls = Urls(settings.base_url)
         self.client = GuardedClient(
@@ -41,9 +49,8 @@ class Node:
         self.inbox_wake = asyncio.Event()
         self.doc_cache = DocCache()
         self.key_cache = KeyCache()
-        from node.federation.inbox import InboxWriter  # inbox imports this module
-
-        self.inbox_writer = InboxWriter(self)
+        self.fetch_buckets = HostBuckets()
+        self.inbox_writer = InboxWriter(self.db)
         # Set by the in-process delivery worker so publishing sends at once.
         self.delivery_wake: Callable[[], None] = lambda: None
         self._instance_signer: RequestSigner | None = None
@@ -72,6 +79,23 @@ class Node:
             lease=timedelta(seconds=self.settings.delivery_lease_seconds),
             batch=self.settings.delivery_batch,
         )
+
+    def inbox_worker(self) -> InboxWorker:
+        """An inbox worker running this node's handler table."""
+        return InboxWorker(self.db, self.handle, wake=self.inbox_wake, after_batch=self.changed,
+                           poll_seconds=self.settings.worker_poll_seconds)
+
+    async def handle(self, item: InboxItem) -> None:
+        """Run every handler the table has for the item; each runs even if
+        another failed, and the first failure fails the item (to be retried)."""
+        failure: Exception | None = None
+        for handler in self.inbound.handlers_for(item.activity_type, item.body):
+            try:
+                await handler(self, item)
+            except Exception as exc:
+                failure = failure or exc
+        if failure is not None:
+            raise failure
 
     @property
     def instance_signer(self) -> RequestSigner:

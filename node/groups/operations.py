@@ -30,6 +30,7 @@ from node.storage.models import (
     RemoteActor,
     RemoteObject,
 )
+from node.storage.states import FOLLOW_REQUEST, AlreadyDecided, decide
 
 log = logging.getLogger("hambastegi")
 
@@ -243,12 +244,16 @@ async def decide_follow_request(node: Node, username: str, request_id: int, *,
     actor = await require_group(node, username)
     async with node.db.write() as session:
         follower = await session.get(Follower, request_id)
-        if follower is None or follower.local_actor_id != actor.id or follower.state != "pending":
+        if follower is None or follower.local_actor_id != actor.id:
             raise OperationError("no such pending follow request", status=404)
+        try:
+            decided = decide(FOLLOW_REQUEST, follower.state, accept=accept)
+        except AlreadyDecided:
+            raise OperationError("no such pending follow request", status=404) from None
         follow = {"id": follower.follow_activity_id, "type": "Follow",
                   "actor": follower.actor_uri, "object": node.urls.actor(actor.username)}
         if accept:
-            follower.state = "accepted"
+            follower.state = decided
             session.add(follower)
             await processing.send_accept(session, node, actor, follower, follow)
         else:

@@ -11,10 +11,20 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import JSON, Column, Index, LargeBinary, Text, UniqueConstraint
+from sqlalchemy import JSON, CheckConstraint, Column, Index, LargeBinary, Text, UniqueConstraint
 from sqlmodel import Field, SQLModel
 
 from node.storage.db import utcnow
+from node.storage.states import (
+    CosignerState,
+    DeliveryState,
+    FollowerState,
+    FollowingState,
+    InboxState,
+    InvitationState,
+    ParticipationState,
+    check_constraint,
+)
 
 # --- local actors -----------------------------------------------------------
 
@@ -81,7 +91,10 @@ class Follower(SQLModel, table=True):
     """A remote actor following one of our groups (pending until accepted)."""
 
     __tablename__ = "follower"
-    __table_args__ = (UniqueConstraint("local_actor_id", "actor_uri"),)
+    __table_args__ = (
+        UniqueConstraint("local_actor_id", "actor_uri"),
+        CheckConstraint(check_constraint("state", FollowerState), name="ck_follower_state"),
+    )
 
     id: int | None = Field(default=None, primary_key=True)
     local_actor_id: int = Field(foreign_key="local_actor.id", index=True)
@@ -89,7 +102,7 @@ class Follower(SQLModel, table=True):
     inbox: str = Field(max_length=2048)
     shared_inbox: str | None = Field(default=None, max_length=2048)
     follow_activity_id: str = Field(max_length=2048)
-    state: str = Field(default="pending", max_length=16)  # pending | accepted
+    state: str = Field(default=FollowerState.PENDING, max_length=16)
     created_at: datetime = Field(default_factory=utcnow)
 
 
@@ -97,13 +110,16 @@ class Following(SQLModel, table=True):
     """One of our groups following a remote actor."""
 
     __tablename__ = "following"
-    __table_args__ = (UniqueConstraint("local_actor_id", "target_uri"),)
+    __table_args__ = (
+        UniqueConstraint("local_actor_id", "target_uri"),
+        CheckConstraint(check_constraint("state", FollowingState), name="ck_following_state"),
+    )
 
     id: int | None = Field(default=None, primary_key=True)
     local_actor_id: int = Field(foreign_key="local_actor.id", index=True)
     target_uri: str = Field(max_length=2048)
     follow_activity_id: str = Field(max_length=2048, unique=True)
-    state: str = Field(default="pending", max_length=16)  # pending | accepted | rejected
+    state: str = Field(default=FollowingState.PENDING, max_length=16)
     created_at: datetime = Field(default_factory=utcnow)
 
 
@@ -160,13 +176,14 @@ class Delivery(SQLModel, table=True):
     __table_args__ = (
         UniqueConstraint("activity_id", "inbox_url"),
         Index("ix_delivery_due", "state", "next_attempt_at"),
+        CheckConstraint(check_constraint("state", DeliveryState), name="ck_delivery_state"),
     )
 
     id: int | None = Field(default=None, primary_key=True)
     activity_id: int = Field(foreign_key="activity.id", index=True)
     inbox_url: str = Field(max_length=2048)
     host: str = Field(max_length=256, index=True)
-    state: str = Field(default="pending", max_length=16)
+    state: str = Field(default=DeliveryState.PENDING, max_length=16)
     attempts: int = 0
     next_attempt_at: datetime = Field(default_factory=utcnow)
     lease_until: datetime | None = None
@@ -196,11 +213,16 @@ class HostState(SQLModel, table=True):
 class InboxItem(SQLModel, table=True):
     """A verified inbound activity, stored before the 202; processed after.
 
-    States: pending → done | failed. Unique by activity id: idempotency.
+    States (``InboxState``): pending → processing (leased to ``worker_id``
+    until ``lease_until``) → done | failed (node/federation/inbox_queue.py).
+    Unique by activity id: idempotency.
     """
 
     __tablename__ = "inbox_item"
-    __table_args__ = (Index("ix_inbox_due", "state", "next_attempt_at"),)
+    __table_args__ = (
+        Index("ix_inbox_due", "state", "next_attempt_at"),
+        CheckConstraint(check_constraint("state", InboxState), name="ck_inbox_item_state"),
+    )
 
     id: int | None = Field(default=None, primary_key=True)
     activity_id: str = Field(max_length=2048, unique=True)
@@ -209,10 +231,12 @@ class InboxItem(SQLModel, table=True):
     # The local actor whose inbox received it; None for the shared inbox.
     recipient_id: int | None = Field(default=None, foreign_key="local_actor.id")
     body: dict[str, Any] = Field(sa_column=Column(JSON, nullable=False))
-    state: str = Field(default="pending", max_length=16)
+    state: str = Field(default=InboxState.PENDING, max_length=16)
     attempts: int = 0
     next_attempt_at: datetime = Field(default_factory=utcnow)
-    error: str | None = Field(default=None, max_length=400)
+    lease_until: datetime | None = None
+    worker_id: str | None = Field(default=None, max_length=64)
+    last_error: str | None = Field(default=None, max_length=400)
     received_at: datetime = Field(default_factory=utcnow)
     processed_at: datetime | None = None
 
@@ -299,14 +323,17 @@ class Cosigner(SQLModel, table=True):
     """A group invited to co-sign one of our events (author side)."""
 
     __tablename__ = "cosigner"
-    __table_args__ = (UniqueConstraint("event_id", "actor_uri"),)
+    __table_args__ = (
+        UniqueConstraint("event_id", "actor_uri"),
+        CheckConstraint(check_constraint("state", CosignerState), name="ck_cosigner_state"),
+    )
 
     id: int | None = Field(default=None, primary_key=True)
     event_id: int = Field(foreign_key="event.id", index=True)
     actor_uri: str = Field(max_length=2048)
     inbox: str = Field(max_length=2048)
     display_name: str | None = Field(default=None, max_length=400)
-    state: str = Field(default="invited", max_length=16)  # invited|accepted|declined|withdrawn
+    state: str = Field(default=CosignerState.INVITED, max_length=16)
     invite_activity_id: str = Field(max_length=2048, unique=True)
     response_activity_id: str | None = Field(default=None, max_length=2048)
     created_at: datetime = Field(default_factory=utcnow)
@@ -317,6 +344,9 @@ class Invitation(SQLModel, table=True):
     """An invitation one of our groups received to co-sign a remote event."""
 
     __tablename__ = "invitation"
+    __table_args__ = (
+        CheckConstraint(check_constraint("state", InvitationState), name="ck_invitation_state"),
+    )
 
     id: int | None = Field(default=None, primary_key=True)
     local_actor_id: int = Field(foreign_key="local_actor.id", index=True)
@@ -325,7 +355,7 @@ class Invitation(SQLModel, table=True):
     invite_activity_id: str = Field(max_length=2048, unique=True)
     # The event as fetched from its origin (sanitised), for the editors to read.
     event: dict[str, Any] = Field(default_factory=dict, sa_column=Column(JSON, nullable=False))
-    state: str = Field(default="pending", max_length=16)  # pending|accepted|declined|withdrawn
+    state: str = Field(default=InvitationState.PENDING, max_length=16)
     response_activity_id: str | None = Field(default=None, max_length=2048)
     announce_activity_id: str | None = Field(default=None, max_length=2048)
     received_at: datetime = Field(default_factory=utcnow)
@@ -335,14 +365,18 @@ class Participation(SQLModel, table=True):
     """Join/Leave of a meeting or conference. Private to the organising group."""
 
     __tablename__ = "participation"
-    __table_args__ = (UniqueConstraint("event_id", "actor_uri"),)
+    __table_args__ = (
+        UniqueConstraint("event_id", "actor_uri"),
+        CheckConstraint(check_constraint("state", ParticipationState),
+                        name="ck_participation_state"),
+    )
 
     id: int | None = Field(default=None, primary_key=True)
     event_id: int = Field(foreign_key="event.id", index=True)
     actor_uri: str = Field(max_length=2048)
     inbox: str = Field(max_length=2048)
     join_activity_id: str = Field(max_length=2048)
-    state: str = Field(default="pending", max_length=16)  # pending|accepted|rejected|left
+    state: str = Field(default=ParticipationState.PENDING, max_length=16)
     created_at: datetime = Field(default_factory=utcnow)
 
 
