@@ -14,6 +14,7 @@ from typing import Any
 from aiohttp import web
 from sqlalchemy.exc import InterfaceError, OperationalError
 
+from node.core.cache import HostBuckets
 from node.federation import keys
 from node.storage.models import Follower, InboxItem
 from tests.conftest import PG_URL, LiveNode, wait_for
@@ -232,6 +233,8 @@ async def test_one_inbox_post_causes_at_most_three_fetches(live_node: LiveNode) 
 async def test_unknown_key_ids_are_fetched_boundedly_and_failures_cached(
         live_node: LiveNode, remote: FakeRemote) -> None:
     group = await setup_group(live_node)
+    # A small bucket that barely refills, so the bound is visible with 30 senders.
+    live_node.node.fetch_buckets = HostBuckets(capacity=10.0, rate=0.01)
     ghosts = [FakeActor(f"ghost{n}", keys.generate_rsa(), keys.generate_ed25519(), remote.base)
               for n in range(30)]  # unknown to the remote: their documents are 410 Gone
 

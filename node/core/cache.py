@@ -123,7 +123,10 @@ class HostBuckets:
     ``capacity``, then ``rate`` per second. Whatever senders do (thirty key
     ids, thirty actors), one host gets a bounded number of our GETs."""
 
-    def __init__(self, capacity: float = 10.0, rate: float = 1.0,
+    # A burst of 60 and 10/s: a large instance whose new followers arrive
+    # together is served (senders retry what we refuse), while a forged flood
+    # naming a victim host makes us send it at most ten GETs a second.
+    def __init__(self, capacity: float = 60.0, rate: float = 10.0,
                  max_hosts: int = 10_000) -> None:
         self.capacity = capacity
         self.rate = rate

@@ -1,5 +1,5 @@
 """Inbox routes: verify → store → 202. Processing happens after, from the
-inbox queue (inbox_queue.py; docs/inbox.md walks the whole path).
+inbox queue (inbox_queue.py; docs/ARCHITECTURE.md §3 walks the whole path).
 
 Order of checks, cheapest first, so hostile input costs us little and never
 causes a fetch: size (413) → signature headers and date (401) → body digest

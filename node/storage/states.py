@@ -20,7 +20,7 @@ from typing import Generic, TypeVar
 
 class InboxState(StrEnum):
     """pending → processing (leased) → done | failed; a failed attempt returns
-    to pending with a backoff (docs/inbox.md has the diagram)."""
+    to pending with a backoff (docs/ARCHITECTURE.md §3 has the diagram)."""
 
     PENDING = "pending"
     PROCESSING = "processing"
