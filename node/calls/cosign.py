@@ -47,6 +47,9 @@ def _id(value: Any) -> str | None:
 async def invite(node: Node, object_id: str, target: str, *,
                  allowed_actor: int | None = None) -> str:
     """Invite a group (handle or URL) to co-sign; returns the Invite's id."""
+    # Permission first: a token of another group must not make us fetch anything.
+    async with node.db.read() as session:
+        await _load(node, session, object_id, allowed_actor)
     try:
         remote = await resolve_handle(node, target)
     except (RemoteError, Exception) as exc:
@@ -77,9 +80,11 @@ async def invite(node: Node, object_id: str, target: str, *,
     return invite_id
 
 
-async def cosigners(node: Node, object_id: str) -> list[Cosigner]:
+async def cosigners(node: Node, object_id: str, *,
+                    allowed_actor: int | None = None) -> list[Cosigner]:
+    """The negotiation so far; invitations not yet answered are the group's business only."""
     async with node.db.read() as session:
-        _, _, event = await _load(node, session, object_id, None)
+        _, _, event = await _load(node, session, object_id, allowed_actor)
         return list((await session.exec(
             select(Cosigner).where(Cosigner.event_id == event.id))).all())
 

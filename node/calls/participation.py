@@ -48,10 +48,13 @@ async def _answer(node: Node, session: Any, actor: LocalActor, participation: Pa
 
 async def on_join(node: Node, item: InboxItem) -> None:
     event_uri = _id(item.body.get("object"))
+    async with node.db.read() as session:
+        if event_uri is None or await _event_of(node, session, event_uri) is None:
+            return  # not one of our events: nothing to fetch, nothing to answer
     joiner = await get_actor(node, item.actor_uri)
     async with node.db.write() as session:
         found = await _event_of(node, session, event_uri)
-        if found is None or event_uri is None:
+        if found is None:
             return
         _, event, actor = found
         participation = (await session.exec(select(Participation).where(
@@ -61,7 +64,11 @@ async def on_join(node: Node, item: InboxItem) -> None:
             participation = Participation(event_id=event.id or 0, actor_uri=item.actor_uri,
                                           inbox=joiner.inbox, join_activity_id=item.activity_id)
         participation.join_activity_id = item.activity_id
-        if event.status == "cancelled" or event.join_mode in ("invite", "external"):
+        if participation.state in ("rejected", "accepted") and participation.id is not None:
+            # A decision stands: asking again gets the same answer, it does not put a
+            # refused request back in the editors' queue.
+            pass
+        elif event.status == "cancelled" or event.join_mode in ("invite", "external"):
             participation.state = "rejected"
         elif event.join_mode == "restricted":
             participation.state = "pending"
