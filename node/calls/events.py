@@ -17,9 +17,9 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
+from node.core import languages
 from node.core.text import html_to_plain, plain_to_html, sanitise_html
 from node.core.urls import Urls
-from node.federation.local_actors import GroupError, validate_language
 from node.federation.vocabulary import (
     AS_CONTEXT,
     EXTENSION_TERMS,
@@ -118,13 +118,16 @@ class EventInput:
     flyer: dict[str, Any] | None = None
 
 
-def zone(name: str) -> ZoneInfo:
+def zone(name: object) -> ZoneInfo:
     if not isinstance(name, str) or not 0 < len(name) <= 64 or ".." in name:
         raise EventError("timezone must be an IANA name like Europe/Zurich")
     try:
         return ZoneInfo(name)
-    except (ZoneInfoNotFoundError, ValueError) as exc:
-        raise EventError(f"unknown timezone {name!r}") from exc
+    except (ZoneInfoNotFoundError, ValueError, OSError) as exc:
+        # OSError: a tzdata directory such as "Europe" or "Etc" opens as a
+        # directory, not as a zone file.
+        raise EventError(f"unknown timezone {name!r} (expected an IANA name like "
+                         "Europe/Zurich)") from exc
 
 
 def parse_time(value: Any, tz: ZoneInfo, field_name: str) -> datetime:
@@ -142,7 +145,26 @@ def parse_time(value: Any, tz: ZoneInfo, field_name: str) -> datetime:
     return parsed.astimezone(UTC)
 
 
-def _texts(value: Any, field_name: str, limit: int, *, required: bool) -> dict[str, str]:
+# What an HTML parser would read as markup rather than text: a tag, comment or
+# doctype opener. Character references are caught by comparing with html.unescape.
+MARKUP_RE = re.compile(r"<[A-Za-z/!?]")
+
+
+def plain_text(value: str, field_name: str) -> str:
+    """Refuse text that means something else when read as HTML.
+
+    ActivityStreams says ``name`` is plain text, and Mobilizon and Gancio show
+    it as such, but Mastodon puts an Event's name into HTML as it is (INTEROP.md).
+    Text with no tags and no character references reads the same both ways:
+    ``R&D`` and ``a < b`` stay, ``<img …>`` and ``&amp;`` are refused."""
+    if MARKUP_RE.search(value) or html.unescape(value) != value:
+        raise EventError(f"{field_name} must be plain text: no HTML tags or character "
+                         "references such as &amp;")
+    return value
+
+
+def _texts(value: Any, field_name: str, limit: int, *, required: bool,
+           plain: bool = False) -> dict[str, str]:
     if value is None and not required:
         return {}
     if isinstance(value, str):
@@ -154,13 +176,15 @@ def _texts(value: Any, field_name: str, limit: int, *, required: bool) -> dict[s
     out: dict[str, str] = {}
     for lang, text in value.items():
         try:
-            validate_language(str(lang))
-        except GroupError as exc:
+            languages.validate(lang)
+        except languages.LanguageError as exc:
             raise EventError(f"{field_name}: {exc}") from exc
         if not isinstance(text, str) or not text.strip():
             raise EventError(f"{field_name}[{lang}] must be non-empty text")
         if len(text) > limit:
             raise EventError(f"{field_name}[{lang}] is longer than {limit} characters")
+        if plain:
+            plain_text(text, f"{field_name}[{lang}]")
         out[str(lang)] = text.strip()
     return out
 
@@ -203,15 +227,15 @@ def parse_input(data: dict[str, Any], default_language: str) -> EventInput:
     """Validate an editor's event description (the API body and the CLI build the same)."""
     language = data.get("language", default_language)
     try:
-        validate_language(str(language))
-    except GroupError as exc:
+        languages.validate(language)
+    except languages.LanguageError as exc:
         raise EventError(str(exc)) from exc
-    titles = _texts(data.get("title"), "title", MAX_TITLE, required=True)
+    titles = _texts(data.get("title"), "title", MAX_TITLE, required=True, plain=True)
     if language not in titles:
         raise EventError(f"title needs a version in the event's language ({language})")
     texts = _texts(data.get("text"), "text", MAX_TEXT, required=False)
     tz_name = data.get("timezone")
-    tz = zone(tz_name)  # type: ignore[arg-type]
+    tz = zone(tz_name)
     start = parse_time(data.get("start"), tz, "start")
     end = parse_time(data["end"], tz, "end") if data.get("end") is not None else None
     if end is not None and end < start:
@@ -315,8 +339,11 @@ def summary_line(event: Event, language: str, organizer_names: list[str]) -> str
 
 
 def summaries(event: Event, obj: LocalObject, organizer_names: list[str]) -> dict[str, str]:
+    """The summary lines as HTML (the Event's mediaType): Mastodon shows ``summary``
+    as markup, so a ``<`` or ``&`` in a place or group name must be escaped."""
     languages = list(obj.names) or [obj.language]
-    return {lang: summary_line(event, lang, organizer_names) for lang in languages}
+    return {lang: html.escape(summary_line(event, lang, organizer_names), quote=False)
+            for lang in languages}
 
 
 def _location(event: Event) -> dict[str, Any] | None:

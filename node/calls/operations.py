@@ -148,6 +148,13 @@ async def _load(node: Node, session: AsyncSession, object_id: str,
     return actor, obj, await event_for(session, obj)
 
 
+async def call_language(node: Node, object_id: str) -> str:
+    """The call's primary language: what an edit's untagged texts are written in."""
+    async with node.db.read() as session:
+        _, obj, _ = await _load(node, session, object_id, None)
+    return obj.language
+
+
 async def update_call(node: Node, object_id: str, body: dict[str, Any], *,
                       allowed_actor: int | None = None) -> str:
     async with node.db.write() as session:
