@@ -357,6 +357,21 @@ def summaries(event: Event, obj: LocalObject, organizer_names: list[str]) -> dic
             for lang in languages}
 
 
+# Join modes whose online link is for accepted participants only (DESIGN.md,
+# safety defaults): the link never enters a public object, page or calendar;
+# participants get it in a private Note (participation.py).
+PRIVATE_LINK_MODES = ("restricted", "invite")
+
+
+def link_is_private(event: Event) -> bool:
+    return event.online_url is not None and event.join_mode in PRIVATE_LINK_MODES
+
+
+def public_online_url(event: Event) -> str | None:
+    """The online link as the public may see it: None for a closed meeting."""
+    return None if link_is_private(event) else event.online_url
+
+
 def _location(event: Event) -> dict[str, Any] | None:
     if event.place:
         place: dict[str, Any] = {"type": "Place", "name": event.place.get("name")
@@ -372,9 +387,9 @@ def _location(event: Event) -> dict[str, Any] | None:
             place["latitude"] = event.place["latitude"]
             place["longitude"] = event.place["longitude"]
         return place
-    if event.online_url:
+    if public_online_url(event):
         return {"type": "VirtualLocation", "url": event.online_url}
-    return None
+    return None  # a closed online meeting: isOnline says so, the link stays private
 
 
 def event_document(
@@ -444,9 +459,10 @@ def event_document(
         attachments.append({"type": "Document", "mediaType": event.flyer["media_type"],
                             "url": urls.media(event.flyer["path"]),
                             "name": event.flyer.get("alt") or title})
-    if event.online_url:
+    online_url = public_online_url(event)
+    if online_url:
         attachments.append({"type": "Link", "mediaType": "text/html", "name": "Website",
-                            "href": event.online_url})
+                            "href": online_url})
     for link in event.contact_links:
         attachments.append({"type": "PropertyValue", "name": link["name"],
                             "value": f'<a href="{html.escape(link["url"])}">'

@@ -12,6 +12,7 @@ from sqlalchemy import func
 from sqlmodel import select
 from sqlmodel.ext.asyncio.session import AsyncSession
 
+from node.calls import private_links
 from node.calls.events import (
     WORDS,
     EventError,
@@ -19,6 +20,7 @@ from node.calls.events import (
     contents_from,
     event_document,
     format_when,
+    link_is_private,
     parse_input,
     parse_time,
     summary_line,
@@ -165,6 +167,7 @@ async def update_call(node: Node, object_id: str, body: dict[str, Any], *,
             data = parse_input(body, obj.language)
         except EventError as exc:
             raise OperationError(str(exc)) from exc
+        link_before = (event.online_url, link_is_private(event))
         obj.names = data.titles
         obj.contents = contents_from(data.texts)
         obj.language = data.language
@@ -176,6 +179,8 @@ async def update_call(node: Node, object_id: str, body: dict[str, Any], *,
         session.add_all([obj, event])
         await session.flush()
         await send_event(session, node.urls, actor, obj, "Update")
+        if link_is_private(event) and (event.online_url, True) != link_before:
+            await private_links.send_link_to_all(session, node.urls, actor, obj, event)
     node.changed()
     return node.urls.object(obj.uuid)
 

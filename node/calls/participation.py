@@ -9,6 +9,7 @@ from typing import Any
 
 from sqlmodel import select
 
+from node.calls import private_links
 from node.federation import processing, publishing
 from node.federation.remote_actors import get_actor
 from node.federation.runtime import Node
@@ -79,6 +80,8 @@ async def on_join(node: Node, item: InboxItem) -> None:
         if participation.state != "pending":
             await _answer(node, session, actor, participation,
                           participation.state == "accepted", event_uri)
+            await private_links.send_link(session, node.urls, actor, found[0], event,
+                                          participation)
 
 
 async def on_leave(node: Node, item: InboxItem) -> None:
@@ -120,6 +123,8 @@ async def decide(node: Node, username: str, participation_id: int, *, accept: bo
         participation.state = "accepted" if accept else "rejected"
         session.add(participation)
         await _answer(node, session, group, participation, accept, node.urls.object(obj.uuid))
+        if event is not None:
+            await private_links.send_link(session, node.urls, group, obj, event, participation)
     node.changed()
 
 
