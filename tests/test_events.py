@@ -217,3 +217,30 @@ async def test_uploads_refuse_what_is_not_an_image(live_node: LiveNode) -> None:
     async with httpx.AsyncClient() as client:
         response = await client.get(live_node.url("/media/uploads/..%2F..%2Fkeys.png"))
     assert response.status_code == 404
+
+
+async def test_status_note_speaks_every_language_of_the_call_and_names_the_old_date(
+        live_node: LiveNode) -> None:
+    await _group(live_node)
+    event_id = await calls.create_call(live_node.node, "kampagne", geneva_call())
+    await calls.change_status(live_node.node, event_id, "postponed", start="2027-06-15T18:30")
+    await calls.change_status(live_node.node, event_id, "cancelled")
+    async with httpx.AsyncClient() as client:
+        outbox = (await client.get(live_node.node.urls.outbox("kampagne") + "?page=1",
+                                   headers=AS)).json()
+    cancelled, postponed = [a["object"] for a in outbox["orderedItems"]
+                            if a["object"]["type"] == "Note"]
+    for note in (postponed, cancelled):
+        jsonschema.validate(note, schema("note.schema.json"))
+        assert list(note["contentMap"]) == ["fa", "de", "en"]  # primary first
+        assert note["content"] == note["contentMap"]["fa"]
+        assert "Protestkundgebung vor der ILO" in note["contentMap"]["de"]
+        assert "Protest in front of the ILO" in note["contentMap"]["en"]
+    assert "VERSCHOBEN" in postponed["contentMap"]["de"]
+    assert "POSTPONED" in postponed["contentMap"]["en"]
+    # The new time, and the time it replaces, in each reader's language.
+    assert "15 Juni 2027, 18:30" in postponed["contentMap"]["de"]
+    assert "bisher: <del>Dienstag 8 Juni 2027, 12:00" in postponed["contentMap"]["de"]
+    assert "previously: <del>Tuesday 8 June 2027, 12:00" in postponed["contentMap"]["en"]
+    assert "زمان پیشین" in postponed["contentMap"]["fa"]
+    assert "ABGESAGT" in cancelled["contentMap"]["de"] and "<del>" not in cancelled["content"]

@@ -53,7 +53,8 @@ async def invite(request: Request, token: ApiToken, body: dict[str, Any]) -> Res
 
 
 async def list_cosigners(request: Request, token: ApiToken, body: dict[str, Any]) -> Response:
-    rows = await cosign.cosigners(_node(request), request.path_params["uuid"])
+    rows = await cosign.cosigners(_node(request), request.path_params["uuid"],
+                                  allowed_actor=token.local_actor_id)
     return JSONResponse([{"actor": c.actor_uri, "state": c.state} for c in rows])
 
 

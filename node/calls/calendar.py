@@ -17,6 +17,7 @@ from starlette.requests import Request
 from starlette.responses import Response
 
 from node.calls import operations as calls
+from node.calls.events import public_online_url
 from node.core.text import html_to_plain
 from node.federation import local_actors as groups
 from node.federation import publishing
@@ -61,8 +62,10 @@ def vevent(node: Node, obj: LocalObject, event: Event, actor: LocalActor,
         item.add("location", ", ".join(p for p in parts if p))
         if "latitude" in event.place:
             item.add("geo", (event.place["latitude"], event.place["longitude"]))
-    elif event.online_url:
+    elif public_online_url(event):
         item.add("location", event.online_url)
+    elif event.online_url:
+        item.add("location", "online")  # a closed meeting: participants get the link
     if event.hashtags:
         item.add("categories", event.hashtags)
     return item

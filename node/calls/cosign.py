@@ -24,6 +24,8 @@ from sqlmodel import select
 
 from node.calls.events import EventError, check_remote_event
 from node.calls.operations import _load, send_event
+from node.core import languages
+from node.core.text import html_to_plain, sanitise_html
 from node.federation import publishing
 from node.federation.dispatch import emission_uuid
 from node.federation.remote_actors import RemoteError, fetch_document, resolve_handle, same_origin
@@ -58,6 +60,9 @@ def _id(value: Any) -> str | None:
 async def invite(node: Node, object_id: str, target: str, *,
                  allowed_actor: int | None = None) -> str:
     """Invite a group (handle or URL) to co-sign; returns the Invite's id."""
+    # Permission first: a token of another group must not make us fetch anything.
+    async with node.db.read() as session:
+        await _load(node, session, object_id, allowed_actor)
     try:
         remote = await resolve_handle(node, target)
     except (RemoteError, Exception) as exc:
@@ -89,9 +94,11 @@ async def invite(node: Node, object_id: str, target: str, *,
     return invite_id
 
 
-async def cosigners(node: Node, object_id: str) -> list[Cosigner]:
+async def cosigners(node: Node, object_id: str, *,
+                    allowed_actor: int | None = None) -> list[Cosigner]:
+    """The negotiation so far; invitations not yet answered are the group's business only."""
     async with node.db.read() as session:
-        _, _, event = await _load(node, session, object_id, None)
+        _, _, event = await _load(node, session, object_id, allowed_actor)
         return list((await session.exec(
             select(Cosigner).where(Cosigner.event_id == event.id))).all())
 
@@ -179,7 +186,9 @@ async def on_invite(node: Node, item: InboxItem) -> None:
     if group is None or not same_origin(event_uri, item.actor_uri):
         return
     try:
-        event = check_remote_event(await fetch_document(node, event_uri))
+        raw = await fetch_document(node, event_uri)
+        event = check_remote_event(raw)
+        event[RELAY] = {"state": _state_key(raw, event)}
     except (RemoteError, EventError) as exc:
         log.info("invite with unusable event", extra={"reason": str(exc)[:100]})
         return
@@ -299,7 +308,8 @@ async def _accepted_invitations(node: Node, event_uri: str, author: str) -> list
             Invitation.state == InvitationState.ACCEPTED))).all())
 
 
-async def _relay(node: Node, item: InboxItem, invitation: Invitation, obj: Any) -> None:
+async def _relay(node: Node, item: InboxItem, invitation: Invitation, obj: Any, *,
+                 purpose: str = "relay") -> None:
     """Announce ``obj`` to the co-signer's followers, once per inbox item: the
     Announce's id is derived from the item, so a retried item re-uses it."""
     async with node.db.write() as session:
@@ -310,43 +320,143 @@ async def _relay(node: Node, item: InboxItem, invitation: Invitation, obj: Any) 
             session, group, node.urls, activity_type="Announce", obj=obj, to=[PUBLIC],
             cc=[node.urls.followers(group.username)],
             inboxes=await publishing.follower_inboxes(session, group),
-            activity_uuid=emission_uuid(item, f"relay:{invitation.id}"),
+            activity_uuid=emission_uuid(item, f"{purpose}:{invitation.id}"),
         )
     node.changed()
 
 
+# Bookkeeping kept beside the snapshot (see on_create_status_note):
+# {"state": the event's last time and status, "credit": a status Note may be
+# relayed, "pending": a Note waiting for a change to go with}.
+RELAY = "_relay"
+
+
+def _strings(value: Any) -> list[str]:
+    return [v for v in value if isinstance(v, str)][:50] if isinstance(value, list) else []
+
+
+def relay_copy(obj: dict[str, Any]) -> dict[str, Any]:
+    """What a co-signer repeats of the author's Event: known fields only, texts
+    sanitised (the author may send anything, and the relay speaks in our name)."""
+    snapshot = check_remote_event(obj)  # raises EventError on anything unusable
+    copy: dict[str, Any] = {"id": snapshot["id"], "type": "Event",
+                            "attributedTo": snapshot["attributedTo"], "name": snapshot["name"]}
+    for key in ("startTime", "endTime", "timezone", "published", "updated", "status",
+                "eventStatus", "joinMode", "inLanguage", "url", "organizers"):
+        if isinstance(obj.get(key), str) and len(obj[key]) <= 2048:
+            copy[key] = obj[key]
+    for key in ("isOnline",):
+        if isinstance(obj.get(key), bool):
+            copy[key] = obj[key]
+    if isinstance(obj.get("participantCount"), int) and not isinstance(
+            obj.get("participantCount"), bool):
+        copy["participantCount"] = obj["participantCount"]
+    copy["contacts"] = _strings(obj.get("contacts"))
+    if "content" in snapshot:
+        copy["content"] = snapshot["content"]
+        copy["mediaType"] = "text/html"
+    for key, clean in (("nameMap", html_to_plain), ("summaryMap", sanitise_html),
+                       ("contentMap", sanitise_html)):
+        value = obj.get(key)
+        if isinstance(value, dict):
+            copy[key] = {lang: clean(text)[:50_000] for lang, text in list(value.items())[:20]
+                         if isinstance(text, str) and _valid_language(lang)}
+    if isinstance(obj.get("summary"), str):
+        copy["summary"] = sanitise_html(obj["summary"])[:2000]
+    if "location" in snapshot:
+        copy["location"] = snapshot["location"]
+    return copy
+
+
+def _valid_language(tag: str) -> bool:
+    try:
+        languages.validate(tag)
+    except languages.LanguageError:
+        return False
+    return True
+
+
+def _state_key(obj: dict[str, Any], snapshot: dict[str, Any]) -> str:
+    """Time and status: what a status Note is about."""
+    status = [obj.get(k) if isinstance(obj.get(k), str) else None
+              for k in ("status", "eventStatus")]
+    return f"{snapshot.get('startTime')}|{snapshot.get('endTime')}|{status}"
+
+
 async def on_update_cosigned(node: Node, item: InboxItem) -> None:
-    """The author changed a call we co-sign: keep our copy, tell our followers."""
+    """The author changed a call we co-sign: keep our copy, tell our followers.
+
+    Consent covers the accepted event and its updates, nothing else: only an
+    Update of that very Event, from its author, while our acceptance stands, and
+    only when it changes something; what we repeat is a sanitised copy."""
     obj = item.body.get("object")
     if not isinstance(obj, dict) or obj.get("type") != "Event":
         return
     event_uri = _id(obj)
     if event_uri is None:
         return
+    try:
+        copy = relay_copy(obj)
+        snapshot = check_remote_event(obj)
+    except EventError:
+        return
+    if copy["attributedTo"] != item.actor_uri:
+        return
     for invitation in await _accepted_invitations(node, event_uri, item.actor_uri):
-        try:
-            snapshot = check_remote_event(obj)
-        except EventError:
-            return
+        pending_note = None
         async with node.db.write() as session:
             stored = await session.get(Invitation, invitation.id)
-            if stored is not None:
-                stored.event = snapshot
-                session.add(stored)
-        embedded = {k: item.body[k] for k in ("id", "type", "actor", "object", "to", "cc")
-                    if k in item.body}
+            if stored is None or stored.state != "accepted":
+                continue
+            previous = {k: v for k, v in stored.event.items() if k != RELAY}
+            if previous == snapshot:
+                continue  # nothing changed: nothing to repeat
+            relay = dict(stored.event.get(RELAY) or {})
+            state = _state_key(obj, snapshot)
+            if relay.setdefault("state", state) != state:
+                relay["state"] = state
+                # A change of time or status earns one status Note: the one
+                # that already arrived, or the next one.
+                pending_note = relay.pop("pending", None)
+                relay["credit"] = pending_note is None
+            stored.event = {**snapshot, RELAY: relay}
+            session.add(stored)
+        embedded = {"id": item.activity_id, "type": "Update", "actor": item.actor_uri,
+                    "object": copy, "to": _strings(item.body.get("to")),
+                    "cc": _strings(item.body.get("cc"))}
         await _relay(node, item, invitation, embedded)
+        if pending_note is not None:
+            await _relay(node, item, invitation, pending_note, purpose="relay-note")
 
 
 async def on_create_status_note(node: Node, item: InboxItem) -> None:
-    """The author's public Note about a call we co-sign (postponed, cancelled)."""
+    """The author's public Note about a call we co-sign (postponed, cancelled).
+
+    At most one Note is relayed per change of the event's time or status (the
+    summary line carries the status), whichever order the Update and the Note
+    arrive in: a Note with no change to go with waits, replaced by any later
+    one, so an author cannot make us repeat a stream of Notes."""
     obj = item.body.get("object")
     if not isinstance(obj, dict) or obj.get("type") != "Note":
         return
     context = _id(obj.get("context"))
     note_id = _id(obj)
-    if context is None or note_id is None or PUBLIC not in (obj.get("to") or []):
+    if context is None or note_id is None or PUBLIC not in (obj.get("to") or []) \
+            or _id(obj.get("attributedTo")) != item.actor_uri \
+            or not same_origin(note_id, item.actor_uri):
         return
     for invitation in await _accepted_invitations(node, context, item.actor_uri):
-        await _relay(node, item, invitation, note_id)
+        async with node.db.write() as session:
+            stored = await session.get(Invitation, invitation.id)
+            if stored is None or stored.state != "accepted":
+                continue
+            relay = dict(stored.event.get(RELAY) or {})
+            credit = bool(relay.get("credit"))
+            relay["credit"] = False
+            if not credit:
+                relay["pending"] = note_id
+            stored.event = {**stored.event, RELAY: relay}
+            session.add(stored)
+        if credit:
+            await _relay(node, item, invitation, note_id)
 

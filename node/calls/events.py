@@ -17,9 +17,9 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
+from node.core import languages
 from node.core.text import html_to_plain, plain_to_html, sanitise_html
 from node.core.urls import Urls
-from node.federation.local_actors import GroupError, validate_language
 from node.federation.vocabulary import (
     AS_CONTEXT,
     EXTENSION_TERMS,
@@ -77,19 +77,30 @@ ICAL_STATUS = {"scheduled": "CONFIRMED", "postponed": "CONFIRMED", "cancelled": 
 
 # The few words the summary line needs, per language; English otherwise.
 WORDS: dict[str, dict[str, str]] = {
-    "en": {"postponed": "POSTPONED", "cancelled": "CANCELLED", "online": "online",
-           "with": "with"},
-    "fa": {"postponed": "به تعویق افتاد", "cancelled": "لغو شد", "online": "آنلاین",
-           "with": "با امضای"},
-    "ar": {"postponed": "تأجيل", "cancelled": "إلغاء", "online": "عبر الإنترنت", "with": "بتوقيع"},
-    "ckb": {"postponed": "دواخرا", "cancelled": "هەڵوەشایەوە", "online": "ئۆنلاین",
-            "with": "لەگەڵ"},
-    "de": {"postponed": "VERSCHOBEN", "cancelled": "ABGESAGT", "online": "online",
-           "with": "mit"},
-    "fr": {"postponed": "REPORTÉ", "cancelled": "ANNULÉ", "online": "en ligne", "with": "avec"},
-    "tr": {"postponed": "ERTELENDİ", "cancelled": "İPTAL", "online": "çevrimiçi", "with": "ile"},
-    "sv": {"postponed": "UPPSKJUTET", "cancelled": "INSTÄLLT", "online": "online",
-           "with": "med"},
+    "en": {"postponed": "POSTPONED", "cancelled": "CANCELLED",
+           "online": "online", "with": "with",
+           "previously": "previously"},
+    "fa": {"postponed": "به تعویق افتاد", "cancelled": "لغو شد",
+           "online": "آنلاین", "with": "با امضای",
+           "previously": "زمان پیشین"},
+    "ar": {"postponed": "تأجيل", "cancelled": "إلغاء",
+           "online": "عبر الإنترنت", "with": "بتوقيع",
+           "previously": "الموعد السابق"},
+    "ckb": {"postponed": "دواخرا", "cancelled": "هەڵوەشایەوە",
+            "online": "ئۆنلاین", "with": "لەگەڵ",
+            "previously": "کاتی پێشوو"},
+    "de": {"postponed": "VERSCHOBEN", "cancelled": "ABGESAGT",
+           "online": "online", "with": "mit",
+           "previously": "bisher"},
+    "fr": {"postponed": "REPORTÉ", "cancelled": "ANNULÉ",
+           "online": "en ligne", "with": "avec",
+           "previously": "initialement"},
+    "tr": {"postponed": "ERTELENDİ", "cancelled": "İPTAL",
+           "online": "çevrimiçi", "with": "ile",
+           "previously": "önceki tarih"},
+    "sv": {"postponed": "UPPSKJUTET", "cancelled": "INSTÄLLT",
+           "online": "online", "with": "med",
+           "previously": "tidigare"},
 }
 
 
@@ -118,13 +129,16 @@ class EventInput:
     flyer: dict[str, Any] | None = None
 
 
-def zone(name: str) -> ZoneInfo:
+def zone(name: object) -> ZoneInfo:
     if not isinstance(name, str) or not 0 < len(name) <= 64 or ".." in name:
         raise EventError("timezone must be an IANA name like Europe/Zurich")
     try:
         return ZoneInfo(name)
-    except (ZoneInfoNotFoundError, ValueError) as exc:
-        raise EventError(f"unknown timezone {name!r}") from exc
+    except (ZoneInfoNotFoundError, ValueError, OSError) as exc:
+        # OSError: a tzdata directory such as "Europe" or "Etc" opens as a
+        # directory, not as a zone file.
+        raise EventError(f"unknown timezone {name!r} (expected an IANA name like "
+                         "Europe/Zurich)") from exc
 
 
 def parse_time(value: Any, tz: ZoneInfo, field_name: str) -> datetime:
@@ -142,7 +156,26 @@ def parse_time(value: Any, tz: ZoneInfo, field_name: str) -> datetime:
     return parsed.astimezone(UTC)
 
 
-def _texts(value: Any, field_name: str, limit: int, *, required: bool) -> dict[str, str]:
+# What an HTML parser would read as markup rather than text: a tag, comment or
+# doctype opener. Character references are caught by comparing with html.unescape.
+MARKUP_RE = re.compile(r"<[A-Za-z/!?]")
+
+
+def plain_text(value: str, field_name: str) -> str:
+    """Refuse text that means something else when read as HTML.
+
+    ActivityStreams says ``name`` is plain text, and Mobilizon and Gancio show
+    it as such, but Mastodon puts an Event's name into HTML as it is (INTEROP.md).
+    Text with no tags and no character references reads the same both ways:
+    ``R&D`` and ``a < b`` stay, ``<img …>`` and ``&amp;`` are refused."""
+    if MARKUP_RE.search(value) or html.unescape(value) != value:
+        raise EventError(f"{field_name} must be plain text: no HTML tags or character "
+                         "references such as &amp;")
+    return value
+
+
+def _texts(value: Any, field_name: str, limit: int, *, required: bool,
+           plain: bool = False) -> dict[str, str]:
     if value is None and not required:
         return {}
     if isinstance(value, str):
@@ -154,13 +187,15 @@ def _texts(value: Any, field_name: str, limit: int, *, required: bool) -> dict[s
     out: dict[str, str] = {}
     for lang, text in value.items():
         try:
-            validate_language(str(lang))
-        except GroupError as exc:
+            languages.validate(lang)
+        except languages.LanguageError as exc:
             raise EventError(f"{field_name}: {exc}") from exc
         if not isinstance(text, str) or not text.strip():
             raise EventError(f"{field_name}[{lang}] must be non-empty text")
         if len(text) > limit:
             raise EventError(f"{field_name}[{lang}] is longer than {limit} characters")
+        if plain:
+            plain_text(text, f"{field_name}[{lang}]")
         out[str(lang)] = text.strip()
     return out
 
@@ -203,15 +238,15 @@ def parse_input(data: dict[str, Any], default_language: str) -> EventInput:
     """Validate an editor's event description (the API body and the CLI build the same)."""
     language = data.get("language", default_language)
     try:
-        validate_language(str(language))
-    except GroupError as exc:
+        languages.validate(language)
+    except languages.LanguageError as exc:
         raise EventError(str(exc)) from exc
-    titles = _texts(data.get("title"), "title", MAX_TITLE, required=True)
+    titles = _texts(data.get("title"), "title", MAX_TITLE, required=True, plain=True)
     if language not in titles:
         raise EventError(f"title needs a version in the event's language ({language})")
     texts = _texts(data.get("text"), "text", MAX_TEXT, required=False)
     tz_name = data.get("timezone")
-    tz = zone(tz_name)  # type: ignore[arg-type]
+    tz = zone(tz_name)
     start = parse_time(data.get("start"), tz, "start")
     end = parse_time(data["end"], tz, "end") if data.get("end") is not None else None
     if end is not None and end < start:
@@ -315,8 +350,26 @@ def summary_line(event: Event, language: str, organizer_names: list[str]) -> str
 
 
 def summaries(event: Event, obj: LocalObject, organizer_names: list[str]) -> dict[str, str]:
+    """The summary lines as HTML (the Event's mediaType): Mastodon shows ``summary``
+    as markup, so a ``<`` or ``&`` in a place or group name must be escaped."""
     languages = list(obj.names) or [obj.language]
-    return {lang: summary_line(event, lang, organizer_names) for lang in languages}
+    return {lang: html.escape(summary_line(event, lang, organizer_names), quote=False)
+            for lang in languages}
+
+
+# Join modes whose online link is for accepted participants only (DESIGN.md,
+# safety defaults): the link never enters a public object, page or calendar;
+# participants get it in a private Note (participation.py).
+PRIVATE_LINK_MODES = ("restricted", "invite")
+
+
+def link_is_private(event: Event) -> bool:
+    return event.online_url is not None and event.join_mode in PRIVATE_LINK_MODES
+
+
+def public_online_url(event: Event) -> str | None:
+    """The online link as the public may see it: None for a closed meeting."""
+    return None if link_is_private(event) else event.online_url
 
 
 def _location(event: Event) -> dict[str, Any] | None:
@@ -334,9 +387,9 @@ def _location(event: Event) -> dict[str, Any] | None:
             place["latitude"] = event.place["latitude"]
             place["longitude"] = event.place["longitude"]
         return place
-    if event.online_url:
+    if public_online_url(event):
         return {"type": "VirtualLocation", "url": event.online_url}
-    return None
+    return None  # a closed online meeting: isOnline says so, the link stays private
 
 
 def event_document(
@@ -406,9 +459,10 @@ def event_document(
         attachments.append({"type": "Document", "mediaType": event.flyer["media_type"],
                             "url": urls.media(event.flyer["path"]),
                             "name": event.flyer.get("alt") or title})
-    if event.online_url:
+    online_url = public_online_url(event)
+    if online_url:
         attachments.append({"type": "Link", "mediaType": "text/html", "name": "Website",
-                            "href": event.online_url})
+                            "href": online_url})
     for link in event.contact_links:
         attachments.append({"type": "PropertyValue", "name": link["name"],
                             "value": f'<a href="{html.escape(link["url"])}">'

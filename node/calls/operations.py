@@ -12,11 +12,15 @@ from sqlalchemy import func
 from sqlmodel import select
 from sqlmodel.ext.asyncio.session import AsyncSession
 
+from node.calls import private_links
 from node.calls.events import (
+    WORDS,
     EventError,
     EventInput,
     contents_from,
     event_document,
+    format_when,
+    link_is_private,
     parse_input,
     parse_time,
     summary_line,
@@ -146,6 +150,13 @@ async def _load(node: Node, session: AsyncSession, object_id: str,
     return actor, obj, await event_for(session, obj)
 
 
+async def call_language(node: Node, object_id: str) -> str:
+    """The call's primary language: what an edit's untagged texts are written in."""
+    async with node.db.read() as session:
+        _, obj, _ = await _load(node, session, object_id, None)
+    return obj.language
+
+
 async def update_call(node: Node, object_id: str, body: dict[str, Any], *,
                       allowed_actor: int | None = None) -> str:
     async with node.db.write() as session:
@@ -154,6 +165,7 @@ async def update_call(node: Node, object_id: str, body: dict[str, Any], *,
             data = parse_input(body, obj.language)
         except EventError as exc:
             raise OperationError(str(exc)) from exc
+        link_before = (event.online_url, link_is_private(event))
         obj.names = data.titles
         obj.contents = contents_from(data.texts)
         obj.language = data.language
@@ -165,22 +177,41 @@ async def update_call(node: Node, object_id: str, body: dict[str, Any], *,
         session.add_all([obj, event])
         await session.flush()
         await send_event(session, node.urls, actor, obj, "Update")
+        if link_is_private(event) and (event.online_url, True) != link_before:
+            await private_links.send_link_to_all(session, node.urls, actor, obj, event)
     node.changed()
     return node.urls.object(obj.uuid)
 
 
-async def _status_note(session: AsyncSession, urls: Urls, actor: LocalActor, obj: LocalObject,
-                       event: Event) -> None:
-    """A short public Note, because Mastodon users see Updates of an Event nowhere."""
-    names = [name for _, name in await organizers_of(session, urls, actor, event)]
-    lang = obj.language
-    title = obj.names.get(lang) or next(iter(obj.names.values()))
+def status_note_contents(urls: Urls, obj: LocalObject, event: Event, names: list[str],
+                         previous_start: datetime | None) -> dict[str, str]:
+    """The status Note in every language of the call, primary first: the new state
+    and time, the time it replaces (a postponement), and a link to the call."""
     import html as _html
 
-    content = (f"<p>{_html.escape(summary_line(event, lang, names))}</p>"
-               f'<p><a href="{urls.object(obj.uuid)}">{_html.escape(title)}</a></p>')
+    contents: dict[str, str] = {}
+    for lang in [obj.language, *(k for k in obj.names if k != obj.language)]:
+        title = obj.names.get(lang) or obj.names.get(obj.language) \
+            or next(iter(obj.names.values()))
+        paragraphs = [_html.escape(summary_line(event, lang, names), quote=False)]
+        if previous_start is not None and previous_start != event.start_time:
+            words = WORDS.get(lang.split("-")[0], WORDS["en"])
+            paragraphs.append(f"{_html.escape(words['previously'])}: <del>"
+                              f"{_html.escape(format_when(previous_start, event.timezone, lang))}"
+                              "</del>")
+        paragraphs.append(f'<a href="{_html.escape(urls.object(obj.uuid))}">'
+                          f"{_html.escape(title, quote=False)}</a>")
+        contents[lang] = "".join(f"<p>{p}</p>" for p in paragraphs)
+    return contents
+
+
+async def _status_note(session: AsyncSession, urls: Urls, actor: LocalActor, obj: LocalObject,
+                       event: Event, previous_start: datetime | None) -> None:
+    """A short public Note, because Mastodon users see Updates of an Event nowhere."""
+    names = [name for _, name in await organizers_of(session, urls, actor, event)]
     note = LocalObject(uuid=publishing.new_uuid(), local_actor_id=actor.id or 0,
-                       object_type="Note", language=lang, contents={lang: content},
+                       object_type="Note", language=obj.language,
+                       contents=status_note_contents(urls, obj, event, names, previous_start),
                        extra={"context": urls.object(obj.uuid)})
     session.add(note)
     await session.flush()
@@ -202,6 +233,7 @@ async def change_status(node: Node, object_id: str, status: str, *, start: str |
         raise OperationError("status must be postponed, cancelled or scheduled")
     async with node.db.write() as session:
         actor, obj, event = await _load(node, session, object_id, allowed_actor)
+        previous_start = event.start_time
         if start is not None:
             try:
                 tz = zone(event.timezone)
@@ -221,6 +253,6 @@ async def change_status(node: Node, object_id: str, status: str, *, start: str |
         await session.flush()
         await send_event(session, node.urls, actor, obj, "Update")
         if status != "scheduled":
-            await _status_note(session, node.urls, actor, obj, event)
+            await _status_note(session, node.urls, actor, obj, event, previous_start)
     node.changed()
     return node.urls.object(obj.uuid)

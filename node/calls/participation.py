@@ -9,6 +9,7 @@ from typing import Any
 
 from sqlmodel import select
 
+from node.calls import private_links
 from node.federation import publishing
 from node.federation.dispatch import emission_uuid
 from node.federation.remote_actors import get_actor
@@ -58,10 +59,13 @@ async def _answer(node: Node, session: Any, actor: LocalActor, participation: Pa
 
 async def on_join(node: Node, item: InboxItem) -> None:
     event_uri = _id(item.body.get("object"))
+    async with node.db.read() as session:
+        if event_uri is None or await _event_of(node, session, event_uri) is None:
+            return  # not one of our events: nothing to fetch, nothing to answer
     joiner = await get_actor(node, item.actor_uri)
     async with node.db.write() as session:
         found = await _event_of(node, session, event_uri)
-        if found is None or event_uri is None:
+        if found is None:
             return
         _, event, actor = found
         participation = (await session.exec(select(Participation).where(
@@ -71,14 +75,22 @@ async def on_join(node: Node, item: InboxItem) -> None:
             participation = Participation(event_id=event.id or 0, actor_uri=item.actor_uri,
                                           inbox=joiner.inbox, join_activity_id=item.activity_id)
         participation.join_activity_id = item.activity_id
-        participation.state = join_state(cancelled=event.status == "cancelled",
-                                         join_mode=event.join_mode)
+        if participation.id is not None and participation.state in (
+                ParticipationState.REJECTED, ParticipationState.ACCEPTED):
+            pass  # A decision stands: asking again gets the same answer, it does not
+            # put a refused request back in the editors' queue.
+        else:
+            participation.state = join_state(cancelled=event.status == "cancelled",
+                                             join_mode=event.join_mode)
         session.add(participation)
         await session.flush()
         if participation.state != ParticipationState.PENDING:
             await _answer(node, session, actor, participation,
                           participation.state == ParticipationState.ACCEPTED, event_uri,
                           activity_uuid=emission_uuid(item, "answer"))
+            await private_links.send_link(session, node.urls, actor, found[0], event,
+                                          participation,
+                                          activity_uuid=emission_uuid(item, "link"))
 
 
 async def on_leave(node: Node, item: InboxItem) -> None:
@@ -124,5 +136,7 @@ async def decide(node: Node, username: str, participation_id: int, *, accept: bo
             raise OperationError("no such pending join request", status=404) from None
         session.add(participation)
         await _answer(node, session, group, participation, accept, node.urls.object(obj.uuid))
+        if event is not None:
+            await private_links.send_link(session, node.urls, group, obj, event, participation)
     node.changed()
 

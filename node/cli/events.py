@@ -12,6 +12,7 @@ from node.calls import cosign, participation
 from node.calls import operations as calls
 from node.cli.common import CliError, with_node
 from node.core.settings import Settings
+from node.federation.runtime import Node
 from node.groups import operations
 
 
@@ -25,27 +26,45 @@ def _pairs(values: list[str] | None, flag: str) -> dict[str, str]:
     return out
 
 
-def event_body(args: argparse.Namespace) -> dict[str, Any]:
-    """The same JSON the API takes, from a file or from flags (flags win)."""
-    body: dict[str, Any] = {}
-    if args.json:
-        raw = sys.stdin.read() if args.json == "-" else Path(args.json).read_text("utf-8")
-        try:
-            loaded = json.loads(raw)
-        except json.JSONDecodeError as exc:
-            raise CliError(f"--json: not valid JSON ({exc.msg} at line {exc.lineno})") from exc
-        if not isinstance(loaded, dict):
-            raise CliError("--json: expected a JSON object")
-        body.update(loaded)
-    lang = args.lang or body.get("language")
-    if lang:
-        body["language"] = lang
-    titles = {**body.get("title", {}), **_pairs(args.title_in, "--title-in")}
-    texts = {**body.get("text", {}), **_pairs(args.text_in, "--text-in")}
+def _read_json(source: str) -> dict[str, Any]:
+    try:
+        raw = sys.stdin.read() if source == "-" else Path(source).read_text("utf-8")
+    except OSError as exc:
+        raise CliError(f"--json: cannot read {source}: {exc.strerror or exc}") from exc
+    except UnicodeDecodeError as exc:
+        raise CliError(f"--json: {source} is not UTF-8 text") from exc
+    try:
+        loaded = json.loads(raw)
+    except json.JSONDecodeError as exc:
+        raise CliError(f"--json: not valid JSON ({exc.msg} at line {exc.lineno})") from exc
+    except RecursionError as exc:
+        raise CliError("--json: nested too deeply") from exc
+    if not isinstance(loaded, dict):
+        raise CliError("--json: expected a JSON object")
+    return loaded
+
+
+def _map(body: dict[str, Any], key: str) -> dict[str, Any]:
+    value = body.get(key, {})
+    if not isinstance(value, dict):
+        raise CliError(f"--json: {key} must be an object of language → text")
+    return value
+
+
+def event_body(args: argparse.Namespace, default_language: str) -> dict[str, Any]:
+    """The same JSON the API takes, from a file or from flags (flags win).
+
+    ``default_language`` is the group's (a new call) or the call's (an edit):
+    ``--title``/``--text`` without ``--lang`` are in that language."""
+    body: dict[str, Any] = _read_json(args.json) if args.json else {}
+    lang = args.lang or body.get("language") or default_language
+    body["language"] = lang
+    titles = {**_map(body, "title"), **_pairs(args.title_in, "--title-in")}
+    texts = {**_map(body, "text"), **_pairs(args.text_in, "--text-in")}
     if args.title:
-        titles[lang or "en"] = args.title
+        titles[lang] = args.title
     if args.text:
-        texts[lang or "en"] = args.text
+        texts[lang] = args.text
     if titles:
         body["title"] = titles
     if texts:
@@ -100,13 +119,19 @@ def add_event_flags(parser: argparse.ArgumentParser) -> None:
 
 
 def cmd_publish_call(args: argparse.Namespace, settings: Settings) -> None:
-    body = event_body(args)
-    print(with_node(settings, lambda node: calls.create_call(node, args.group, body)))
+    async def work(node: Node) -> str:
+        group = await operations.require_group(node, args.group)
+        return await calls.create_call(node, args.group, event_body(args, group.language))
+
+    print(with_node(settings, work))
 
 
 def cmd_edit_call(args: argparse.Namespace, settings: Settings) -> None:
-    body = event_body(args)
-    print(with_node(settings, lambda node: calls.update_call(node, args.id, body)))
+    async def work(node: Node) -> str:
+        language = await calls.call_language(node, args.id)
+        return await calls.update_call(node, args.id, event_body(args, language))
+
+    print(with_node(settings, work))
 
 
 def cmd_postpone(args: argparse.Namespace, settings: Settings) -> None:

@@ -7,6 +7,7 @@ import re
 from sqlmodel import select
 from sqlmodel.ext.asyncio.session import AsyncSession
 
+from node.core import languages
 from node.core.text import plain_name, user_html
 from node.core.urls import INSTANCE_USERNAME, RESERVED_USERNAMES
 from node.federation import keys
@@ -15,7 +16,6 @@ from node.storage.models import LocalActor
 # Mastodon's preferredUsername rule (INTEROP.md): language channels therefore
 # get names like ``koeln_fa``.
 USERNAME_RE = re.compile(r"^[a-z0-9_]+([.-]+[a-z0-9_]+)*$")
-LANGUAGE_RE = re.compile(r"^[a-z]{2,3}(-[A-Za-z0-9]{2,8})*$")
 MAX_SUMMARY = 5000
 
 
@@ -35,9 +35,10 @@ def validate_username(username: str) -> str:
 
 
 def validate_language(language: str) -> str:
-    if not LANGUAGE_RE.fullmatch(language):
-        raise GroupError(f"invalid language tag {language!r} (expected e.g. fa, de, ckb)")
-    return language
+    try:
+        return languages.validate(language)
+    except languages.LanguageError as exc:
+        raise GroupError(str(exc)) from exc
 
 
 def validate_display_name(display_name: str) -> str:

@@ -125,6 +125,11 @@ def object_uuid_from(node: Node, id_or_uuid: str) -> str:
 async def edit_note(node: Node, object_id: str, *, text: str,
                     allowed_actor: int | None = None) -> str:
     actor, obj = await _own_object(node, object_uuid_from(node, object_id), allowed_actor)
+    if obj.object_type != "Note":
+        # An Event's texts are per language and its details live elsewhere:
+        # replacing its content with one text would federate the damage.
+        raise OperationError(f"that is an {obj.object_type}, not a note; change a call with "
+                             "`hambastegi edit call ID` (PUT /api/v1/events/{uuid})")
     mentions = await resolve_mentions(node, text)
     try:
         async with node.db.write() as session:

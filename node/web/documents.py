@@ -7,6 +7,7 @@ whose id differs from the URL fetched, INTEROP.md).
 from __future__ import annotations
 
 import asyncio
+import html
 
 import orjson
 from sqlmodel import select
@@ -92,7 +93,9 @@ async def _local_object(request: Request, node: Node) -> Response:
             doc = await calls.document(session, node.urls, obj, actor)
         if wants_activity_json(request):
             return as_response(orjson.dumps(doc), max_age=10)
-        return await web.object_page(request, actor, obj, details=doc.get("summaryMap"))
+        # summaryMap is HTML (escaped text); the page template escapes on its own.
+        details = {k: html.unescape(v) for k, v in doc.get("summaryMap", {}).items()}
+        return await web.object_page(request, actor, obj, details=details)
     if wants_activity_json(request):
         return as_response(orjson.dumps(object_document(obj, actor, node.urls)), max_age=60)
     return await web.object_page(request, actor, obj)
