@@ -125,8 +125,13 @@ async def test_deliveries_queued_while_stopped_arrive_after_restart_once_each(
         return all(len(f) == 1 for f in found)
 
     await wait_for(all_arrived, what="queued deliveries after restart")
+
+    # B has them; A records the outcomes just after the answers arrive.
+    async def all_recorded() -> bool:
+        return await count(a, Delivery, Delivery.state == "sent") == 6
+
     # The five Creates and the earlier Accept: all sent, nothing left over.
-    assert await count(a, Delivery, Delivery.state == "sent") == 6
+    await wait_for(all_recorded, what="outcomes recorded as sent")
     assert await count(a, Delivery, Delivery.state != "sent") == 0
 
 

@@ -121,6 +121,8 @@ def user_html(value: str) -> str:
 
 
 def plain_name(value: str) -> str:
-    """A display name is plain text (ActivityStreams ``name``): tags removed,
-    whitespace collapsed. Templates and readers escape it when they show it."""
-    return " ".join(html_to_plain(value).split())
+    """A display name is plain text (ActivityStreams ``name``, which Mastodon
+    escapes when it shows it): kept as typed — ``Tom & <Jerry>`` is a name, not
+    markup — with whitespace and control characters collapsed. Every surface
+    that draws it escapes it (templates autoescape; Event summaries escape)."""
+    return " ".join("".join(c if c.isprintable() else " " for c in value).split())
