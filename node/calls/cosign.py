@@ -25,6 +25,7 @@ from sqlmodel import select
 from node.calls.events import EventError, check_remote_event
 from node.calls.operations import _load, send_event
 from node.core import languages
+from node.core.jsonsafe import as_id
 from node.core.text import html_to_plain, sanitise_html
 from node.federation import publishing
 from node.federation.dispatch import emission_uuid
@@ -46,12 +47,6 @@ from node.storage.states import (
 )
 
 log = logging.getLogger("hambastegi.cosign")
-
-
-def _id(value: Any) -> str | None:
-    if isinstance(value, dict):
-        value = value.get("id")
-    return value if isinstance(value, str) else None
 
 
 # --- author side ------------------------------------------------------------------------
@@ -104,7 +99,7 @@ async def cosigners(node: Node, object_id: str, *,
 
 
 async def _answer_to_invite(node: Node, item: InboxItem, *, accept: bool) -> None:
-    invite_id = _id(item.body.get("object"))
+    invite_id = as_id(item.body.get("object"))
     if invite_id is None:
         return
     async with node.db.write() as session:
@@ -152,7 +147,7 @@ async def on_reject_invite(node: Node, item: InboxItem) -> None:
 async def on_undo_accept(node: Node, item: InboxItem) -> None:
     """A co-signer withdraws (Undo{Accept}): removed from organizers, Update."""
     inner = item.body.get("object")
-    inner_id = _id(inner)
+    inner_id = as_id(inner)
     if inner_id is None or (isinstance(inner, dict) and inner.get("type") not in (None,
                                                                                   "Accept")):
         return
@@ -176,9 +171,9 @@ async def on_undo_accept(node: Node, item: InboxItem) -> None:
 
 async def on_invite(node: Node, item: InboxItem) -> None:
     body = item.body
-    target = _id(body.get("target"))
-    event_uri = _id(body.get("context"))
-    organizers = _id(body.get("object"))
+    target = as_id(body.get("target"))
+    event_uri = as_id(body.get("context"))
+    organizers = as_id(body.get("object"))
     if target is None or event_uri is None or organizers != event_uri + "/organizers":
         return
     async with node.db.read() as session:
@@ -204,10 +199,11 @@ async def on_invite(node: Node, item: InboxItem) -> None:
 
 
 async def _local_group(node: Node, session: Any, uri: str) -> LocalActor | None:
-    for actor in (await session.exec(select(LocalActor))).all():
-        if node.urls.actor(actor.username) == uri and actor.actor_type == "Group":
-            return actor  # type: ignore[no-any-return]
-    return None
+    username = node.urls.local_username(uri)
+    if username is None:
+        return None
+    actor = (await session.exec(select(LocalActor).where(LocalActor.username == username))).first()
+    return actor if actor is not None and actor.actor_type == "Group" else None
 
 
 async def invitations(node: Node, username: str) -> list[Invitation]:
@@ -392,7 +388,7 @@ async def on_update_cosigned(node: Node, item: InboxItem) -> None:
     obj = item.body.get("object")
     if not isinstance(obj, dict) or obj.get("type") != "Event":
         return
-    event_uri = _id(obj)
+    event_uri = as_id(obj)
     if event_uri is None:
         return
     try:
@@ -439,10 +435,10 @@ async def on_create_status_note(node: Node, item: InboxItem) -> None:
     obj = item.body.get("object")
     if not isinstance(obj, dict) or obj.get("type") != "Note":
         return
-    context = _id(obj.get("context"))
-    note_id = _id(obj)
+    context = as_id(obj.get("context"))
+    note_id = as_id(obj)
     if context is None or note_id is None or PUBLIC not in (obj.get("to") or []) \
-            or _id(obj.get("attributedTo")) != item.actor_uri \
+            or as_id(obj.get("attributedTo")) != item.actor_uri \
             or not same_origin(note_id, item.actor_uri):
         return
     for invitation in await _accepted_invitations(node, context, item.actor_uri):

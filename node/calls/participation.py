@@ -10,6 +10,7 @@ from typing import Any
 from sqlmodel import select
 
 from node.calls import private_links
+from node.core.jsonsafe import as_id
 from node.federation import publishing
 from node.federation.dispatch import emission_uuid
 from node.federation.remote_actors import get_actor
@@ -26,18 +27,12 @@ from node.storage.states import (
 )
 
 
-def _id(value: Any) -> str | None:
-    if isinstance(value, dict):
-        value = value.get("id")
-    return value if isinstance(value, str) else None
-
-
 async def _event_of(node: Node, session: Any, uri: str | None
                     ) -> tuple[LocalObject, Event, LocalActor] | None:
-    prefix = node.urls.object("")
-    if uri is None or not uri.startswith(prefix):
+    uuid = node.urls.local_object_uuid(uri)
+    if uuid is None:
         return None
-    obj = await publishing.get_object(session, uri[len(prefix):])
+    obj = await publishing.get_object(session, uuid)
     if obj is None or obj.object_type != "Event" or obj.deleted_at is not None:
         return None
     event = (await session.exec(select(Event).where(Event.object_id == obj.id))).first()
@@ -58,7 +53,7 @@ async def _answer(node: Node, session: Any, actor: LocalActor, participation: Pa
 
 
 async def on_join(node: Node, item: InboxItem) -> None:
-    event_uri = _id(item.body.get("object"))
+    event_uri = as_id(item.body.get("object"))
     async with node.db.read() as session:
         if event_uri is None or await _event_of(node, session, event_uri) is None:
             return  # not one of our events: nothing to fetch, nothing to answer
@@ -94,7 +89,7 @@ async def on_join(node: Node, item: InboxItem) -> None:
 
 
 async def on_leave(node: Node, item: InboxItem) -> None:
-    event_uri = _id(item.body.get("object"))
+    event_uri = as_id(item.body.get("object"))
     async with node.db.write() as session:
         found = await _event_of(node, session, event_uri)
         if found is None:

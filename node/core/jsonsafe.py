@@ -8,6 +8,7 @@ exhaust the stack or make later recursive code (serialisers, sanitisers) slow.
 from __future__ import annotations
 
 from typing import Any
+from urllib.parse import urlsplit
 
 import orjson
 
@@ -51,13 +52,19 @@ MAX_ID_LENGTH = 2048
 
 def as_id(value: Any) -> str | None:
     """The id of a JSON-LD value: a string, or an object's ``id``; only
-    http(s) URLs of sane length count (ActivityPub §3.1), anything else is None."""
+    http(s) URLs of sane length that parse with a host count (ActivityPub §3.1;
+    ``http://[::1`` does not), anything else is None."""
     if isinstance(value, dict):
         value = value.get("id")
-    if (isinstance(value, str) and len(value) <= MAX_ID_LENGTH
-            and value.startswith(("https://", "http://"))):
-        return value
-    return None
+    if not isinstance(value, str) or len(value) > MAX_ID_LENGTH \
+            or not value.startswith(("https://", "http://")):
+        return None
+    try:
+        parts = urlsplit(value)
+        parts.port  # noqa: B018 - raises ValueError on a bad port
+    except ValueError:  # e.g. an unbalanced IPv6 bracket
+        return None
+    return value if parts.hostname else None
 
 
 def as_list(value: Any) -> list[Any]:

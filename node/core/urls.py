@@ -75,6 +75,16 @@ class Urls:
     def is_local(self, uri: str) -> bool:
         return uri == self.base or uri.startswith(self.base + "/")
 
+    def local_username(self, uri: str | None) -> str | None:
+        """The username of one of our actors' ids (exactly the id), else None."""
+        ref = self.parse_local(uri)
+        return ref.key if ref is not None and ref.kind == "actor" and not ref.rest else None
+
+    def local_object_uuid(self, uri: str | None) -> str | None:
+        """The uuid of one of our objects' ids (exactly the id), else None."""
+        ref = self.parse_local(uri)
+        return ref.key if ref is not None and ref.kind == "object" and not ref.rest else None
+
     def parse_local(self, uri: str | None) -> LocalRef | None:
         """Turn one of our own URLs back into what it names, without a query.
 

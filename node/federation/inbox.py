@@ -17,7 +17,6 @@ import asyncio
 import logging
 from datetime import timedelta
 from typing import Any
-from urllib.parse import urlsplit
 
 from sqlalchemy.exc import DBAPIError, InterfaceError, OperationalError
 from sqlalchemy.exc import TimeoutError as PoolTimeout
@@ -25,7 +24,7 @@ from sqlmodel import select
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 
-from node.core.jsonsafe import MAX_BODY, JsonError, parse_object
+from node.core.jsonsafe import MAX_BODY, JsonError, as_id, parse_object
 from node.core.metrics import METRICS
 from node.federation import local_actors as groups
 from node.federation import signatures
@@ -82,21 +81,6 @@ async def read_body(request: Request, limit: int = MAX_BODY) -> bytes:
     return b"".join(chunks)
 
 
-def _id(value: Any) -> str | None:
-    """An http(s) URL that parses (``http://[::1`` does not), or None."""
-    if isinstance(value, dict):
-        value = value.get("id")
-    if not isinstance(value, str) or len(value) > 2048 \
-            or not value.startswith(("https://", "http://")):
-        return None
-    try:
-        parts = urlsplit(value)
-        parts.port  # noqa: B018 - raises ValueError on a bad port
-    except ValueError:
-        return None
-    return value if parts.hostname else None
-
-
 def target_uri(node: Node, request: Request) -> str:
     """The URI the sender signed: our public base URL, not what a proxy rewrote."""
     # The raw path: Starlette's request.url.path is already percent-decoded,
@@ -107,9 +91,9 @@ def target_uri(node: Node, request: Request) -> str:
 
 
 def check_shape(activity: dict[str, Any]) -> tuple[str, str, str]:
-    activity_id = _id(activity.get("id"))
+    activity_id = as_id(activity.get("id"))
     activity_type = activity.get("type")
-    actor_id = _id(activity.get("actor"))
+    actor_id = as_id(activity.get("actor"))
     if activity_id is None:
         raise Rejected(400, "bad_activity", "activity needs an http(s) id")
     if not isinstance(activity_type, str) or not 0 < len(activity_type) <= 64:
@@ -127,7 +111,7 @@ async def authenticate(
     try:
         actor, key = await lookup_key(node, parsed.key_id)
     except RemoteError as exc:
-        if activity_type == "Delete" and _id(activity.get("object")) == actor_id:
+        if activity_type == "Delete" and as_id(activity.get("object")) == actor_id:
             # A deleted actor's key is gone with it; we never knew it, so there
             # is nothing of it to delete. 202 stops the sender retrying.
             return None
@@ -158,7 +142,7 @@ async def check_authority(node: Node, activity: dict[str, Any], actor_id: str, a
         raise Rejected(403, "foreign_id", "activity id is not on the actor's origin")
     obj = activity.get("object")
     if activity_type in {"Create", "Update", "Delete"}:
-        object_id = _id(obj)
+        object_id = as_id(obj)
         if object_id is None:
             raise Rejected(400, "bad_activity", f"{activity_type} needs an object with an id")
         if not same_origin(object_id, actor_id):
@@ -166,7 +150,7 @@ async def check_authority(node: Node, activity: dict[str, Any], actor_id: str, a
         if isinstance(obj, dict) and activity_type != "Delete":
             attributed = obj.get("attributedTo")
             listed = attributed if isinstance(attributed, list) else [attributed]
-            owners = {_id(a) for a in listed}
+            owners = {as_id(a) for a in listed}
             is_actor_doc = object_id == actor_id
             if attributed is not None and actor_id not in owners and not is_actor_doc:
                 raise Rejected(403, "not_owner", "object is attributed to someone else")

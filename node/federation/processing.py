@@ -17,6 +17,7 @@ from sqlalchemy import delete, update
 from sqlmodel import col, select
 from sqlmodel.ext.asyncio.session import AsyncSession
 
+from node.core.jsonsafe import as_id
 from node.core.text import sanitise_html
 from node.federation import publishing
 from node.federation.dispatch import emission_uuid
@@ -36,26 +37,11 @@ from node.storage.states import AlreadyDecided, FollowerState, following_answere
 log = logging.getLogger("hambastegi.processing")
 
 
-def _id(value: Any) -> str | None:
-    if isinstance(value, dict):
-        value = value.get("id")
-    return value if isinstance(value, str) else None
-
-
 async def _local_actor_for(session: AsyncSession, node: Node, uri: str | None) -> LocalActor | None:
-    if uri is None or not node.urls.is_local(uri):
+    username = node.urls.local_username(uri)
+    if username is None:
         return None
-    for actor in (await session.exec(select(LocalActor))).all():
-        if node.urls.actor(actor.username) == uri:
-            return actor
-    return None
-
-
-def _local_object_uuid(node: Node, uri: str | None) -> str | None:
-    prefix = node.urls.object("")
-    if uri and uri.startswith(prefix):
-        return uri[len(prefix):] or None
-    return None
+    return (await session.exec(select(LocalActor).where(LocalActor.username == username))).first()
 
 
 # --- handlers --------------------------------------------------------------------
@@ -65,7 +51,7 @@ async def on_follow(node: Node, item: InboxItem) -> None:
     activity = item.body
     follower = await get_actor(node, item.actor_uri)
     async with node.db.write() as session:
-        target = await _local_actor_for(session, node, _id(activity.get("object")))
+        target = await _local_actor_for(session, node, as_id(activity.get("object")))
         if target is None or target.actor_type == "Application":
             return
         existing = (
@@ -118,7 +104,7 @@ async def send_reject(session: AsyncSession, node: Node, target: LocalActor,
 
 async def on_undo(node: Node, item: InboxItem) -> None:
     obj = item.body.get("object")
-    object_id = _id(obj)
+    object_id = as_id(obj)
     if object_id is None:
         return
     inner_type = obj.get("type") if isinstance(obj, dict) else None
@@ -142,7 +128,7 @@ async def on_undo(node: Node, item: InboxItem) -> None:
 
 async def _following_for(session: AsyncSession, item: InboxItem) -> Following | None:
     obj = item.body.get("object")
-    follow_id = _id(obj)
+    follow_id = as_id(obj)
     query = select(Following).where(col(Following.target_uri) == item.actor_uri)
     if follow_id:
         query = query.where(Following.follow_activity_id == follow_id)
@@ -174,7 +160,7 @@ async def on_update(node: Node, item: InboxItem) -> None:
     obj = item.body.get("object")
     if not isinstance(obj, dict):
         return
-    if _id(obj) == item.actor_uri:
+    if as_id(obj) == item.actor_uri:
         # Profile or key change, signed by the (old) key we already trust.
         try:
             await store_actor(node, parse_actor(obj))
@@ -183,7 +169,7 @@ async def on_update(node: Node, item: InboxItem) -> None:
         return
     async with node.db.write() as session:
         stored = (
-            await session.exec(select(RemoteObject).where(RemoteObject.uri == _id(obj)))
+            await session.exec(select(RemoteObject).where(RemoteObject.uri == as_id(obj)))
         ).first()
         if stored is not None and stored.actor_uri == item.actor_uri:
             stored.data = _clean_object(obj)
@@ -191,7 +177,7 @@ async def on_update(node: Node, item: InboxItem) -> None:
 
 
 async def on_delete(node: Node, item: InboxItem) -> None:
-    object_id = _id(item.body.get("object"))
+    object_id = as_id(item.body.get("object"))
     async with node.db.write() as session:
         if object_id == item.actor_uri:
             await session.exec(delete(Follower).where(col(Follower.actor_uri) == item.actor_uri))
@@ -213,8 +199,8 @@ async def on_delete(node: Node, item: InboxItem) -> None:
 
 
 async def _count_interaction(node: Node, item: InboxItem, kind: str) -> None:
-    object_id = _id(item.body.get("object"))
-    object_uuid = _local_object_uuid(node, object_id)
+    object_id = as_id(item.body.get("object"))
+    object_uuid = node.urls.local_object_uuid(object_id)
     if object_uuid is None or object_id is None:
         return
     async with node.db.write() as session:
@@ -261,10 +247,10 @@ async def on_create(node: Node, item: InboxItem) -> None:
     obj = item.body.get("object")
     if not isinstance(obj, dict):
         return
-    in_reply_to = _id(obj.get("inReplyTo"))
-    if in_reply_to is None or _local_object_uuid(node, in_reply_to) is None:
+    in_reply_to = as_id(obj.get("inReplyTo"))
+    if in_reply_to is None or node.urls.local_object_uuid(in_reply_to) is None:
         return  # Not about us: stored in the inbox table, nothing more.
-    object_id = _id(obj)
+    object_id = as_id(obj)
     if object_id is None:
         return
     async with node.db.write() as session:

@@ -30,6 +30,7 @@ from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlmodel import col, select
 
+from node.core.jsonsafe import as_id, as_list
 from node.federation import keys
 from node.federation.fetch import FetchError, Scheme
 from node.federation.runtime import Node
@@ -86,58 +87,34 @@ def strip_fragment(uri: str) -> str:
     return uri.split("#", 1)[0]
 
 
-def _http_url(value: Any) -> str | None:
-    if not isinstance(value, str) or len(value) >= 2048 \
-            or not value.startswith(("https://", "http://")):
-        return None
-    try:
-        parts = urlsplit(value)
-        parts.port  # noqa: B018 - raises ValueError on a bad port
-    except ValueError:  # e.g. an unbalanced IPv6 bracket
-        return None
-    return value if parts.hostname else None
-
-
-def _id_of(value: Any) -> str | None:
-    if isinstance(value, dict):
-        return _http_url(value.get("id"))
-    return _http_url(value)
-
-
-def _as_list(value: Any) -> list[Any]:
-    if value is None:
-        return []
-    return value if isinstance(value, list) else [value]
-
-
 def parse_actor(doc: dict[str, Any]) -> RemoteActor:
     """Turn an actor document into a RemoteActor row, or raise RemoteError."""
-    actor_id = _http_url(doc.get("id"))
-    types = set(_as_list(doc.get("type")))
+    actor_id = as_id(doc.get("id"))
+    types = set(as_list(doc.get("type")))
     if actor_id is None or not types & ACTOR_TYPES:
         raise RemoteError("not_an_actor")
-    inbox = _http_url(doc.get("inbox"))
+    inbox = as_id(doc.get("inbox"))
     if inbox is None:
         raise RemoteError("not_an_actor", "no inbox")
     endpoints = doc.get("endpoints")
-    shared = _http_url(endpoints.get("sharedInbox")) if isinstance(endpoints, dict) else None
+    shared = as_id(endpoints.get("sharedInbox")) if isinstance(endpoints, dict) else None
     key_id = key_pem = None
-    for key in _as_list(doc.get("publicKey")):
+    for key in as_list(doc.get("publicKey")):
         # Only a key the actor itself owns counts (owner == id).
         if isinstance(key, dict) and key.get("owner") == actor_id:
             pem = key.get("publicKeyPem")
-            kid = _http_url(key.get("id"))
+            kid = as_id(key.get("id"))
             if isinstance(pem, str) and kid and same_origin(kid, actor_id):
                 key_id, key_pem = kid, pem
                 break
     assertion: list[dict[str, str]] = []
-    for method in _as_list(doc.get("assertionMethod")):
+    for method in as_list(doc.get("assertionMethod")):
         if (
             isinstance(method, dict)
             and method.get("type") == "Multikey"
             and method.get("controller") == actor_id
             and isinstance(method.get("publicKeyMultibase"), str)
-            and _http_url(method.get("id"))
+            and as_id(method.get("id"))
             and same_origin(method["id"], actor_id)
         ):
             assertion.append({"id": method["id"], "multibase": method["publicKeyMultibase"]})
@@ -151,7 +128,7 @@ def parse_actor(doc: dict[str, Any]) -> RemoteActor:
         display_name=name[:400] if isinstance(name, str) else None,
         inbox=inbox,
         shared_inbox=shared,
-        url=_http_url(doc.get("url")),
+        url=as_id(doc.get("url")),
         public_key_id=key_id,
         public_key_pem=key_pem,
         assertion_keys=assertion[:10],
@@ -283,11 +260,11 @@ async def lookup_key(
 
 async def _fetch_key(node: Node, key_id: str) -> tuple[RemoteActor, keys.PublicKey]:
     doc = await fetch_document(node, strip_fragment(key_id))
-    if not set(_as_list(doc.get("type"))) & ACTOR_TYPES:
+    if not set(as_list(doc.get("type"))) & ACTOR_TYPES:
         # A standalone key document: it names its owner, who must list it.
-        owner = _http_url(doc.get("owner")) or _http_url(doc.get("controller"))
+        owner = as_id(doc.get("owner")) or as_id(doc.get("controller"))
         if owner is None or not same_origin(owner, key_id) \
-                or _id_of(doc) not in (key_id, strip_fragment(key_id)):
+                or as_id(doc) not in (key_id, strip_fragment(key_id)):
             raise RemoteError("bad_key", "key document without a same-origin owner")
         doc = await fetch_document(node, owner)
         parsed = parse_actor(doc)
@@ -347,14 +324,14 @@ async def resolve_handle(node: Node, handle_or_url: str) -> RemoteActor:
     except FetchError as exc:
         raise RemoteError("webfinger_failed", exc.reason) from exc
     actor_uri = None
-    for link in _as_list(jrd.get("links")):
+    for link in as_list(jrd.get("links")):
         if (
             isinstance(link, dict)
             and link.get("rel") == "self"
             and isinstance(link.get("type"), str)
             and link["type"].split(";")[0].strip() in AS_TYPES
         ):
-            actor_uri = _http_url(link.get("href"))
+            actor_uri = as_id(link.get("href"))
             break
     if actor_uri is None:
         raise RemoteError("webfinger_failed", "no ActivityPub self link")

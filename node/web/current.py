@@ -39,12 +39,7 @@ async def current_object(session: AsyncSession, urls: Urls, obj: LocalObject,
 
 
 def _local_uuid(urls: Urls, value: Any) -> str | None:
-    object_id = value.get("id") if isinstance(value, dict) else None
-    prefix = urls.object("")
-    if isinstance(object_id, str) and object_id.startswith(prefix):
-        rest = object_id[len(prefix):]
-        return rest if rest and "/" not in rest else None
-    return None
+    return urls.local_object_uuid(value.get("id")) if isinstance(value, dict) else None
 
 
 async def current_activities(session: AsyncSession, urls: Urls,
