@@ -299,7 +299,7 @@ async def live_node(tmp_path: Path, database_url: str) -> AsyncIterator[LiveNode
 
 @pytest.fixture
 async def remote() -> AsyncIterator[Any]:
-    from tests.fakes import FakeRemote
+    from tests.fediverse import FakeRemote
 
     fake = FakeRemote()
     await fake.start()

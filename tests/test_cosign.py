@@ -10,7 +10,7 @@ from node.calls import cosign
 from node.calls import operations as calls
 from node.groups import operations
 from tests.conftest import LiveNode, wait_for
-from tests.fakes import FakeActor, FakeRemote, signed_post
+from tests.fediverse import FakeActor, FakeRemote, signed_post
 from tests.test_events import geneva_call
 
 AS = {"Accept": "application/activity+json"}

@@ -11,7 +11,7 @@ from aiohttp import web
 from node.calls import cosign
 from node.groups import operations
 from tests.conftest import LiveNode, wait_for
-from tests.fakes import AS_JSON, FakeActor, FakeRemote, signed_post
+from tests.fediverse import AS_JSON, FakeActor, FakeRemote, signed_post
 from tests.test_cosign import settled
 
 PUBLIC = "https://www.w3.org/ns/activitystreams#Public"

@@ -21,7 +21,7 @@ from node.calls.events import EventError, check_remote_event, parse_input
 from node.core import languages
 from node.groups import operations
 from tests.conftest import DatabaseFactory, LiveNode
-from tests.fakes import FakeRemote, signed_post
+from tests.fediverse import FakeRemote, signed_post
 from tests.test_api import call
 from tests.test_events import geneva_call
 

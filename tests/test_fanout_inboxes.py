@@ -24,7 +24,7 @@ from node.federation.publishing import MAX_INBOXES_PER_HOST, choose_inboxes
 from node.groups import operations
 from node.storage.models import Activity, Delivery, Follower
 from tests.conftest import LiveNode, wait_for
-from tests.fakes import FakeActor, FakeRemote, signed_post
+from tests.fediverse import FakeActor, FakeRemote, signed_post
 
 GROUP = "koeln"
 

@@ -23,7 +23,7 @@ from node.storage.models import (
     RemoteObject,
 )
 from tests.conftest import LiveNode, wait_for
-from tests.fakes import FakeActor, FakeRemote, sign_headers, signed_post
+from tests.fediverse import FakeActor, FakeRemote, sign_headers, signed_post
 from tests.inbox_helpers import process_pending
 
 

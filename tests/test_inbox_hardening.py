@@ -18,7 +18,7 @@ from node.core.cache import HostBuckets
 from node.federation import keys
 from node.storage.models import Follower, InboxItem
 from tests.conftest import PG_URL, LiveNode, wait_for
-from tests.fakes import AS_JSON, FakeActor, FakeRemote, signed_post
+from tests.fediverse import AS_JSON, FakeActor, FakeRemote, signed_post
 from tests.test_inbox import count, follow, setup_group
 
 # --- a locked database: 503 + Retry-After, never a 500, nothing 202'd lost --------------

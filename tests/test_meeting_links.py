@@ -13,7 +13,7 @@ from node.calls import operations as calls
 from node.calls import participation
 from node.groups import operations
 from tests.conftest import LiveNode, wait_for
-from tests.fakes import FakeRemote, signed_post
+from tests.fediverse import FakeRemote, signed_post
 from tests.test_cosign import settled
 from tests.test_events import geneva_call
 

@@ -22,7 +22,7 @@ from hypothesis import strategies as st
 from node.federation import keys, signatures
 from node.groups import operations
 from tests.conftest import LiveNode
-from tests.fakes import AS_JSON, FakeRemote
+from tests.fediverse import AS_JSON, FakeRemote
 
 NOW = datetime(2025, 5, 1, 12, 0, tzinfo=UTC)
 TARGET = "https://hambastegi.example/users/koeln/inbox"
