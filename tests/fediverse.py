@@ -485,7 +485,8 @@ def signature_problem(method: str, target_uri: str, headers: Mapping[str, str], 
     scheme = signature_scheme(headers)
     needed = (("Signature", "Signature-Input", "Content-Digest") if scheme == "rfc9421"
               else ("Signature", "Date", "Digest", "Host"))
-    missing = [h for h in needed if h not in headers]
+    present = {k.lower() for k in headers}
+    missing = [h for h in needed if h.lower() not in present]
     if missing:
         return f"missing {missing}"
     try:

@@ -6,62 +6,29 @@ from __future__ import annotations
 import json
 from typing import Any
 
-from aiohttp import web
-
 from node.calls import cosign
 from node.groups import operations
 from tests.conftest import LiveNode, wait_for
-from tests.fediverse import AS_JSON, FakeActor, FakeRemote, signed_post
+from tests.fediverse import FakeActor, FakeRemote, signed_post
 from tests.test_cosign import settled
 
 PUBLIC = "https://www.w3.org/ns/activitystreams#Public"
 
 
-class EventServer(FakeRemote):
-    """A fake remote that also serves event documents at /events/{n}."""
-
-    documents: dict[str, dict[str, Any]]
-
-    async def start(self) -> None:
-        self.documents = {}
-        app = web.Application()
-        app.router.add_get("/users/{name}", self._actor)
-        app.router.add_get("/.well-known/webfinger", self._webfinger)
-        app.router.add_post("/users/{name}/inbox", self._inbox)
-        app.router.add_post("/inbox", self._inbox)
-        app.router.add_get("/events/{n}", self._event)
-        self._runner = web.AppRunner(app, access_log=None)
-        await self._runner.setup()
-        site = web.TCPSite(self._runner, self.host, 0)
-        await site.start()
-        self.port = site._server.sockets[0].getsockname()[1]  # type: ignore[union-attr]
-
-    async def _event(self, request: web.Request) -> web.Response:
-        doc = self.documents.get(request.path)
-        if doc is None:
-            return web.json_response({}, status=404)
-        return web.Response(body=json.dumps(doc), content_type=AS_JSON)
-
-
-def event_doc(server: EventServer, author: FakeActor, **changes: Any) -> dict[str, Any]:
+def event_doc(server: FakeRemote, author: FakeActor, **changes: Any) -> dict[str, Any]:
     doc = {"@context": "https://www.w3.org/ns/activitystreams",
            "id": server.base + "/events/1", "type": "Event", "attributedTo": author.id,
            "name": "Kundgebung", "content": "<p>Kommt alle</p>",
            "startTime": "2027-06-08T12:00:00+02:00", "timezone": "Europe/Zurich",
            "status": "CONFIRMED", "to": [PUBLIC]}
     doc.update(changes)
-    server.documents["/events/1"] = doc
+    server.document("/events/1", doc)
     return doc
 
 
 async def test_one_consent_relays_the_event_and_its_real_changes_only(
-        live_node: LiveNode) -> None:
-    server = EventServer()
-    await server.start()
-    try:
-        await _scenario(live_node, server)
-    finally:
-        await server.stop()
+        live_node: LiveNode, remote: FakeRemote) -> None:
+    await _scenario(live_node, remote)
 
 
 async def _post(live: LiveNode, actor: FakeActor, activity: dict[str, Any]) -> None:
@@ -69,7 +36,7 @@ async def _post(live: LiveNode, actor: FakeActor, activity: dict[str, Any]) -> N
     assert response.status_code == 202, response.text
 
 
-async def _scenario(live: LiveNode, server: EventServer) -> None:
+async def _scenario(live: LiveNode, server: FakeRemote) -> None:
     await operations.create_group(live.node, "koeln", display_name="Köln", language="de")
     koeln = live.node.urls.actor("koeln")
     org, fan = server.add_actor("org"), server.add_actor("fan")

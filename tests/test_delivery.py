@@ -21,12 +21,11 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import pytest
-from aiohttp import web
 from sqlalchemy import update
 from sqlmodel import col, select
 
 from node.core.urls import Urls
-from node.federation import keys, signatures
+from node.federation import keys
 from node.federation.delivery import (
     Claimed,
     DeliveryWorker,
@@ -41,11 +40,18 @@ from node.federation.retry import BREAKER_THRESHOLD, MIN_DELAY
 from node.storage.db import Database, utcnow
 from node.storage.models import Activity, Delivery, HostState, LocalActor
 from tests.conftest import wait_for
+from tests.fediverse import (
+    InboxSink,
+    RawRequest,
+    RawServer,
+    Respond,
+    accept,
+    signature_problem,
+    signature_scheme,
+)
 
 BASE_URL = "http://127.0.0.1:9"  # our node's URLs appear only in key ids here
 USERNAME = "koeln"
-
-Respond = Callable[[str, int], tuple[int, dict[str, str]]]
 
 
 # --- databases ------------------------------------------------------------------------------------
@@ -111,100 +117,16 @@ async def sender(db: Database) -> Sender:
     return Sender(db, Urls(BASE_URL), actor_id, keys.load_public_pem(rsa_public))
 
 
-# --- the receiving side: sink inboxes -------------------------------------------------------------
-
-
-def accept(scheme: str, nth: int) -> tuple[int, dict[str, str]]:
-    return 202, {}
-
-
-@dataclass
-class Sink:
-    """One inbox host on 127.0.0.1:<port>. ``respond(scheme, nth)`` scripts the
-    answer; every request's signature is verified against the sender's key."""
-
-    public_key: keys.PublicKey
-    key_id: str
-    respond: Respond = accept
-    delay: float = 0.0
-    received: Counter[tuple[str, str]] = field(default_factory=Counter)  # (activity, path)
-    schemes: list[str] = field(default_factory=list)
-    problems: list[str] = field(default_factory=list)
-    in_flight: int = 0
-    port: int = 0
-    _runner: web.AppRunner | None = None
-
-    async def start(self) -> None:
-        app = web.Application()
-        app.router.add_post("/{tail:.*}", self._handle)
-        self._runner = web.AppRunner(app, access_log=None)
-        await self._runner.setup()
-        site = web.TCPSite(self._runner, "127.0.0.1", 0)
-        await site.start()
-        server = site._server
-        assert server is not None
-        self.port = server.sockets[0].getsockname()[1]  # type: ignore[attr-defined]
-
-    async def stop(self) -> None:
-        if self._runner is not None:
-            await self._runner.cleanup()
-
-    @property
-    def host(self) -> str:
-        return f"127.0.0.1:{self.port}"
-
-    def inbox(self, name: str | int = "shared") -> str:
-        return f"http://{self.host}/inbox/{name}"
-
-    @property
-    def requests(self) -> int:
-        return len(self.schemes)
-
-    def _check_signature(self, request: web.Request, body: bytes) -> str:
-        headers = request.headers
-        scheme = "rfc9421" if "Signature-Input" in headers else "cavage"
-        needed = (("Signature", "Signature-Input", "Content-Digest") if scheme == "rfc9421"
-                  else ("Signature", "Date", "Digest", "Host"))
-        missing = [h for h in needed if h not in headers]
-        if missing:
-            self.problems.append(f"missing {missing}")
-            return scheme
-        try:
-            parsed = signatures.parse_request_signature(
-                method="POST", target_uri=f"http://{request.host}{request.path_qs}",
-                headers=headers, now=datetime.now(UTC), require_digest=True)
-            signatures.verify_body_digest(headers, body)
-            signatures.verify_signature(parsed, self.public_key)
-        except signatures.SignatureError as exc:
-            self.problems.append(exc.reason)
-            return scheme
-        if parsed.key_id != self.key_id or parsed.scheme != scheme:
-            self.problems.append(f"unexpected key {parsed.key_id} / {parsed.scheme}")
-        return scheme
-
-    async def _handle(self, request: web.Request) -> web.Response:
-        body = await request.read()
-        scheme = self._check_signature(request, body)
-        nth = len(self.schemes)
-        self.schemes.append(scheme)
-        status, headers = self.respond(scheme, nth)
-        if 200 <= status < 300:
-            self.received[(json.loads(body)["id"], request.path)] += 1
-        if self.delay:
-            self.in_flight += 1
-            try:
-                await asyncio.sleep(self.delay)  # a slow remote server, not synchronisation
-            finally:
-                self.in_flight -= 1
-        return web.Response(status=status, headers=headers)
+# --- the receiving side: sink inboxes (tests/fediverse.py) ----------------------------------------
 
 
 @pytest.fixture
-async def sinks(sender: Sender) -> AsyncIterator[Callable[..., Awaitable[Sink]]]:
-    started: list[Sink] = []
+async def sinks(sender: Sender) -> AsyncIterator[Callable[..., Awaitable[InboxSink]]]:
+    started: list[InboxSink] = []
 
-    async def make(respond: Respond = accept, delay: float = 0.0) -> Sink:
-        sink = Sink(sender.public_key, sender.urls.key_id(USERNAME), respond, delay)
+    async def make(respond: Respond = accept, delay: float = 0.0) -> InboxSink:
+        sink = InboxSink(public_key=sender.public_key, key_id=sender.urls.key_id(USERNAME),
+                    respond=respond, delay=delay)
         await sink.start()
         started.append(sink)
         return sink
@@ -323,7 +245,7 @@ async def test_enqueue_20000_inboxes(db: Database, sender: Sender) -> None:
 
 
 async def test_hundred_rows_to_ten_hosts_delivered_once(
-        db: Database, sender: Sender, sinks: Callable[..., Awaitable[Sink]],
+        db: Database, sender: Sender, sinks: Callable[..., Awaitable[InboxSink]],
         workers: Callable[..., DeliveryWorker]) -> None:
     hosts = [await sinks() for _ in range(10)]
     inboxes = [sink.inbox(i) for sink in hosts for i in range(10)]
@@ -332,7 +254,7 @@ async def test_hundred_rows_to_ten_hosts_delivered_once(
     assert await worker.run_once() == 100
     for sink in hosts:
         assert sink.problems == []
-        assert sink.requests == 10
+        assert len(sink.requests) == 10
         assert sorted(sink.received.values()) == [1] * 10
         assert {a for a, _ in sink.received} == {activity_uri}
         assert sink.schemes == ["cavage"] * 10
@@ -353,26 +275,26 @@ async def test_hundred_rows_to_ten_hosts_delivered_once(
 
 @pytest.mark.parametrize("status", [404, 410])
 async def test_gone_inboxes_fail_without_retry(
-        status: int, db: Database, sender: Sender, sinks: Callable[..., Awaitable[Sink]],
+        status: int, db: Database, sender: Sender, sinks: Callable[..., Awaitable[InboxSink]],
         workers: Callable[..., DeliveryWorker]) -> None:
     sink = await sinks(lambda scheme, nth: (status, {}))
     activity_id, _ = await sender.publish([sink.inbox(1), sink.inbox(2)])
     worker = workers()
     assert await worker.run_once() == 0
-    assert sink.requests == 2  # no double knock for a 404/410
+    assert len(sink.requests) == 2  # no double knock for a 404/410
     for row in await deliveries(db, activity_id):
         assert (row.state, row.attempts, row.last_status) == ("failed", 1, status)
         assert row.last_error == f"http_{status}" and row.finished_at is not None
     assert worker.failed == 2 and worker.retried == 0
     assert await worker.run_once() == 0
-    assert sink.requests == 2
+    assert len(sink.requests) == 2
     # The host answered: it is not counted as failing.
-    state = await host_state(db, sink.host)
+    state = await host_state(db, sink.authority)
     assert state is None or state.consecutive_failures == 0
 
 
 async def test_server_error_is_retried_later(
-        db: Database, sender: Sender, sinks: Callable[..., Awaitable[Sink]],
+        db: Database, sender: Sender, sinks: Callable[..., Awaitable[InboxSink]],
         workers: Callable[..., DeliveryWorker]) -> None:
     sink = await sinks(lambda scheme, nth: (500, {}))
     activity_id, _ = await sender.publish([sink.inbox()])
@@ -385,14 +307,14 @@ async def test_server_error_is_retried_later(
         "pending", 1, 500, "http_500")
     assert before + MIN_DELAY <= row.next_attempt_at <= after + timedelta(minutes=1)
     assert row.lease_until is None and row.finished_at is None
-    assert sink.requests == 1
+    assert len(sink.requests) == 1
     assert worker.retried == 1
-    state = await host_state(db, sink.host)
+    state = await host_state(db, sink.authority)
     assert state is not None and state.consecutive_failures == 1
     assert state.circuit_open_until is None
     # Not due again yet.
     assert await worker.run_once() == 0
-    assert sink.requests == 1
+    assert len(sink.requests) == 1
 
 
 async def test_unreachable_host_is_retried(
@@ -415,7 +337,7 @@ async def test_unreachable_host_is_retried(
 ])
 async def test_retry_after_is_honoured(
         status: int, retry_after: str, wait: timedelta, db: Database, sender: Sender,
-        sinks: Callable[..., Awaitable[Sink]], workers: Callable[..., DeliveryWorker]) -> None:
+        sinks: Callable[..., Awaitable[InboxSink]], workers: Callable[..., DeliveryWorker]) -> None:
     if retry_after == "HTTP-DATE":
         moment = datetime.now(UTC) + wait
         retry_after = moment.strftime("%a, %d %b %Y %H:%M:%S GMT")
@@ -430,7 +352,7 @@ async def test_retry_after_is_honoured(
 
 
 async def test_breaker_opens_and_postpones_only_that_host(
-        db: Database, sender: Sender, sinks: Callable[..., Awaitable[Sink]],
+        db: Database, sender: Sender, sinks: Callable[..., Awaitable[InboxSink]],
         workers: Callable[..., DeliveryWorker]) -> None:
     answer = {"status": 503}
     dead = await sinks(lambda scheme, nth: (answer["status"], {}))
@@ -440,30 +362,30 @@ async def test_breaker_opens_and_postpones_only_that_host(
     for round_ in range(1, BREAKER_THRESHOLD + 1):
         await sender.publish([dead.inbox(), healthy.inbox()])
         assert await worker.run_once() == 1
-        state = await host_state(db, dead.host)
+        state = await host_state(db, dead.authority)
         assert state is not None and state.consecutive_failures == round_
         if round_ < BREAKER_THRESHOLD:
             assert state.circuit_open_until is None
     assert state is not None and state.circuit_open_until is not None
     opened = state.circuit_open_until
     assert timedelta(seconds=50) < opened - utcnow() <= timedelta(minutes=1)
-    assert dead.requests == BREAKER_THRESHOLD
+    assert len(dead.requests) == BREAKER_THRESHOLD
 
     # The circuit is open: the dead host's new row waits, no attempt is counted;
     # the healthy host's row goes out.
     activity_id, _ = await sender.publish([dead.inbox(), healthy.inbox()])
     assert await worker.run_once() == 1
-    assert dead.requests == BREAKER_THRESHOLD
-    assert healthy.requests == BREAKER_THRESHOLD + 1
+    assert len(dead.requests) == BREAKER_THRESHOLD
+    assert len(healthy.requests) == BREAKER_THRESHOLD + 1
     rows = {r.host: r for r in await deliveries(db, activity_id)}
-    waiting = rows[dead.host]
+    waiting = rows[dead.authority]
     assert (waiting.state, waiting.attempts, waiting.last_status) == ("pending", 0, None)
     assert waiting.next_attempt_at == opened
     assert waiting.lease_until is None
-    assert rows[healthy.host].state == "sent"
+    assert rows[healthy.authority].state == "sent"
     assert worker.postponed == 1
     # Earlier rows, each with its one failed attempt, were not touched.
-    failed_before = [r for r in await deliveries(db) if r.host == dead.host and r.attempts]
+    failed_before = [r for r in await deliveries(db) if r.host == dead.authority and r.attempts]
     assert len(failed_before) == BREAKER_THRESHOLD
     assert all(r.state == "pending" and r.attempts == 1 for r in failed_before)
 
@@ -471,13 +393,13 @@ async def test_breaker_opens_and_postpones_only_that_host(
     answer["status"] = 202
     past = utcnow() - timedelta(seconds=1)
     async with db.write() as session:
-        await session.exec(update(HostState).where(col(HostState.host) == dead.host)
+        await session.exec(update(HostState).where(col(HostState.host) == dead.authority)
                            .values(circuit_open_until=past))
-        await session.exec(update(Delivery).where(col(Delivery.host) == dead.host)
+        await session.exec(update(Delivery).where(col(Delivery.host) == dead.authority)
                            .values(next_attempt_at=past))
     assert await worker.run_once() == BREAKER_THRESHOLD + 1
     assert sorted(dead.received.values()) == [1] * (BREAKER_THRESHOLD + 1)
-    state = await host_state(db, dead.host)
+    state = await host_state(db, dead.authority)
     assert state is not None
     assert (state.consecutive_failures, state.circuit_open_until) == (0, None)
     assert state.last_success_at is not None
@@ -485,7 +407,7 @@ async def test_breaker_opens_and_postpones_only_that_host(
 
 
 async def test_expired_lease_is_reclaimed_and_the_late_outcome_ignored(
-        db: Database, sender: Sender, sinks: Callable[..., Awaitable[Sink]],
+        db: Database, sender: Sender, sinks: Callable[..., Awaitable[InboxSink]],
         workers: Callable[..., DeliveryWorker]) -> None:
     sink = await sinks()
     activity_id, _ = await sender.publish([sink.inbox(i) for i in range(3)])
@@ -503,18 +425,18 @@ async def test_expired_lease_is_reclaimed_and_the_late_outcome_ignored(
     for row in await deliveries(db, activity_id):
         assert (row.state, row.attempts, row.worker_id, row.last_status) == (
             "sent", 1, "alive", 202)
-    assert await host_state(db, sink.host) is None  # the late failure was not counted
+    assert await host_state(db, sink.authority) is None  # the late failure was not counted
 
 
 async def test_live_lease_is_not_taken(
-        db: Database, sender: Sender, sinks: Callable[..., Awaitable[Sink]],
+        db: Database, sender: Sender, sinks: Callable[..., Awaitable[InboxSink]],
         workers: Callable[..., DeliveryWorker]) -> None:
     sink = await sinks()
     await sender.publish([sink.inbox(i) for i in range(3)])
     held = await claim(db, "holder", 10, timedelta(minutes=10))
     assert len(held) == 3
     assert await workers().run_once() == 0
-    assert sink.requests == 0
+    assert len(sink.requests) == 0
     assert {(r.state, r.worker_id) for r in await deliveries(db)} == {("sending", "holder")}
     # The holder can still complete its rows.
     recorded = await complete(db, "holder", [Outcome(c, "sent", 202, host_ok=True)
@@ -523,7 +445,7 @@ async def test_live_lease_is_not_taken(
 
 
 async def test_slow_sends_keep_their_lease(
-        db: Database, sender: Sender, sinks: Callable[..., Awaitable[Sink]],
+        db: Database, sender: Sender, sinks: Callable[..., Awaitable[InboxSink]],
         workers: Callable[..., DeliveryWorker]) -> None:
     """A batch that takes longer than the lease renews it: no one else sends it."""
     sink = await sinks(delay=2.0)
@@ -549,7 +471,7 @@ async def test_slow_sends_keep_their_lease(
 
 
 async def test_double_knock_remembers_the_scheme(
-        db: Database, sender: Sender, sinks: Callable[..., Awaitable[Sink]],
+        db: Database, sender: Sender, sinks: Callable[..., Awaitable[InboxSink]],
         workers: Callable[..., DeliveryWorker]) -> None:
     # Refuses draft-cavage, accepts RFC 9421.
     sink = await sinks(lambda scheme, nth: (401, {}) if scheme == "cavage" else (202, {}))
@@ -560,7 +482,7 @@ async def test_double_knock_remembers_the_scheme(
     assert sink.problems == []
     [row] = await deliveries(db, activity_id)
     assert (row.state, row.attempts, row.last_status) == ("sent", 1, 202)
-    state = await host_state(db, sink.host)
+    state = await host_state(db, sink.authority)
     assert state is not None and state.signature_scheme == "rfc9421"
     # The next delivery starts with the scheme that worked: one request.
     await sender.publish([sink.inbox()])
@@ -569,19 +491,19 @@ async def test_double_knock_remembers_the_scheme(
 
 
 async def test_first_knock_refused_then_accepted(
-        db: Database, sender: Sender, sinks: Callable[..., Awaitable[Sink]],
+        db: Database, sender: Sender, sinks: Callable[..., Awaitable[InboxSink]],
         workers: Callable[..., DeliveryWorker]) -> None:
     # 401 once (whatever the scheme), then OK: the knock with the other scheme wins.
     sink = await sinks(lambda scheme, nth: (401, {}) if nth == 0 else (202, {}))
     await sender.publish([sink.inbox()])
     assert await workers().run_once() == 1
     assert sink.schemes == ["cavage", "rfc9421"]
-    state = await host_state(db, sink.host)
+    state = await host_state(db, sink.authority)
     assert state is not None and state.signature_scheme == "rfc9421"
 
 
 async def test_both_schemes_refused_is_retried(
-        db: Database, sender: Sender, sinks: Callable[..., Awaitable[Sink]],
+        db: Database, sender: Sender, sinks: Callable[..., Awaitable[InboxSink]],
         workers: Callable[..., DeliveryWorker]) -> None:
     sink = await sinks(lambda scheme, nth: (401, {}))
     activity_id, _ = await sender.publish([sink.inbox()])
@@ -590,12 +512,12 @@ async def test_both_schemes_refused_is_retried(
     [row] = await deliveries(db, activity_id)
     assert (row.state, row.attempts, row.last_status) == ("pending", 1, 401)
     # An answering host is not a failing host, and no scheme is learnt.
-    state = await host_state(db, sink.host)
+    state = await host_state(db, sink.authority)
     assert state is None or (state.consecutive_failures, state.signature_scheme) == (0, None)
 
 
 async def test_refused_address_fails_at_once(
-        db: Database, sender: Sender, sinks: Callable[..., Awaitable[Sink]],
+        db: Database, sender: Sender, sinks: Callable[..., Awaitable[InboxSink]],
         workers: Callable[..., DeliveryWorker]) -> None:
     sink = await sinks()
     activity_id, _ = await sender.publish([sink.inbox()])
@@ -604,12 +526,12 @@ async def test_refused_address_fails_at_once(
         assert await worker.run_once() == 0
     [row] = await deliveries(db, activity_id)
     assert (row.state, row.last_error) == ("failed", "forbidden_address")
-    assert sink.requests == 0
-    assert await host_state(db, sink.host) is None
+    assert len(sink.requests) == 0
+    assert await host_state(db, sink.authority) is None
 
 
 async def test_unusable_key_fails_without_sending(
-        db: Database, sender: Sender, sinks: Callable[..., Awaitable[Sink]],
+        db: Database, sender: Sender, sinks: Callable[..., Awaitable[InboxSink]],
         workers: Callable[..., DeliveryWorker]) -> None:
     _, _, ed_private, _ = actor_keys()
     async with db.write() as session:
@@ -622,11 +544,11 @@ async def test_unusable_key_fails_without_sending(
     assert await workers().run_once() == 0
     [row] = await deliveries(db, activity_id)
     assert (row.state, row.last_error) == ("failed", "bad_key")
-    assert sink.requests == 0
+    assert len(sink.requests) == 0
 
 
 async def test_wake_delivers_without_waiting_for_the_poll(
-        db: Database, sender: Sender, sinks: Callable[..., Awaitable[Sink]],
+        db: Database, sender: Sender, sinks: Callable[..., Awaitable[InboxSink]],
         workers: Callable[..., DeliveryWorker]) -> None:
     sink = await sinks()
     worker = workers(poll_seconds=600)
@@ -646,11 +568,11 @@ async def test_wake_delivers_without_waiting_for_the_poll(
     finally:
         stop.set()
         await asyncio.wait_for(task, timeout=10)
-    assert sink.requests == 1
+    assert len(sink.requests) == 1
 
 
 async def test_two_workers_send_every_row_exactly_once(
-        db: Database, sender: Sender, sinks: Callable[..., Awaitable[Sink]],
+        db: Database, sender: Sender, sinks: Callable[..., Awaitable[InboxSink]],
         workers: Callable[..., DeliveryWorker]) -> None:
     hosts = [await sinks(delay=0.01) for _ in range(10)]
     inboxes = [sink.inbox(i) for sink in hosts for i in range(50)]
@@ -673,7 +595,7 @@ async def test_two_workers_send_every_row_exactly_once(
     received: Counter[tuple[str, str]] = Counter()
     for sink in hosts:
         assert sink.problems == []
-        received.update({(f"{sink.host}{path}", activity): n
+        received.update({(f"{sink.authority}{path}", activity): n
                          for (activity, path), n in sink.received.items()})
     assert len(received) == 500
     assert set(received.values()) == {1}  # every (activity, inbox) exactly once
@@ -696,58 +618,22 @@ class WireRequest:
 
 
 @dataclass
-class RawSink:
-    """An inbox that reads the request line from the socket itself, so no framework
-    normalises the path before we look at it, and verifies the signature against
-    exactly those bytes (as a receiver that reconstructs the URI from its raw
-    request-target does). Answers 202 if it verifies, else 401."""
+class WireCheck:
+    """An inbox (on a RawServer, so no framework normalises the path first) that
+    verifies each signature against the request-target exactly as it arrived, as a
+    receiver that reconstructs the URI from its raw request-target does. Answers 202
+    if it verifies, else 401."""
 
     public_key: keys.PublicKey
     requests: list[WireRequest] = field(default_factory=list)
-    port: int = 0
-    _server: asyncio.Server | None = None
 
-    async def start(self) -> None:
-        self._server = await asyncio.start_server(self._handle, "127.0.0.1", 0)
-        self.port = self._server.sockets[0].getsockname()[1]
-
-    async def stop(self) -> None:
-        if self._server is not None:
-            self._server.close()
-            await self._server.wait_closed()
-
-    async def _handle(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
-        try:
-            while True:
-                try:
-                    head = await reader.readuntil(b"\r\n\r\n")
-                except (asyncio.IncompleteReadError, ConnectionError):
-                    return
-                lines = head.decode("latin-1").split("\r\n")
-                method, target, _ = lines[0].split(" ", 2)
-                headers: dict[str, str] = {}
-                for line in lines[1:]:
-                    if line:
-                        name, _, value = line.partition(":")
-                        headers[name.strip()] = value.strip()
-                lowered = {k.lower(): v for k, v in headers.items()}
-                body = await reader.readexactly(int(lowered.get("content-length", "0")))
-                scheme = "rfc9421" if "signature-input" in lowered else "cavage"
-                problem: str | None = None
-                try:
-                    parsed = signatures.parse_request_signature(
-                        method=method, target_uri=f"http://127.0.0.1:{self.port}{target}",
-                        headers=headers, now=datetime.now(UTC), require_digest=True)
-                    signatures.verify_body_digest(headers, body)
-                    signatures.verify_signature(parsed, self.public_key)
-                except signatures.SignatureError as exc:
-                    problem = exc.reason
-                self.requests.append(WireRequest(target, scheme, problem))
-                status = b"202 Accepted" if problem is None else b"401 Unauthorized"
-                writer.write(b"HTTP/1.1 " + status + b"\r\nContent-Length: 0\r\n\r\n")
-                await writer.drain()
-        finally:
-            writer.close()
+    def __call__(self, server: RawServer, request: RawRequest) -> bytes:
+        problem = signature_problem(request.method, server.base + request.target,
+                                    request.headers, request.body, self.public_key)
+        self.requests.append(WireRequest(request.target, signature_scheme(request.headers),
+                                         problem))
+        status = b"202 Accepted" if problem is None else b"401 Unauthorized"
+        return b"HTTP/1.1 " + status + b"\r\nContent-Length: 0\r\n\r\n"
 
 
 # Inbox paths as followers' servers publish them, and what the wire must carry.
@@ -765,9 +651,8 @@ WIRE_PATHS = [
 async def test_signed_target_is_the_target_on_the_wire(
         db: Database, sender: Sender, workers: Callable[..., DeliveryWorker],
         scheme: str) -> None:
-    sink = RawSink(sender.public_key)
-    await sink.start()
-    try:
+    check = WireCheck(sender.public_key)
+    async with RawServer(check) as sink:
         host = f"127.0.0.1:{sink.port}"
         if scheme == "rfc9421":
             async with db.write() as session:
@@ -778,10 +663,8 @@ async def test_signed_target_is_the_target_on_the_wire(
         await workers(signing_threads=0).run_once()
         # Every inbox was reached once, and its signature verified the first
         # time against the request-target as it arrived.
-        assert [(r.scheme, r.problem) for r in sink.requests] == [(scheme, None)] * len(inboxes)
+        assert [(r.scheme, r.problem) for r in check.requests] == [(scheme, None)] * len(inboxes)
         # Encoded inbox URLs went byte for byte as published; the raw one escaped.
-        assert sorted(r.target for r in sink.requests) == sorted(
+        assert sorted(r.target for r in check.requests) == sorted(
             "/users/%C3%A4/inbox" if path == "/users/ä/inbox" else path for path in WIRE_PATHS)
         assert [r.state for r in await deliveries(db, activity_id)] == ["sent"] * len(inboxes)
-    finally:
-        await sink.stop()

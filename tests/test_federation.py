@@ -7,12 +7,12 @@ import asyncio
 from typing import Any
 
 import httpx
-from aiohttp import ClientSession, web
 from sqlalchemy import func
 from sqlmodel import select
 
 from node.storage.models import Activity, Delivery, Follower, Following, InboxItem
 from tests.conftest import NodeFactory, NodeProcess, free_port, wait_for
+from tests.fediverse import LoopbackServer, Request
 
 AS = {"Accept": "application/activity+json"}
 
@@ -135,63 +135,23 @@ async def test_deliveries_queued_while_stopped_arrive_after_restart_once_each(
     assert await count(a, Delivery, Delivery.state != "sent") == 0
 
 
-class HoldingProxy:
-    """A reverse proxy in front of node B (as Caddy would be) that can hold
-    inbox POSTs, so a test can kill the sending worker mid-request."""
+def is_inbox_post(request: Request) -> bool:
+    return request.method == "POST" and request.path.endswith("inbox")
 
-    def __init__(self, upstream_port: int) -> None:
-        self.upstream = f"http://127.0.0.1:{upstream_port}"
-        self.port = free_port()
-        self.hold = False
-        self.held = asyncio.Event()
-        self.release = asyncio.Event()
-        self.inbox_posts = 0
-        self.creates_answered = 0
-        self.runner: web.AppRunner | None = None
-        self.session: ClientSession | None = None
 
-    async def start(self) -> None:
-        app = web.Application(client_max_size=2 * 1024 * 1024)
-        app.router.add_route("*", "/{tail:.*}", self.forward)
-        self.session = ClientSession(auto_decompress=False)
-        self.runner = web.AppRunner(app, access_log=None)
-        await self.runner.setup()
-        await web.TCPSite(self.runner, "127.0.0.1", self.port).start()
-
-    async def stop(self) -> None:
-        if self.runner:
-            await self.runner.cleanup()
-        if self.session:
-            await self.session.close()
-
-    async def forward(self, request: web.Request) -> web.StreamResponse:
-        body = await request.read()
-        if request.method == "POST" and request.path.endswith("inbox"):
-            self.inbox_posts += 1
-            if self.hold:
-                self.hold = False
-                self.held.set()
-                await self.release.wait()
-        assert self.session is not None
-        headers = {k: v for k, v in request.headers.items()
-                   if k.lower() not in {"content-length", "transfer-encoding"}}
-        async with self.session.request(request.method, self.upstream + request.path_qs,
-                                        data=body, headers=headers,
-                                        allow_redirects=False) as upstream:
-            payload = await upstream.read()
-            if request.method == "POST" and b'"type":"Create"' in body:
-                self.creates_answered += 1
-            out_headers = {k: v for k, v in upstream.headers.items()
-                           if k.lower() in {"content-type", "etag", "vary"}}
-            return web.Response(status=upstream.status, body=payload, headers=out_headers)
+def creates_answered(proxy: LoopbackServer) -> int:
+    return sum(1 for r in proxy.requests
+               if r.method == "POST" and b'"type":"Create"' in r.body and r.status is not None)
 
 
 async def test_worker_killed_mid_send_loses_nothing_and_inbox_stores_once(
         nodes: NodeFactory) -> None:
+    # A reverse proxy in front of node B (as Caddy would be) that can hold inbox
+    # POSTs, so the test can kill the sending worker mid-request.
     b_port = free_port()
-    proxy = HoldingProxy(b_port)
-    await proxy.start()
-    try:
+    proxy = LoopbackServer()
+    proxy.proxy_to(f"http://127.0.0.1:{b_port}")
+    async with proxy:
         a = await nodes.create("a", extra_env={"HAMBASTEGI_DELIVERY_LEASE_SECONDS": "2"})
         b = await nodes.create("b", port=b_port, public_port=proxy.port)
         a.cli("group", "create", "hanover", "--language", "de")
@@ -203,15 +163,15 @@ async def test_worker_killed_mid_send_loses_nothing_and_inbox_stores_once(
         await asyncio.to_thread(a.start, "--no-worker")
         note_id = (await asyncio.to_thread(a.cli, "publish", "note", "hanover", "--text",
                                            "Aufruf")).stdout.strip()
-        proxy.hold = True
+        hold = proxy.hold(is_inbox_post)
         worker = await asyncio.create_subprocess_exec(
             *worker_command(), env=a.env, stdout=asyncio.subprocess.DEVNULL,
             stderr=asyncio.subprocess.DEVNULL)
-        await asyncio.wait_for(proxy.held.wait(), timeout=30)
+        await asyncio.wait_for(hold.held.wait(), timeout=30)
         worker.kill()  # SIGKILL mid-send: no chance to record anything
         await worker.wait()
         assert await note_deliveries(a, note_id) == ["sending"]
-        proxy.release.set()  # the held request reaches B after all
+        hold.release()  # the held request reaches B after all
 
         replacement = await asyncio.create_subprocess_exec(
             *worker_command(), env=a.env, stdout=asyncio.subprocess.DEVNULL,
@@ -226,12 +186,10 @@ async def test_worker_killed_mid_send_loses_nothing_and_inbox_stores_once(
             await replacement.wait()
         # On the wire the Create went twice (at-least-once); B stored it once.
         async def both_answered() -> bool:
-            return proxy.creates_answered >= 2
+            return creates_answered(proxy) >= 2
 
         await wait_for(both_answered, what="both copies answered by B")
         assert len(await received(b, "Create", note_id)) == 1
-    finally:
-        await proxy.stop()
 
 
 async def note_deliveries(node: NodeProcess, note_id: str) -> list[str]:

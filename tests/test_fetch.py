@@ -6,13 +6,10 @@ allows 127.0.0.1 only; a second server on 127.0.0.2 plays a refused address.
 
 from __future__ import annotations
 
-import asyncio
 import gzip
 import ipaddress
-import json
 import socket
 from collections.abc import AsyncIterator, Awaitable, Callable, Mapping
-from dataclasses import dataclass
 from typing import Any, Literal
 
 import pytest
@@ -30,10 +27,10 @@ from node.federation.fetch import (
     public_address_policy,
     wire_url,
 )
+from tests.fediverse import LoopbackServer, RawServer
 
 UA = "Hambastegi-test/1"
 AP = "application/activity+json"
-Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
 SchemeName = Literal["cavage", "rfc9421"]
 
 
@@ -45,88 +42,16 @@ def only_127_0_0_2(ip: IPAddress) -> bool:
     return ip == ipaddress.ip_address("127.0.0.2")
 
 
-@dataclass
-class Seen:
-    method: str
-    path: str
-    headers: dict[str, str]
-    body: bytes
-    peer_port: int
-
-
-class Server:
-    """A real aiohttp server on one loopback address; records every request."""
-
-    def __init__(self, host: str) -> None:
-        self.host = host
-        self.port = 0
-        self.routes: dict[str, Handler] = {}
-        self.seen: list[Seen] = []
-        self.release = asyncio.Event()  # handlers that hang wait for this
-        app = web.Application()
-        app.router.add_route("*", "/{tail:.*}", self._dispatch)
-        self._runner = web.AppRunner(app)
-
-    async def start(self) -> None:
-        await self._runner.setup()
-        await web.TCPSite(self._runner, self.host, 0).start()
-        self.port = self._runner.addresses[0][1]
-
-    async def stop(self) -> None:
-        self.release.set()
-        await self._runner.cleanup()
-
-    def url(self, path: str = "/", host: str | None = None) -> str:
-        return f"http://{host or self.host}:{self.port}{path}"
-
-    async def _dispatch(self, request: web.Request) -> web.StreamResponse:
-        peer = request.transport.get_extra_info("peername") if request.transport else None
-        self.seen.append(Seen(request.method, request.path_qs, dict(request.headers),
-                              await request.read(), peer[1] if peer else 0))
-        handler = self.routes.get(request.path)
-        if handler is None:
-            raise web.HTTPNotFound()
-        return await handler(request)
-
-    def document(self, path: str, data: dict[str, Any] | None = None, *,
-                 content_type: str = AP) -> None:
-        body = json.dumps(data if data is not None else {"id": self.url(path)}).encode()
-        self.raw(path, body, content_type=content_type)
-
-    def raw(self, path: str, body: bytes, *, content_type: str = AP, status: int = 200,
-            headers: Mapping[str, str] | None = None) -> None:
-        async def handler(request: web.Request) -> web.StreamResponse:
-            response = web.Response(body=body, status=status, headers=headers)
-            response.headers["Content-Type"] = content_type
-            return response
-        self.routes[path] = handler
-
-    def redirect(self, path: str, location: str, status: int = 302) -> None:
-        async def handler(request: web.Request) -> web.StreamResponse:
-            return web.Response(status=status, headers={"Location": location})
-        self.routes[path] = handler
-
-    def hang(self, path: str, *, after_headers: bool = False) -> None:
-        async def handler(request: web.Request) -> web.StreamResponse:
-            if after_headers:
-                response = web.StreamResponse(headers={"Content-Type": AP})
-                await response.prepare(request)
-                await response.write(b'{"id": ')
-            await self.release.wait()
-            return web.Response(status=500)
-        self.routes[path] = handler
-
-
-ServerFactory = Callable[..., Awaitable[Server]]
+ServerFactory = Callable[..., Awaitable[LoopbackServer]]
 ClientFactory = Callable[..., Awaitable[GuardedClient]]
 
 
 @pytest.fixture
 async def servers() -> AsyncIterator[ServerFactory]:
-    started: list[Server] = []
+    started: list[LoopbackServer] = []
 
-    async def make(host: str = "127.0.0.1") -> Server:
-        server = Server(host)
+    async def make(host: str = "127.0.0.1") -> LoopbackServer:
+        server = LoopbackServer(host)
         await server.start()
         started.append(server)
         return server
@@ -137,7 +62,7 @@ async def servers() -> AsyncIterator[ServerFactory]:
 
 
 @pytest.fixture
-async def server(servers: ServerFactory) -> Server:
+async def server(servers: ServerFactory) -> LoopbackServer:
     return await servers()
 
 
@@ -172,21 +97,6 @@ class RecordingSigner:
                  scheme: SchemeName) -> Mapping[str, str]:
         self.calls.append((method, url, body, scheme))
         return {"X-Test-Scheme": scheme}
-
-
-async def raw_http_server(respond: Callable[[int], bytes]) -> tuple[asyncio.Server, int]:
-    """A socket server answering every request with respond(its port), then closing."""
-    port = 0
-
-    async def handle(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
-        await reader.readuntil(b"\r\n\r\n")
-        writer.write(respond(port))
-        await writer.drain()
-        writer.close()
-
-    raw = await asyncio.start_server(handle, "127.0.0.1", 0)
-    port = raw.sockets[0].getsockname()[1]
-    return raw, port
 
 
 async def reason_of(call: Awaitable[object]) -> str:
@@ -276,13 +186,13 @@ async def test_resolver_close_closes_the_inner_resolver() -> None:
     "http:///no-host", "not a url", "http://[::1/",
 ])
 async def test_non_http_and_credential_urls_are_refused_without_a_request(
-        server: Server, client: GuardedClient, url: str) -> None:
+        server: LoopbackServer, client: GuardedClient, url: str) -> None:
     url = url.format(port=server.port)
     assert await reason_of(client.fetch_activity(url)) == "bad_scheme"
     signer = RecordingSigner()
     assert await reason_of(client.post_activity(url, b"{}", signer=signer,
                                                 scheme="cavage")) == "bad_scheme"
-    assert server.seen == []
+    assert server.requests == []
 
 
 @pytest.mark.parametrize("host", [
@@ -290,18 +200,18 @@ async def test_non_http_and_credential_urls_are_refused_without_a_request(
     "100.64.0.1", "0.0.0.0", "127.1", "2130706433", "0x7f.0.0.1", "127.0.0.1.",
 ])
 async def test_default_policy_refuses_local_targets_without_a_request(
-        server: Server, clients: ClientFactory, host: str) -> None:
+        server: LoopbackServer, clients: ClientFactory, host: str) -> None:
     # A small connect timeout so a failing guard shows up as a wrong reason, not a hang.
     client = await clients(policy=public_address_policy, connect_timeout=0.5)
     url = f"http://{host}:{server.port}/actor"
     server.document("/actor")
     assert await reason_of(client.fetch_activity(url)) == "forbidden_address"
     assert await reason_of(client.post_signed(url, b"{}", {})) == "forbidden_address"
-    assert server.seen == []
+    assert server.requests == []
 
 
 async def test_names_are_judged_by_what_they_resolve_to(
-        server: Server, clients: ClientFactory) -> None:
+        server: LoopbackServer, clients: ClientFactory) -> None:
     server.document("/actor", {"id": server.url("/actor", host="localhost")})
     allowed = await clients(policy=only_127_0_0_1)
     document = await allowed.fetch_activity(server.url("/actor", host="localhost"))
@@ -309,7 +219,7 @@ async def test_names_are_judged_by_what_they_resolve_to(
     refused = await clients(policy=only_127_0_0_2)
     assert await reason_of(refused.fetch_activity(server.url("/actor", host="localhost"))) \
         == "forbidden_address"
-    assert len(server.seen) == 1
+    assert len(server.requests) == 1
 
 
 async def test_unresolvable_name_is_a_dns_failure(client: GuardedClient) -> None:
@@ -326,12 +236,12 @@ async def test_closed_port_is_a_connect_error(client: GuardedClient) -> None:
 
 
 async def test_environment_proxy_is_not_used(
-        server: Server, client: GuardedClient, monkeypatch: pytest.MonkeyPatch) -> None:
+        server: LoopbackServer, client: GuardedClient, monkeypatch: pytest.MonkeyPatch) -> None:
     for name in ("HTTP_PROXY", "http_proxy", "HTTPS_PROXY", "ALL_PROXY"):
         monkeypatch.setenv(name, "http://127.0.0.1:9/")
     server.document("/actor")
     await client.fetch_activity(server.url("/actor"))
-    assert [s.path for s in server.seen] == ["/actor"]
+    assert [s.path for s in server.requests] == ["/actor"]
 
 
 # --- redirects -----------------------------------------------------------------------
@@ -343,8 +253,8 @@ async def test_redirect_to_a_refused_address_is_blocked_on_the_hop(
     refused.document("/secret")
     allowed.redirect("/actor", refused.url("/secret"))
     assert await reason_of(client.fetch_activity(allowed.url("/actor"))) == "forbidden_address"
-    assert [s.path for s in allowed.seen] == ["/actor"]
-    assert refused.seen == []
+    assert [s.path for s in allowed.requests] == ["/actor"]
+    assert refused.requests == []
 
 
 async def test_redirect_to_a_name_resolving_to_a_refused_address_is_blocked(
@@ -354,37 +264,37 @@ async def test_redirect_to_a_name_resolving_to_a_refused_address_is_blocked(
     allowed.redirect("/actor", refused.url("/secret", host="localhost"))
     client = await clients(policy=only_127_0_0_2)
     assert await reason_of(client.fetch_activity(allowed.url("/actor"))) == "forbidden_address"
-    assert refused.seen == []
+    assert refused.requests == []
 
 
 @pytest.mark.parametrize("location", ["ftp://127.0.0.1/x", "file:///etc/passwd",
                                       "http://user:pw@127.0.0.1/x"])
 async def test_redirect_to_a_refused_url_is_blocked(
-        server: Server, client: GuardedClient, location: str) -> None:
+        server: LoopbackServer, client: GuardedClient, location: str) -> None:
     server.redirect("/actor", location)
     assert await reason_of(client.fetch_activity(server.url("/actor"))) == "bad_scheme"
-    assert len(server.seen) == 1
+    assert len(server.requests) == 1
 
 
-async def test_three_redirects_are_followed(server: Server, client: GuardedClient) -> None:
+async def test_three_redirects_are_followed(server: LoopbackServer, client: GuardedClient) -> None:
     for hop in range(3):
         server.redirect(f"/r{hop}", f"/r{hop + 1}", status=(301, 307, 308)[hop])
     server.document("/r3")
     document = await client.fetch_activity(server.url("/r0"))
     assert document.url == server.url("/r3")
-    assert [s.path for s in server.seen] == ["/r0", "/r1", "/r2", "/r3"]
+    assert [s.path for s in server.requests] == ["/r0", "/r1", "/r2", "/r3"]
 
 
-async def test_a_fourth_redirect_is_refused(server: Server, client: GuardedClient) -> None:
+async def test_a_fourth_redirect_is_refused(server: LoopbackServer, client: GuardedClient) -> None:
     for hop in range(4):
         server.redirect(f"/r{hop}", server.url(f"/r{hop + 1}"))
     server.document("/r4")
     assert await reason_of(client.fetch_activity(server.url("/r0"))) == "too_many_redirects"
-    assert "/r4" not in [s.path for s in server.seen]
+    assert "/r4" not in [s.path for s in server.requests]
 
 
 async def test_redirect_without_location_is_a_bad_status(
-        server: Server, client: GuardedClient) -> None:
+        server: LoopbackServer, client: GuardedClient) -> None:
     server.raw("/actor", b"", status=302)
     with pytest.raises(FetchError) as caught:
         await client.fetch_activity(server.url("/actor"))
@@ -392,7 +302,7 @@ async def test_redirect_without_location_is_a_bad_status(
 
 
 async def test_same_origin_redirect_checks_the_id_against_the_final_url(
-        server: Server, client: GuardedClient) -> None:
+        server: LoopbackServer, client: GuardedClient) -> None:
     server.redirect("/old", "/new")
     server.document("/new")
     document = await client.fetch_activity(server.url("/old"))
@@ -417,12 +327,13 @@ async def test_cross_origin_redirect_needs_the_id_on_the_final_origin(
 # --- what a document must look like --------------------------------------------------
 
 
-async def test_fetch_sends_accept_and_user_agent(server: Server, client: GuardedClient) -> None:
+async def test_fetch_sends_accept_and_user_agent(
+        server: LoopbackServer, client: GuardedClient) -> None:
     server.document("/actor", {"id": server.url("/actor"), "type": "Person"})
     document = await client.fetch_activity(server.url("/actor"))
     assert document.data == {"id": server.url("/actor"), "type": "Person"}
-    assert server.seen[0].headers["Accept"] == AS_ACCEPT
-    assert server.seen[0].headers["User-Agent"] == UA
+    assert server.requests[0].headers["Accept"] == AS_ACCEPT
+    assert server.requests[0].headers["User-Agent"] == UA
 
 
 @pytest.mark.parametrize("content_type", [
@@ -431,14 +342,14 @@ async def test_fetch_sends_accept_and_user_agent(server: Server, client: Guarded
     "Application/LD+JSON",
 ])
 async def test_activity_content_types_are_accepted(
-        server: Server, client: GuardedClient, content_type: str) -> None:
+        server: LoopbackServer, client: GuardedClient, content_type: str) -> None:
     server.document("/actor", content_type=content_type)
     assert (await client.fetch_activity(server.url("/actor"))).url == server.url("/actor")
 
 
 @pytest.mark.parametrize("content_type", ["text/html", "application/json", "text/plain"])
 async def test_other_content_types_are_refused(
-        server: Server, client: GuardedClient, content_type: str) -> None:
+        server: LoopbackServer, client: GuardedClient, content_type: str) -> None:
     server.document("/actor", content_type=content_type)
     assert await reason_of(client.fetch_activity(server.url("/actor"))) == "bad_content_type"
 
@@ -448,7 +359,7 @@ async def test_other_content_types_are_refused(
     "/actor", None, 42,
 ])
 async def test_an_id_off_the_origin_fetched_is_refused(
-        server: Server, client: GuardedClient, doc_id: object) -> None:
+        server: LoopbackServer, client: GuardedClient, doc_id: object) -> None:
     if isinstance(doc_id, str):
         doc_id = doc_id.format(port=server.port)
     server.document("/actor", {"id": doc_id} if doc_id is not None else {"type": "Note"})
@@ -456,7 +367,7 @@ async def test_an_id_off_the_origin_fetched_is_refused(
 
 
 async def test_an_id_elsewhere_on_the_same_origin_is_accepted(
-        server: Server, client: GuardedClient) -> None:
+        server: LoopbackServer, client: GuardedClient) -> None:
     server.document("/actor", {"id": server.url("/users/someone")})
     document = await client.fetch_activity(server.url("/actor"))
     assert document.url == server.url("/actor")
@@ -464,7 +375,7 @@ async def test_an_id_elsewhere_on_the_same_origin_is_accepted(
 
 @pytest.mark.parametrize("body", [b"<html>nope</html>", b"[1, 2]", b'"text"', b"", b"\xff"])
 async def test_bodies_that_are_not_json_objects_are_refused(
-        server: Server, client: GuardedClient, body: bytes) -> None:
+        server: LoopbackServer, client: GuardedClient, body: bytes) -> None:
     server.raw("/actor", body)
     assert await reason_of(client.fetch_activity(server.url("/actor"))) == "bad_json"
 
@@ -475,21 +386,21 @@ def nested(depth: int, doc_id: str) -> bytes:
             + b"]" * (depth - 1) + b"}")
 
 
-async def test_nesting_up_to_64_is_accepted(server: Server, client: GuardedClient) -> None:
+async def test_nesting_up_to_64_is_accepted(server: LoopbackServer, client: GuardedClient) -> None:
     server.raw("/actor", nested(64, server.url("/actor")))
     await client.fetch_activity(server.url("/actor"))
 
 
 @pytest.mark.parametrize("depth", [65, 1000, 100_000])
 async def test_deeper_nesting_is_refused(
-        server: Server, client: GuardedClient, depth: int) -> None:
+        server: LoopbackServer, client: GuardedClient, depth: int) -> None:
     server.raw("/actor", nested(depth, server.url("/actor")))
     assert await reason_of(client.fetch_activity(server.url("/actor"))) == "bad_json"
 
 
 @pytest.mark.parametrize("status", [404, 410, 500])
 async def test_error_statuses_carry_their_status(
-        server: Server, client: GuardedClient, status: int) -> None:
+        server: LoopbackServer, client: GuardedClient, status: int) -> None:
     server.raw("/actor", b"gone", status=status, content_type="text/plain")
     with pytest.raises(FetchError) as caught:
         await client.fetch_activity(server.url("/actor"))
@@ -500,14 +411,14 @@ async def test_error_statuses_carry_their_status(
 
 
 async def test_declared_length_over_the_limit_is_too_large(
-        server: Server, clients: ClientFactory) -> None:
+        server: LoopbackServer, clients: ClientFactory) -> None:
     client = await clients(max_bytes=1000)
     server.raw("/actor", b" " * 5000)
     assert await reason_of(client.fetch_activity(server.url("/actor"))) == "too_large"
 
 
 async def test_chunked_body_over_the_limit_is_too_large(
-        server: Server, clients: ClientFactory) -> None:
+        server: LoopbackServer, clients: ClientFactory) -> None:
     async def chunked(request: web.Request) -> web.StreamResponse:
         response = web.StreamResponse(headers={"Content-Type": AP})
         response.enable_chunked_encoding()
@@ -516,23 +427,21 @@ async def test_chunked_body_over_the_limit_is_too_large(
             await response.write(b" " * 1024)
         return response
 
-    server.routes["/actor"] = chunked
+    server.route("GET", "/actor", chunked)
     client = await clients(max_bytes=10_000)
     assert await reason_of(client.fetch_activity(server.url("/actor"))) == "too_large"
 
 
 async def test_body_until_close_without_length_is_too_large(clients: ClientFactory) -> None:
-    raw, port = await raw_http_server(lambda port: (
-        b"HTTP/1.0 200 OK\r\nContent-Type: application/activity+json\r\n\r\n"
-        + b" " * 50_000))
-    async with raw:
+    answer = (b"HTTP/1.0 200 OK\r\nContent-Type: application/activity+json\r\n\r\n"
+              + b" " * 50_000)
+    async with RawServer(lambda server, request: answer, close=True) as raw:
         client = await clients(max_bytes=10_000)
-        assert await reason_of(client.fetch_activity(f"http://127.0.0.1:{port}/")) \
-            == "too_large"
+        assert await reason_of(client.fetch_activity(raw.base + "/")) == "too_large"
 
 
 async def test_understated_length_cannot_hide_a_large_body(
-        server: Server, clients: ClientFactory) -> None:
+        server: LoopbackServer, clients: ClientFactory) -> None:
     # Content-Length (the gzip size) is under the limit; what it expands to is not.
     bomb = gzip.compress(b" " * 5_000_000)
     server.raw("/actor", bomb, headers={"Content-Encoding": "gzip"})
@@ -542,38 +451,36 @@ async def test_understated_length_cannot_hide_a_large_body(
 
 
 async def test_overstated_length_is_refused_before_reading(clients: ClientFactory) -> None:
-    raw, port = await raw_http_server(lambda port: (
-        b"HTTP/1.1 200 OK\r\nContent-Type: application/activity+json\r\n"
-        b"Content-Length: 5000000\r\n\r\n{}"))
-    async with raw:
+    answer = (b"HTTP/1.1 200 OK\r\nContent-Type: application/activity+json\r\n"
+              b"Content-Length: 5000000\r\n\r\n{}")
+    async with RawServer(lambda server, request: answer, close=True) as raw:
         client = await clients(max_bytes=10_000)
-        assert await reason_of(client.fetch_activity(f"http://127.0.0.1:{port}/")) \
-            == "too_large"
+        assert await reason_of(client.fetch_activity(raw.base + "/")) == "too_large"
 
 
 # --- time ----------------------------------------------------------------------------
 
 
 async def test_server_that_never_answers_times_out(
-        server: Server, clients: ClientFactory) -> None:
+        server: LoopbackServer, clients: ClientFactory) -> None:
     server.hang("/actor")
     client = await clients(read_timeout=0.2)
     assert await reason_of(client.fetch_activity(server.url("/actor"))) == "timeout"
 
 
-async def test_body_that_stalls_times_out(server: Server, clients: ClientFactory) -> None:
+async def test_body_that_stalls_times_out(server: LoopbackServer, clients: ClientFactory) -> None:
     server.hang("/actor", after_headers=True)
     client = await clients(read_timeout=0.2)
     assert await reason_of(client.fetch_activity(server.url("/actor"))) == "timeout"
 
 
-async def test_total_time_is_limited(server: Server, clients: ClientFactory) -> None:
+async def test_total_time_is_limited(server: LoopbackServer, clients: ClientFactory) -> None:
     server.hang("/actor")
     client = await clients(total_timeout=0.2, read_timeout=30)
     assert await reason_of(client.fetch_activity(server.url("/actor"))) == "timeout"
 
 
-async def test_post_times_out(server: Server, clients: ClientFactory) -> None:
+async def test_post_times_out(server: LoopbackServer, clients: ClientFactory) -> None:
     server.hang("/inbox")
     client = await clients(read_timeout=0.2)
     assert await reason_of(client.post_signed(server.url("/inbox"), b"{}", {})) == "timeout"
@@ -582,55 +489,55 @@ async def test_post_times_out(server: Server, clients: ClientFactory) -> None:
 # --- signed GETs: double-knocking ----------------------------------------------------
 
 
-def rfc9421_only(server: Server, path: str) -> None:
+def rfc9421_only(server: LoopbackServer, path: str) -> None:
     async def handler(request: web.Request) -> web.StreamResponse:
         if request.headers.get("X-Test-Scheme") != "rfc9421":
             return web.Response(status=401)
         return web.json_response({"id": server.url(path)}, content_type=AP)
-    server.routes[path] = handler
+    server.route("*", path, handler)
 
 
 async def test_double_knock_retries_with_rfc9421_and_remembers_it(
-        server: Server, client: GuardedClient) -> None:
+        server: LoopbackServer, client: GuardedClient) -> None:
     rfc9421_only(server, "/actor")
     signer = RecordingSigner()
     await client.fetch_activity(server.url("/actor"), signer=signer)
-    assert [s.headers["X-Test-Scheme"] for s in server.seen] == ["cavage", "rfc9421"]
+    assert [s.headers["X-Test-Scheme"] for s in server.requests] == ["cavage", "rfc9421"]
     assert signer.calls == [("GET", server.url("/actor"), None, "cavage"),
                             ("GET", server.url("/actor"), None, "rfc9421")]
 
-    server.seen.clear()
+    server.requests.clear()
     await client.fetch_activity(server.url("/actor"), signer=signer)
-    assert [s.headers["X-Test-Scheme"] for s in server.seen] == ["rfc9421"]
+    assert [s.headers["X-Test-Scheme"] for s in server.requests] == ["rfc9421"]
 
 
-async def test_cavage_server_is_asked_once(server: Server, client: GuardedClient) -> None:
+async def test_cavage_server_is_asked_once(server: LoopbackServer, client: GuardedClient) -> None:
     server.document("/actor")
     await client.fetch_activity(server.url("/actor"), signer=RecordingSigner())
-    assert [s.headers["X-Test-Scheme"] for s in server.seen] == ["cavage"]
+    assert [s.headers["X-Test-Scheme"] for s in server.requests] == ["cavage"]
 
 
 async def test_refused_by_both_schemes_is_a_bad_status(
-        server: Server, client: GuardedClient) -> None:
+        server: LoopbackServer, client: GuardedClient) -> None:
     server.raw("/actor", b"", status=403)
     with pytest.raises(FetchError) as caught:
         await client.fetch_activity(server.url("/actor"), signer=RecordingSigner())
     assert (caught.value.reason, caught.value.status) == ("bad_status", 403)
-    assert [s.headers["X-Test-Scheme"] for s in server.seen] == ["cavage", "rfc9421"]
+    assert [s.headers["X-Test-Scheme"] for s in server.requests] == ["cavage", "rfc9421"]
 
 
 async def test_unsigned_fetch_does_not_knock_again(
-        server: Server, client: GuardedClient) -> None:
+        server: LoopbackServer, client: GuardedClient) -> None:
     server.raw("/actor", b"", status=401)
     with pytest.raises(FetchError) as caught:
         await client.fetch_activity(server.url("/actor"))
     assert caught.value.status == 401
-    assert len(server.seen) == 1
-    assert "X-Test-Scheme" not in server.seen[0].headers
+    assert len(server.requests) == 1
+    assert "X-Test-Scheme" not in server.requests[0].headers
 
 
 async def test_every_hop_is_signed_for_its_own_url(
-        server: Server, client: GuardedClient) -> None:
+        server: LoopbackServer, client: GuardedClient) -> None:
     server.redirect("/old", "/new")
     server.document("/new")
     signer = RecordingSigner()
@@ -642,7 +549,7 @@ async def test_every_hop_is_signed_for_its_own_url(
 
 
 async def test_post_sends_signed_activity_and_returns_status_and_retry_after(
-        server: Server, client: GuardedClient) -> None:
+        server: LoopbackServer, client: GuardedClient) -> None:
     server.raw("/inbox", b"slow down", status=429, content_type="text/plain",
                headers={"Retry-After": "120"})
     signer = RecordingSigner()
@@ -651,7 +558,7 @@ async def test_post_sends_signed_activity_and_returns_status_and_retry_after(
     assert (result.status, result.retry_after) == (429, "120")
     assert result.elapsed >= 0
     assert signer.calls == [("POST", server.url("/inbox"), b'{"type": "Create"}', "rfc9421")]
-    seen = server.seen[0]
+    seen = server.requests[0]
     assert (seen.method, seen.body) == ("POST", b'{"type": "Create"}')
     assert seen.headers["Content-Type"] == AP
     assert seen.headers["X-Test-Scheme"] == "rfc9421"
@@ -659,24 +566,24 @@ async def test_post_sends_signed_activity_and_returns_status_and_retry_after(
 
 
 async def test_post_without_retry_after_reports_none(
-        server: Server, client: GuardedClient) -> None:
+        server: LoopbackServer, client: GuardedClient) -> None:
     server.raw("/inbox", b"", status=202)
     result = await client.post_signed(server.url("/inbox"), b"{}", {"Signature": "x"})
     assert (result.status, result.retry_after) == (202, None)
-    assert server.seen[0].headers["Signature"] == "x"
+    assert server.requests[0].headers["Signature"] == "x"
 
 
 @pytest.mark.parametrize("status", [301, 302, 307, 308])
 async def test_post_never_follows_a_redirect(
-        server: Server, client: GuardedClient, status: int) -> None:
+        server: LoopbackServer, client: GuardedClient, status: int) -> None:
     server.redirect("/inbox", server.url("/elsewhere"), status=status)
     server.raw("/elsewhere", b"", status=202)
     result = await client.post_signed(server.url("/inbox"), b"{}", {})
     assert result.status == status
-    assert [s.path for s in server.seen] == ["/inbox"]
+    assert [s.path for s in server.requests] == ["/inbox"]
 
 
-async def test_post_ignores_a_large_answer(server: Server, client: GuardedClient) -> None:
+async def test_post_ignores_a_large_answer(server: LoopbackServer, client: GuardedClient) -> None:
     server.raw("/inbox", b"x" * 5_000_000, status=200, content_type="text/plain")
     result = await client.post_signed(server.url("/inbox"), b"{}", {})
     assert result.status == 200
@@ -692,16 +599,17 @@ async def test_post_connection_failure_raises(client: GuardedClient) -> None:
 # --- connection pool and life cycle ---------------------------------------------------
 
 
-async def test_connections_to_a_host_are_reused(server: Server, client: GuardedClient) -> None:
+async def test_connections_to_a_host_are_reused(
+        server: LoopbackServer, client: GuardedClient) -> None:
     server.document("/actor")
     server.raw("/inbox", b"", status=202)
     await client.fetch_activity(server.url("/actor"))
     await client.post_signed(server.url("/inbox"), b"{}", {})
     await client.post_signed(server.url("/inbox"), b"{}", {})
-    assert len({s.peer_port for s in server.seen}) == 1
+    assert len({s.peer_port for s in server.requests}) == 1
 
 
-async def test_client_works_as_a_context_manager_and_starts_lazily(server: Server) -> None:
+async def test_client_works_as_a_context_manager_and_starts_lazily(server: LoopbackServer) -> None:
     server.document("/actor")
     async with GuardedClient(policy=only_127_0_0_1, user_agent=UA) as client:
         await client.fetch_activity(server.url("/actor"))
@@ -710,11 +618,11 @@ async def test_client_works_as_a_context_manager_and_starts_lazily(server: Serve
         await lazy.fetch_activity(server.url("/actor"))
     finally:
         await lazy.close()
-    assert len(server.seen) == 2
+    assert len(server.requests) == 2
 
 
 async def test_jrd_fetch_accepts_json_without_an_id(
-        server: Server, client: GuardedClient) -> None:
+        server: LoopbackServer, client: GuardedClient) -> None:
     server.document("/.well-known/webfinger", {"subject": "acct:a@b"},
                     content_type="application/jrd+json")
     assert await client.fetch_jrd(server.url("/.well-known/webfinger")) == {"subject": "acct:a@b"}
