@@ -26,7 +26,7 @@ from collections import Counter
 from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
-from typing import Any, Literal
+from typing import Any, Literal, Self
 
 import httpx
 from aiohttp import ClientSession, web
@@ -139,7 +139,7 @@ class LoopbackServer:
         for session in self._sessions:
             await session.close()
 
-    async def __aenter__(self) -> LoopbackServer:
+    async def __aenter__(self) -> Self:
         await self.start()
         return self
 
@@ -203,6 +203,9 @@ class LoopbackServer:
                 return web.Response(status=answer.status, body=payload, headers=kept)
 
         self.fallback(forward)
+
+    def paths(self) -> list[str]:
+        return [r.path for r in self.requests]
 
     def hold(self, match: Callable[[Request], bool], times: int | None = 1) -> Hold:
         hold = Hold(match, times)
@@ -286,7 +289,7 @@ class RawServer:
             self._server.close()
             await self._server.wait_closed()
 
-    async def __aenter__(self) -> RawServer:
+    async def __aenter__(self) -> Self:
         await self.start()
         return self
 

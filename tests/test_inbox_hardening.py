@@ -8,7 +8,6 @@ import json
 import sqlite3
 import threading
 import time
-from collections import Counter
 from typing import Any
 
 from aiohttp import web
@@ -18,7 +17,7 @@ from node.core.cache import HostBuckets
 from node.federation import keys
 from node.storage.models import Follower, InboxItem
 from tests.conftest import PG_URL, LiveNode, wait_for
-from tests.fediverse import AS_JSON, FakeActor, FakeRemote, signed_post
+from tests.fediverse import AS_JSON, FakeRemote, LoopbackServer, new_actor, signed_post
 from tests.test_inbox import count, follow, setup_group
 
 # --- a locked database: 503 + Retry-After, never a 500, nothing 202'd lost --------------
@@ -159,34 +158,19 @@ async def test_rotation_to_a_new_key_id_is_refetched_once(live_node: LiveNode,
 # --- fetch amplification ----------------------------------------------------------------
 
 
-class HostileRemote:
+class HostileRemote(LoopbackServer):
     """A remote that makes every fetch expensive: each hop answers the first
     signature scheme with 401 (a double knock), then redirects three times; the
     signing key is a standalone document whose owner is fetched the same way."""
 
     def __init__(self) -> None:
-        self.gets: Counter[str] = Counter()
-        self.port = 0
-        self.runner: web.AppRunner | None = None
-        self.actor = FakeActor("eve", keys.generate_rsa(), keys.generate_ed25519(), "")
-
-    @property
-    def base(self) -> str:
-        return f"http://127.0.0.1:{self.port}"
+        super().__init__()
+        self.actor = new_actor("eve", "")
+        self.route("GET", "/{kind}/{hop}", self.serve)
 
     async def start(self) -> None:
-        app = web.Application()
-        app.router.add_get("/{kind}/{hop}", self.serve)
-        self.runner = web.AppRunner(app, access_log=None)
-        await self.runner.setup()
-        site = web.TCPSite(self.runner, "127.0.0.1", 0)
-        await site.start()
-        self.port = site._server.sockets[0].getsockname()[1]  # type: ignore[union-attr]
+        await super().start()
         self.actor.base = self.base
-
-    async def stop(self) -> None:
-        if self.runner is not None:
-            await self.runner.cleanup()
 
     @property
     def key_id(self) -> str:
@@ -197,12 +181,11 @@ class HostileRemote:
         return f"{self.base}/actor/0"
 
     async def serve(self, request: web.Request) -> web.Response:
-        self.gets[request.path] += 1
         if "Signature-Input" not in request.headers:
             return web.Response(status=401)  # "we only speak RFC 9421": knock again
         kind, hop = request.match_info["kind"], int(request.match_info["hop"])
         if hop < 3:
-            raise web.HTTPFound(f"/{kind}/{hop + 1}")
+            return web.Response(status=302, headers={"Location": f"/{kind}/{hop + 1}"})
         pem = keys.public_to_pem(self.actor.rsa.public_key())
         if kind == "key":
             doc: dict[str, Any] = {"id": self.key_id, "type": "CryptographicKey",
@@ -217,17 +200,13 @@ class HostileRemote:
 
 async def test_one_inbox_post_causes_at_most_three_fetches(live_node: LiveNode) -> None:
     group = await setup_group(live_node)
-    hostile = HostileRemote()
-    await hostile.start()
-    try:
+    async with HostileRemote() as hostile:
         activity = {"id": hostile.actor_id + "/likes/1", "type": "Like",
                     "actor": hostile.actor_id, "object": group}
         response = await signed_post(f"{group}/inbox", activity, hostile.actor,
                                      key_id=hostile.key_id)
         assert response.status_code == 401
-        assert sum(hostile.gets.values()) <= 3, hostile.gets
-    finally:
-        await hostile.stop()
+        assert len(hostile.requests) <= 3, hostile.paths()
 
 
 async def test_unknown_key_ids_are_fetched_boundedly_and_failures_cached(
@@ -235,8 +214,8 @@ async def test_unknown_key_ids_are_fetched_boundedly_and_failures_cached(
     group = await setup_group(live_node)
     # A small bucket that barely refills, so the bound is visible with 30 senders.
     live_node.node.fetch_buckets = HostBuckets(capacity=10.0, rate=0.01)
-    ghosts = [FakeActor(f"ghost{n}", keys.generate_rsa(), keys.generate_ed25519(), remote.base)
-              for n in range(30)]  # unknown to the remote: their documents are 410 Gone
+    # Unknown to the remote: their documents are 410 Gone.
+    ghosts = [new_actor(f"ghost{n}", remote.base) for n in range(30)]
 
     async def send_all() -> list[int]:
         codes = []

@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import AsyncIterator
-from dataclasses import dataclass, field
 from datetime import timedelta
 
 import pytest
@@ -21,52 +20,20 @@ from node.groups import operations
 from node.storage.db import Database, in_write_transaction, utcnow
 from node.storage.models import Activity, Delivery, Following, LocalActor, RemoteActor
 from tests.conftest import LiveNode, wait_for
+from tests.fediverse import RawServer
 
 GROUP = "koeln"
 
 
-@dataclass
-class HangingServer:
-    """Accepts connections and reads, but never answers; once hung up, it closes
-    every connection at once."""
-
-    connections: list[asyncio.StreamWriter] = field(default_factory=list)
-    hung_up: bool = False
-    port: int = 0
-    _server: asyncio.Server | None = None
-
-    async def start(self) -> None:
-        self._server = await asyncio.start_server(self._handle, "127.0.0.1", 0)
-        self.port = self._server.sockets[0].getsockname()[1]
-
-    async def _handle(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
-        self.connections.append(writer)
-        if self.hung_up:
-            writer.close()
-            return
-        await reader.read()  # until the client gives up
-
-    def hang_up(self) -> None:
-        self.hung_up = True
-        for writer in self.connections:
-            writer.close()
-
-    async def stop(self) -> None:
-        self.hang_up()
-        if self._server is not None:
-            self._server.close()
-            await self._server.wait_closed()
-
-
 @pytest.fixture
-async def hanging() -> AsyncIterator[HangingServer]:
-    server = HangingServer()
-    await server.start()
-    yield server
-    await server.stop()
+async def hanging() -> AsyncIterator[RawServer]:
+    """Accepts connections and reads, but never answers; ``hang_up()`` closes every
+    connection at once."""
+    async with RawServer() as server:
+        yield server
 
 
-async def follow_stale_actor(live: LiveNode, hanging: HangingServer) -> str:
+async def follow_stale_actor(live: LiveNode, hanging: RawServer) -> str:
     """Our group follows an actor on the hanging server, whose cached document is
     two days old (past the cache's lifetime, so unfollow would refetch it)."""
     node = live.node
@@ -84,7 +51,7 @@ async def follow_stale_actor(live: LiveNode, hanging: HangingServer) -> str:
 
 
 async def test_unfollow_does_not_hold_the_write_lock_while_the_remote_hangs(
-        live_node: LiveNode, hanging: HangingServer) -> None:
+        live_node: LiveNode, hanging: RawServer) -> None:
     node = live_node.node
     # This test is about ordering, not the guard: let a request inside a write
     # through (logged), as production does, and see whether other writes stall.
@@ -112,7 +79,7 @@ async def test_unfollow_does_not_hold_the_write_lock_while_the_remote_hangs(
 
 
 async def test_unfollow_makes_no_request_inside_a_write(
-        live_node: LiveNode, hanging: HangingServer) -> None:
+        live_node: LiveNode, hanging: RawServer) -> None:
     """Strict mode (as in every test): unfollow with a stale cache must not trip the guard."""
     node = live_node.node
     assert node.client.strict_transactions
@@ -130,7 +97,7 @@ async def test_unfollow_makes_no_request_inside_a_write(
 
 
 async def test_the_guard_trips_on_a_request_inside_a_write(db: Database,
-                                                           hanging: HangingServer) -> None:
+                                                           hanging: RawServer) -> None:
     url = f"http://127.0.0.1:{hanging.port}/users/bob"
     async with GuardedClient(policy=allow_all_policy, user_agent="test",
                              strict_transactions=True) as client:
