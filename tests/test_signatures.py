@@ -316,15 +316,6 @@ def test_cavage_expired_signature_is_stale(rsa_key: RSAPrivateKey) -> None:
     assert reason(headers, require_digest=False) == "stale_date"
 
 
-def test_cavage_tampered_body_is_a_digest_mismatch(rsa_key: RSAPrivateKey) -> None:
-    headers = received(signatures.sign_cavage(method="POST", url=INBOX, body=BODY,
-                                              key_id=KEY_ID, private_key=rsa_key, now=NOW))
-    parse(headers)  # the signature itself is still fine...
-    with pytest.raises(SignatureError) as caught:
-        signatures.verify_body_digest(headers, b'{"hello": "mallory"}')
-    assert caught.value.reason == "digest_mismatch"
-
-
 @pytest.mark.parametrize(("name", "value"), [
     ("Digest", signatures.digest_header(b'{"hello": "mallory"}')),
     ("Date", "Wed, 01 May 2024 12:00:01 GMT"),
@@ -338,25 +329,6 @@ def test_cavage_tampered_signed_header_is_a_bad_signature(rsa_key: RSAPrivateKey
     with pytest.raises(SignatureError) as caught:
         signatures.verify_signature(parsed, rsa_key.public_key())
     assert caught.value.reason == "bad_signature"
-
-
-def test_cavage_replayed_to_another_inbox_path_is_a_bad_signature(
-        rsa_key: RSAPrivateKey) -> None:
-    headers = received(signatures.sign_cavage(method="POST",
-                                              url="https://example.org/groups/a/inbox",
-                                              body=BODY, key_id=KEY_ID, private_key=rsa_key,
-                                              now=NOW))
-    parsed = parse(headers, target="https://example.org/groups/b/inbox")
-    with pytest.raises(SignatureError) as caught:
-        signatures.verify_signature(parsed, rsa_key.public_key())
-    assert caught.value.reason == "bad_signature"
-
-
-def test_cavage_replayed_to_another_host_is_a_target_mismatch(rsa_key: RSAPrivateKey) -> None:
-    # The attacker forwards a request signed for other.example, Host header and all.
-    signed = signatures.sign_cavage(method="POST", url="https://other.example/groups/a/inbox",
-                                    body=BODY, key_id=KEY_ID, private_key=rsa_key, now=NOW)
-    assert reason(received(signed, host="other.example")) == "target_mismatch"
 
 
 def test_cavage_host_with_explicit_default_port_matches(rsa_key: RSAPrivateKey) -> None:
@@ -432,7 +404,59 @@ def test_unsigned_request_is_missing_signature() -> None:
     assert reason(received({"Date": "Wed, 01 May 2024 12:00:00 GMT"})) == "missing_signature"
 
 
-# --- date window --------------------------------------------------------------------------
+# --- what both schemes must refuse -----------------------------------------------------------
+
+
+@pytest.fixture(params=["cavage", "rfc9421"])
+def scheme(request: pytest.FixtureRequest) -> str:
+    return str(request.param)
+
+
+@pytest.fixture
+def scheme_key(scheme: str, rsa_key: RSAPrivateKey,
+               ed_key: Ed25519PrivateKey) -> RSAPrivateKey | Ed25519PrivateKey:
+    """draft-cavage is RSA only (as Mastodon speaks it); RFC 9421 is tried with Ed25519."""
+    return rsa_key if scheme == "cavage" else ed_key
+
+
+def signed_post(scheme: str, key: RSAPrivateKey | Ed25519PrivateKey,
+                url: str = INBOX) -> dict[str, str]:
+    if scheme == "cavage":
+        assert isinstance(key, RSAPrivateKey)
+        return signatures.sign_cavage(method="POST", url=url, body=BODY, key_id=KEY_ID,
+                                      private_key=key, now=NOW)
+    return signatures.sign_rfc9421(method="POST", url=url, body=BODY, key_id=KEY_ID,
+                                   private_key=key, now=NOW)
+
+
+def test_tampered_body_is_a_digest_mismatch(
+        scheme: str, scheme_key: RSAPrivateKey | Ed25519PrivateKey) -> None:
+    headers = received(signed_post(scheme, scheme_key))
+    parse(headers)  # the signature itself is still fine...
+    with pytest.raises(SignatureError) as caught:
+        signatures.verify_body_digest(headers, b'{"hello": "mallory"}')
+    assert caught.value.reason == "digest_mismatch"
+
+
+def test_replayed_to_another_inbox_path_is_a_bad_signature(
+        scheme: str, scheme_key: RSAPrivateKey | Ed25519PrivateKey) -> None:
+    # The signed target is not transmitted: it is rebuilt from where the request
+    # arrived, so the replay shows up as a signature that does not verify.
+    headers = received(signed_post(scheme, scheme_key))
+    parsed = parse(headers, target="https://example.org/groups/b/inbox")
+    with pytest.raises(SignatureError) as caught:
+        signatures.verify_signature(parsed, scheme_key.public_key())
+    assert caught.value.reason == "bad_signature"
+
+
+def test_replayed_to_another_host_is_a_target_mismatch(
+        scheme: str, scheme_key: RSAPrivateKey | Ed25519PrivateKey) -> None:
+    # The attacker forwards a request signed for other.example, Host header and all.
+    signed = signed_post(scheme, scheme_key, url="https://other.example/groups/a/inbox")
+    assert reason(received(signed, host="other.example")) == "target_mismatch"
+
+
+# --- date window (both schemes; the ``scheme`` fixture above) --------------------------------
 
 
 def _signed_at(key: RSAPrivateKey, scheme: str, moment: datetime) -> dict[str, str]:
@@ -441,27 +465,23 @@ def _signed_at(key: RSAPrivateKey, scheme: str, moment: datetime) -> dict[str, s
                          now=moment))
 
 
-@pytest.mark.parametrize("scheme", ["cavage", "rfc9421"])
 def test_signature_up_to_one_hour_in_the_future_is_accepted(rsa_key: RSAPrivateKey,
                                                             scheme: str) -> None:
     parsed = parse(_signed_at(rsa_key, scheme, NOW + timedelta(hours=1)))
     signatures.verify_signature(parsed, rsa_key.public_key())
 
 
-@pytest.mark.parametrize("scheme", ["cavage", "rfc9421"])
 def test_signature_more_than_one_hour_in_the_future_is_refused(rsa_key: RSAPrivateKey,
                                                                scheme: str) -> None:
     headers = _signed_at(rsa_key, scheme, NOW + timedelta(hours=1, seconds=1))
     assert reason(headers) == "future_date"
 
 
-@pytest.mark.parametrize("scheme", ["cavage", "rfc9421"])
 def test_signature_up_to_65_minutes_old_is_accepted(rsa_key: RSAPrivateKey, scheme: str) -> None:
     parsed = parse(_signed_at(rsa_key, scheme, NOW - timedelta(minutes=65)))
     signatures.verify_signature(parsed, rsa_key.public_key())
 
 
-@pytest.mark.parametrize("scheme", ["cavage", "rfc9421"])
 def test_signature_older_than_65_minutes_is_stale(rsa_key: RSAPrivateKey, scheme: str) -> None:
     headers = _signed_at(rsa_key, scheme, NOW - timedelta(minutes=65, seconds=1))
     assert reason(headers) == "stale_date"
@@ -530,14 +550,6 @@ def test_rfc9421_target_uri_is_normalised_like_the_server_sees_it(
     signatures.verify_signature(parse(received(signed)), rsa_key.public_key())
 
 
-def test_rfc9421_tampered_body_is_a_digest_mismatch(ed_key: Ed25519PrivateKey) -> None:
-    headers = received(signatures.sign_rfc9421(method="POST", url=INBOX, body=BODY,
-                                               key_id=KEY_ID, private_key=ed_key, now=NOW))
-    with pytest.raises(SignatureError) as caught:
-        signatures.verify_body_digest(headers, b"{}")
-    assert caught.value.reason == "digest_mismatch"
-
-
 def test_rfc9421_tampered_content_digest_is_a_bad_signature(ed_key: Ed25519PrivateKey) -> None:
     headers = received(signatures.sign_rfc9421(method="POST", url=INBOX, body=BODY,
                                                key_id=KEY_ID, private_key=ed_key, now=NOW))
@@ -545,24 +557,6 @@ def test_rfc9421_tampered_content_digest_is_a_bad_signature(ed_key: Ed25519Priva
     with pytest.raises(SignatureError) as caught:
         signatures.verify_signature(parse(headers), ed_key.public_key())
     assert caught.value.reason == "bad_signature"
-
-
-def test_rfc9421_replayed_to_another_inbox_path_is_a_bad_signature(
-        ed_key: Ed25519PrivateKey) -> None:
-    # The signer's @target-uri is not transmitted: it is rebuilt from where the request
-    # arrived, so the replay shows up as a signature that does not verify.
-    headers = received(signatures.sign_rfc9421(method="POST", url=INBOX, body=BODY,
-                                               key_id=KEY_ID, private_key=ed_key, now=NOW))
-    parsed = parse(headers, target="https://example.org/groups/b/inbox")
-    with pytest.raises(SignatureError) as caught:
-        signatures.verify_signature(parsed, ed_key.public_key())
-    assert caught.value.reason == "bad_signature"
-
-
-def test_rfc9421_replayed_to_another_host_is_a_target_mismatch(ed_key: Ed25519PrivateKey) -> None:
-    signed = signatures.sign_rfc9421(method="POST", url="https://other.example/groups/a/inbox",
-                                     body=BODY, key_id=KEY_ID, private_key=ed_key, now=NOW)
-    assert reason(received(signed, host="other.example")) == "target_mismatch"
 
 
 def test_rfc9421_hand_written_authority_and_path_variant_verifies(
