@@ -152,7 +152,7 @@ class LoopbackServer:
         self._routes[(method.upper(), pattern)] = (_compile(pattern), handler)
 
     def document(self, path: str, data: Any = None, *, content_type: str = AS_JSON) -> None:
-        """GET ``path`` answers ``data`` as JSON (default: ``{"id": <its URL>}``)."""
+        """``path`` answers ``data`` as JSON (default: ``{"id": <its URL>}``)."""
         body = json.dumps(data if data is not None else {"id": self.url(path)}).encode()
         self.raw(path, body, content_type=content_type)
 
