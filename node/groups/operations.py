@@ -420,8 +420,8 @@ async def _shown_as(session: AsyncSession, media: MediaFile, field: str) -> str:
     """The file an actor's icon points to: the 400-pixel variant of an avatar.
 
     Mastodon shows avatars at 400x400 at most and drops a remote avatar over
-    2 MB, which a 2560-pixel PNG can be; the header keeps the original
-    (Mastodon's is 1500x500, larger than the 1280 variant)."""
+    2 MB (8 MB with libvips), which a 2560-pixel PNG can be. The header keeps
+    the original (Mastodon's is 1500x500, larger than the 1280 variant)."""
     if field != "avatar":
         return media.name
     variants = (await session.exec(select(MediaFile).where(
