@@ -374,3 +374,22 @@ def test_cli_upload_takes_a_focus_and_refuses_a_bad_one(tmp_path: Path) -> None:
     refused = run("media", "upload", str(video), "--group", "koeln")
     assert refused.returncode == 1 and "video" in refused.stderr
     assert "Traceback" not in refused.stderr
+
+
+def test_a_phone_jpeg_with_a_second_picture_keeps_the_first() -> None:
+    # MPO: a JPEG followed by further pictures (a depth map, a preview).
+    first = Image.new("RGB", (200, 100), (250, 250, 250))
+    out = io.BytesIO()
+    first.save(out, format="MPO", save_all=True, append_images=[Image.new("RGB", (200, 100))])
+    with Image.open(io.BytesIO(out.getvalue())) as check:
+        assert check.format == "MPO" and check.n_frames == 2
+    clean, media_type, _, width, height = uploads.reencode(out.getvalue())
+    assert (media_type, width, height) == ("image/jpeg", 200, 100)
+    with Image.open(io.BytesIO(clean)) as image:
+        assert image.format == "JPEG" and image.getpixel((10, 10))[0] > 240
+
+
+@pytest.mark.parametrize("fmt", ["TIFF", "BMP", "ICO"])
+def test_formats_we_do_not_open_are_refused_unread(fmt: str) -> None:
+    with pytest.raises(uploads.UnsupportedMedia, match="only still JPEG, PNG, WebP and GIF"):
+        uploads.reencode(photo(64, 64, fmt=fmt))
