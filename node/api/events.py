@@ -14,7 +14,7 @@ from node.calls import operations as calls
 from node.federation.inbox import BodyTooLarge, read_body
 from node.federation.runtime import Node
 from node.groups import operations
-from node.media.uploads import MAX_UPLOAD
+from node.media.uploads import MAX_UPLOAD, UploadError, parse_focus
 from node.storage.models import ApiToken, LocalActor
 
 
@@ -114,18 +114,33 @@ async def upload(request: Request) -> Response:
         if owner is None or (group is not None and group != owner.username):
             return error("this token may not act for that group", 403)
         group = owner.username
-    if not request.headers.get("content-type", "").startswith("image/"):
+    content_type = request.headers.get("content-type", "")
+    if content_type.startswith(("video/", "audio/")):
+        return error("video and audio are not accepted; only still JPEG, PNG, WebP and GIF "
+                     "images", 415)
+    if not content_type.startswith("image/"):
         return error("send the image itself with an image/* Content-Type", 415)
+    focus = None
+    if "focus" in request.query_params:
+        try:
+            focus = parse_focus(request.query_params["focus"])
+        except UploadError as exc:
+            return error(str(exc), 400)
     try:
         data = await read_body(request, MAX_UPLOAD)
     except BodyTooLarge:
         return error(f"image over {MAX_UPLOAD} bytes", 413)
     try:
-        name = await operations.upload_media(node, data, group=group)
+        original, variants = await operations.upload_media_files(node, data, group=group,
+                                                                 focus=focus)
     except operations.OperationError as exc:
         return error(str(exc), exc.status)
-    return JSONResponse({"name": name, "url": node.urls.media(f"uploads/{name}")},
-                        status_code=201)
+    return JSONResponse({
+        "name": original.name, "url": node.urls.media(f"uploads/{original.name}"),
+        "mediaType": original.media_type, "width": original.width, "height": original.height,
+        "blurhash": original.blurhash,
+        "variants": [{"url": node.urls.media(f"uploads/{v.name}"), "width": v.width,
+                      "height": v.height} for v in variants]}, status_code=201)
 
 
 routes = [

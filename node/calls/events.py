@@ -456,9 +456,17 @@ def event_document(
     if event.flyer:
         # The image first: Gancio's Update reads attachment[0]; every
         # attachment carries a mediaType or Gancio crashes (INTEROP.md).
-        attachments.append({"type": "Document", "mediaType": event.flyer["media_type"],
-                            "url": urls.media(event.flyer["path"]),
-                            "name": event.flyer.get("alt") or title})
+        flyer: dict[str, Any] = {"type": "Document", "mediaType": event.flyer["media_type"],
+                                 "url": urls.media(event.flyer["path"]),
+                                 "name": event.flyer.get("alt") or title}
+        # What Mastodon reads beside url and name (media_attachment_parser.rb):
+        # a blurhash placeholder and the focal point it crops around; width and
+        # height let readers reserve the space. Flyers stored before these
+        # were recorded go without them.
+        for key in ("blurhash", "width", "height", "focalPoint"):
+            if event.flyer.get(key) is not None:
+                flyer[key] = event.flyer[key]
+        attachments.append(flyer)
     online_url = public_online_url(event)
     if online_url:
         attachments.append({"type": "Link", "mediaType": "text/html", "name": "Website",

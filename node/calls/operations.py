@@ -96,8 +96,11 @@ async def _flyer(session: AsyncSession, spec: dict[str, Any] | None,
     if spec is None:
         return None
     media = await usable_media(session, spec["media"], actor)  # the group's own uploads only
+    focus = ([media.focus_x, media.focus_y]
+             if media.focus_x is not None and media.focus_y is not None else None)
     return {"path": f"uploads/{media.name}", "media_type": media.media_type,
-            "alt": spec.get("alt", "")}
+            "alt": spec.get("alt", ""), "width": media.width, "height": media.height,
+            "blurhash": media.blurhash, "focalPoint": focus}
 
 
 def _apply(event: Event, data: EventInput) -> None:

@@ -14,6 +14,7 @@ from node.cli.common import CliError, with_node
 from node.core.settings import Settings
 from node.federation.runtime import Node
 from node.groups import operations
+from node.media.uploads import UploadError, parse_focus
 
 
 def _pairs(values: list[str] | None, flag: str) -> dict[str, str]:
@@ -181,8 +182,14 @@ def cmd_media_upload(args: argparse.Namespace, settings: Settings) -> None:
         data = Path(args.file).read_bytes()
     except OSError as exc:
         raise CliError(f"cannot read {args.file}: {exc.strerror}") from exc
-    print(with_node(settings, lambda node: operations.upload_media(node, data,
-                                                                   group=args.group)))
+    focus = None
+    if args.focus is not None:
+        try:
+            focus = parse_focus(args.focus)
+        except UploadError as exc:
+            raise CliError(str(exc)) from exc
+    print(with_node(settings, lambda node: operations.upload_media(
+        node, data, group=args.group, focus=focus)))
 
 
 def register(sub: Any, publish: Any, edit: Any) -> None:
@@ -234,4 +241,7 @@ def register(sub: Any, publish: Any, edit: Any) -> None:
     upload = media.add_parser("upload", help="store an image without its metadata")
     upload.add_argument("file")
     upload.add_argument("--group", help="the group it belongs to (no other group may use it)")
+    upload.add_argument("--focus", metavar="X,Y",
+                        help="focal point kept when readers crop it, each -1..1 (0,0 the "
+                             "centre, -1,1 the top left); write --focus=-0.5,0.3 for negatives")
     upload.set_defaults(func=cmd_media_upload)

@@ -13,6 +13,7 @@ from typing import Any
 from urllib.parse import quote
 
 from node.core.urls import INSTANCE_USERNAME, Urls
+from node.media.uploads import media_type_for
 from node.storage.models import LocalActor, LocalObject
 
 AS_CONTEXT = "https://www.w3.org/ns/activitystreams"
@@ -109,16 +110,13 @@ def actor_document(actor: LocalActor, urls: Urls) -> dict[str, Any]:
         doc["summaryMap"] = _ordered_map(actor.summaries, actor.language)
     if username != INSTANCE_USERNAME:
         doc["featured"] = urls.featured(username)
-        doc["icon"] = {
-            "type": "Image",
-            "mediaType": "image/png",
-            "url": urls.media(actor.icon_path or f"avatars/{username}.png"),
-        }
-        doc["image"] = {
-            "type": "Image",
-            "mediaType": "image/png",
-            "url": urls.media(actor.image_path or f"headers/{username}.png"),
-        }
+        icon = actor.icon_path or f"avatars/{username}.png"
+        image = actor.image_path or f"headers/{username}.png"
+        # The type of the file we wrote (an uploaded avatar may be a JPEG).
+        doc["icon"] = {"type": "Image", "mediaType": media_type_for(icon),
+                       "url": urls.media(icon)}
+        doc["image"] = {"type": "Image", "mediaType": media_type_for(image),
+                        "url": urls.media(image)}
         doc["attachment"] = [property_value(link["name"], link["url"]) for link in actor.links]
     return doc
 

@@ -281,25 +281,44 @@ async def create_token(node: Node, label: str, username: str | None = None) -> s
     return token
 
 
-async def upload_media(node: Node, data: bytes, *, group: str | None = None) -> str:
+async def upload_media(node: Node, data: bytes, *, group: str | None = None,
+                       focus: tuple[float, float] | None = None) -> str:
     """Store a cleaned copy of an image; returns its name for flyers and avatars.
 
     With ``group`` the upload belongs to that group: no other group may use it."""
+    original, _ = await upload_media_files(node, data, group=group, focus=focus)
+    return original.name
+
+
+async def upload_media_files(node: Node, data: bytes, *, group: str | None = None,
+                             focus: tuple[float, float] | None = None,
+                             ) -> tuple[MediaFile, list[MediaFile]]:
+    """``upload_media``, returning the original's row and its variants' rows."""
     from node.media import uploads
 
     owner = (await require_group(node, group)).id if group is not None else None
 
     try:
-        name, media_type, width, height, size = await uploads.store_bounded(
-            data, node.settings.media_dir)
+        stored = await uploads.store_bounded(data, node.settings.media_dir)
     except uploads.UploadBusy as exc:
         raise OperationError(str(exc), status=503) from exc
+    except uploads.UnsupportedMedia as exc:
+        raise OperationError(str(exc), status=415) from exc
     except uploads.UploadError as exc:
-        raise OperationError(str(exc), status=415 if "JPEG, PNG" in str(exc) else 400) from exc
+        raise OperationError(str(exc), status=400) from exc
     async with node.db.write() as session:
-        session.add(MediaFile(name=name, media_type=media_type, width=width, height=height,
-                              size=size, local_actor_id=owner))
-    return name
+        original = MediaFile(name=stored.name, media_type=stored.media_type,
+                             width=stored.width, height=stored.height, size=stored.size,
+                             local_actor_id=owner, blurhash=stored.blurhash,
+                             focus_x=focus[0] if focus else None,
+                             focus_y=focus[1] if focus else None)
+        session.add(original)
+        await session.flush()
+        variants = [MediaFile(name=v.name, media_type=v.media_type, width=v.width,
+                              height=v.height, size=v.size, local_actor_id=owner,
+                              variant_of=original.id) for v in stored.variants]
+        session.add_all(variants)
+    return original, variants
 
 
 async def usable_media(session: AsyncSession, name: str, actor: LocalActor) -> MediaFile:
@@ -308,7 +327,8 @@ async def usable_media(session: AsyncSession, name: str, actor: LocalActor) -> M
     An upload belongs to the group that uploaded it. One without an owner
     (uploaded before owners were recorded, or by an admin without a group) is
     claimed by the first group that uses it, so it never serves two groups."""
-    media = (await session.exec(select(MediaFile).where(MediaFile.name == name))).first()
+    media = (await session.exec(select(MediaFile).where(
+        MediaFile.name == name, col(MediaFile.variant_of).is_(None)))).first()
     if media is None or (media.local_actor_id is not None
                          and media.local_actor_id != actor.id):
         # The same answer for "missing" and "someone else's": names stay secret.
@@ -360,7 +380,7 @@ async def edit_group(node: Node, username: str, changes: dict[str, Any]) -> Loca
                         media = await usable_media(session, name, fresh)
                         if media.media_type not in ("image/png", "image/jpeg"):
                             raise OperationError(f"{field} must be a PNG or JPEG upload")
-                        path = f"uploads/{media.name}"
+                        path = f"uploads/{await _shown_as(session, media, field)}"
                     setattr(fresh, column, path)
             if "links" in changes:
                 links = changes["links"]
@@ -394,6 +414,20 @@ async def edit_group(node: Node, username: str, changes: dict[str, Any]) -> Loca
         raise OperationError(str(exc)) from exc
     node.changed()
     return fresh
+
+
+async def _shown_as(session: AsyncSession, media: MediaFile, field: str) -> str:
+    """The file an actor's icon points to: the 400-pixel variant of an avatar.
+
+    Mastodon shows avatars at 400x400 at most and drops a remote avatar over
+    2 MB (8 MB with libvips), which a 2560-pixel PNG can be. The header keeps
+    the original (Mastodon's is 1500x500, larger than the 1280 variant)."""
+    if field != "avatar":
+        return media.name
+    variants = (await session.exec(select(MediaFile).where(
+        MediaFile.variant_of == media.id))).all()
+    smallest = min(variants, key=lambda v: v.width * v.height, default=None)
+    return smallest.name if smallest is not None else media.name
 
 
 GROUP_FIELDS = frozenset({"display_name", "summary", "language", "avatar", "header", "links",

@@ -395,3 +395,10 @@ class MediaFile(SQLModel, table=True):
     # before owners were recorded, or by an admin without --group).
     local_actor_id: int | None = Field(default=None, foreign_key="local_actor.id", index=True)
     created_at: datetime = Field(default_factory=utcnow)
+    # A smaller copy of the upload ``variant_of`` (its own random name); None: an original.
+    variant_of: int | None = Field(default=None, foreign_key="media_file.id", index=True)
+    # The placeholder Mastodon shows while the image loads (https://blurha.sh).
+    blurhash: str | None = Field(default=None, max_length=100)
+    # Where to crop around (Mastodon's focalPoint): -1..1, y = 1 is the top.
+    focus_x: float | None = None
+    focus_y: float | None = None

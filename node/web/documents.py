@@ -12,7 +12,7 @@ import html
 import orjson
 from sqlmodel import select
 from starlette.requests import Request
-from starlette.responses import JSONResponse, Response
+from starlette.responses import FileResponse, JSONResponse, Response
 
 from node.calls import operations as calls
 from node.core.urls import INSTANCE_USERNAME
@@ -22,7 +22,7 @@ from node.federation.negotiation import as_response, wants_activity_json
 from node.federation.runtime import Node
 from node.federation.vocabulary import actor_document, object_document, tombstone
 from node.media import avatars, uploads
-from node.storage.models import Activity, LocalActor
+from node.storage.models import Activity, LocalActor, MediaFile
 from node.web import pages as web
 from node.web.current import current_activities
 
@@ -114,17 +114,27 @@ async def activity(request: Request) -> Response:
     return as_response(orjson.dumps(doc))
 
 
+# Images are never sniffed into something else (an HTML or SVG "image" would
+# run script on this origin); uploads have random names and never change.
+NOSNIFF = {"X-Content-Type-Options": "nosniff"}
+IMMUTABLE = {**NOSNIFF, "Cache-Control": "public, max-age=31536000, immutable"}
+
+
 async def media(request: Request) -> Response:
     kind = request.path_params["kind"]
     name = request.path_params["name"]
     if kind == "uploads":
         node: Node = request.app.state.node
-        path = node.settings.media_dir / "uploads" / name
-        if not uploads.valid_name(name) or not path.is_file():
+        if not uploads.valid_name(name):
             return Response(status_code=404)
-        media_type = "image/png" if name.endswith(".png") else "image/jpeg"
-        return Response(path.read_bytes(), media_type=media_type,
-                        headers={"Cache-Control": "public, max-age=31536000, immutable"})
+        # The content type is the one recorded when we encoded the file,
+        # never guessed from its bytes; a file without a row is not served.
+        async with node.db.read() as session:
+            record = (await session.exec(select(MediaFile).where(MediaFile.name == name))).first()
+        path = node.settings.media_dir / "uploads" / name
+        if record is None or not path.is_file():
+            return Response(status_code=404)
+        return FileResponse(path, media_type=record.media_type, headers=IMMUTABLE)
     if kind not in avatars.DRAWERS or not name.endswith(".png"):
         return Response(status_code=404)
     username = name[:-4]
@@ -138,4 +148,4 @@ async def media(request: Request) -> Response:
             return Response(status_code=404)
         data = await asyncio.to_thread(avatars.draw, kind, username)
     return Response(data, media_type="image/png",
-                    headers={"Cache-Control": "public, max-age=86400"})
+                    headers={**NOSNIFF, "Cache-Control": "public, max-age=86400"})
