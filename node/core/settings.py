@@ -14,6 +14,7 @@ from pathlib import Path
 from urllib.parse import urlsplit
 
 PREFIX = "HAMBASTEGI_"
+DEFAULT_BASE_URL = "http://127.0.0.1:8000"
 
 
 class SettingsError(ValueError):
@@ -43,6 +44,15 @@ def read_config_file(path: Path) -> dict[str, str]:
             value = value[1:-1]
         values[key.strip()] = value
     return values
+
+
+def local_base_url(host: str, port: int) -> str:
+    """The base URL a node listening on ``host:port`` is reached at from this machine."""
+    if host in {"", "0.0.0.0", "::"}:  # noqa: S104 (every interface: loopback reaches it)
+        host = "127.0.0.1"
+    elif ":" in host:  # an IPv6 literal
+        host = f"[{host}]"
+    return f"http://{host}:{port}"
 
 
 def normalise_database_url(url: str) -> str:
@@ -97,7 +107,10 @@ class Settings:
         cls,
         environ: Mapping[str, str] | None = None,
         config_file: Path | None = None,
+        default_base_url: str = DEFAULT_BASE_URL,
     ) -> Settings:
+        """``default_base_url`` is used when HAMBASTEGI_BASE_URL is not set
+        (``serve`` passes its own address, so ids and WebFinger match it)."""
         env = dict(os.environ if environ is None else environ)
         file_path = config_file or (
             Path(env[PREFIX + "CONFIG"]) if env.get(PREFIX + "CONFIG") else None
@@ -107,7 +120,7 @@ class Settings:
             merged.update(read_config_file(file_path))
         merged.update({k: v for k, v in env.items() if k.startswith(PREFIX)})
 
-        base_url = merged.get(PREFIX + "BASE_URL", "http://127.0.0.1:8000").rstrip("/")
+        base_url = (merged.get(PREFIX + "BASE_URL") or default_base_url).rstrip("/")
         parts = urlsplit(base_url)
         if parts.scheme not in {"http", "https"} or not parts.netloc or parts.path:
             raise SettingsError(
