@@ -41,7 +41,7 @@ async def test_group_publish_edit_delete_token(env: dict[str, str]) -> None:
     token = run(env, "token", "create", "--label", "script")
     assert token.returncode == 0 and token.stdout.strip().startswith("hb_")
     status = run(env, "status")
-    assert "deliveries:" in status.stdout and "failing hosts: none" in status.stdout
+    assert "deliveries queued: none" in status.stdout and "failing hosts: none" in status.stdout
 
 
 @pytest.mark.parametrize("args, message", [

@@ -2,10 +2,20 @@
 
 from __future__ import annotations
 
-import httpx
+import os
+import subprocess
+import sys
+from datetime import timedelta
+from pathlib import Path
 
+import httpx
+import pytest
+from sqlmodel import col, select
+
+from node.core.settings import Settings
+from node.federation.runtime import Node
 from node.groups import operations
-from tests.conftest import LiveNode
+from tests.conftest import DatabaseFactory, LiveNode
 
 
 async def test_health_and_metrics_report_queues_and_refusals(live_node: LiveNode) -> None:
@@ -43,3 +53,71 @@ async def test_metrics_show_the_delivery_queue(live_node: LiveNode) -> None:
     async with httpx.AsyncClient() as client:
         text = (await client.get(live_node.url("/metrics"))).text
     assert 'hambastegi_delivery_queue{state="' in text
+
+
+def status_of(env: dict[str, str]) -> str:
+    result = subprocess.run([sys.executable, "-m", "node.cli.main", "status"], env=env,
+                            capture_output=True, text=True, timeout=60, check=False)
+    assert result.returncode == 0, result.stderr
+    return result.stdout
+
+
+@pytest.fixture
+async def cli_env(tmp_path: Path, databases: DatabaseFactory) -> dict[str, str]:
+    return {**os.environ, "HAMBASTEGI_DATA_DIR": str(tmp_path / "data"),
+            "HAMBASTEGI_DATABASE_URL": await databases.new(),
+            "HAMBASTEGI_BASE_URL": "https://node.example"}
+
+
+async def test_status_of_an_empty_node_says_none(cli_env: dict[str, str]) -> None:
+    out = status_of(cli_env)
+    assert "deliveries queued: none" in out
+    assert "inbox queued: none" in out
+    assert "failing hosts: none" in out
+    assert not [line for line in out.splitlines() if line.rstrip().endswith(":")]
+
+
+async def test_status_separates_queue_recent_and_history_and_counts_failing_hosts(
+        cli_env: dict[str, str]) -> None:
+    from node.federation import publishing
+    from node.federation.local_actors import get_group
+    from node.storage.db import Database, utcnow
+    from node.storage.models import Delivery, HostState
+
+    settings = Settings.load(environ=cli_env)
+    node = Node(settings)
+    await node.start()
+    try:
+        await operations.create_group(node, "koeln", display_name="Köln", language="de")
+        async with node.db.write() as session:
+            actor = await get_group(session, "koeln")
+            assert actor is not None
+            await publishing.record_activity(
+                session, actor, node.urls, activity_type="Create",
+                obj={"id": "x", "type": "Note"}, to=[],
+                inboxes=[f"https://h{i}.example/inbox" for i in range(30)])
+    finally:
+        await node.close()
+    db = Database(settings.database_url)
+    now = utcnow()
+    async with db.write() as session:
+        rows = (await session.exec(select(Delivery).order_by(col(Delivery.id)))).all()
+        # 5 still queued, 4 sent in the last hour, 6 sent yesterday, 15 sent long ago.
+        for row in rows[5:9]:
+            row.state, row.finished_at = "sent", now - timedelta(minutes=5)
+        for row in rows[9:15]:
+            row.state, row.finished_at = "sent", now - timedelta(hours=5)
+        for row in rows[15:]:
+            row.state, row.finished_at = "failed", now - timedelta(days=3)
+        session.add_all(rows)
+        for i in range(25):
+            session.add(HostState(host=f"h{i}.example", consecutive_failures=i + 1))
+    await db.dispose()
+    out = status_of(cli_env)
+    assert "deliveries queued: pending=5" in out
+    assert "deliveries finished in the last hour: sent=4" in out
+    assert "deliveries finished in the last day: sent=10" in out
+    assert "deliveries all time: failed=15, pending=5, sent=10 (total 30)" in out
+    assert "failing hosts: 25 (the 20 with most failures below)" in out
+    listed = [line for line in out.splitlines() if line.startswith("  h")]
+    assert len(listed) == 20 and listed[0].startswith("  h24.example")
