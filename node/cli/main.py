@@ -123,6 +123,22 @@ def cmd_token_create(args: argparse.Namespace, settings: Settings) -> None:
         node, args.label, args.group)))
 
 
+def cmd_token_list(args: argparse.Namespace, settings: Settings) -> None:
+    from node.groups.tokens import list_tokens
+
+    print("id\tlabel\tgroup\tcreated\tstate")
+    for info in with_node(settings, list_tokens):
+        state = f"revoked {info.revoked_at:%Y-%m-%d %H:%M}" if info.revoked_at else "active"
+        print(f"{info.id}\t{info.label}\t{info.group or '*'}"
+              f"\t{info.created_at:%Y-%m-%d %H:%M}\t{state}")
+
+
+def cmd_token_revoke(args: argparse.Namespace, settings: Settings) -> None:
+    from node.groups.tokens import revoke_token
+
+    with_node(settings, lambda node: revoke_token(node, args.id))
+
+
 def cmd_status(args: argparse.Namespace, settings: Settings) -> None:
     from node.cli.status import print_status
 
@@ -218,6 +234,11 @@ def build_parser() -> argparse.ArgumentParser:
     token_create.add_argument("--label", default="api")
     token_create.add_argument("--group", help="limit the token to one group")
     token_create.set_defaults(func=cmd_token_create)
+    token.add_parser("list", help="the tokens (id, label, group or *, created, state)"
+                     ).set_defaults(func=cmd_token_list)
+    token_revoke = token.add_parser("revoke", help="revoke a token: refused at once")
+    token_revoke.add_argument("id", type=int, help="the id shown by `token list`")
+    token_revoke.set_defaults(func=cmd_token_revoke)
     return parser
 
 
