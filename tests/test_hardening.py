@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from pathlib import Path
 from types import SimpleNamespace
 from typing import Any, cast
 
@@ -12,7 +13,7 @@ from hypothesis import strategies as st
 
 from node.federation.webfinger import BadResource, parse_resource
 from node.groups import operations
-from tests.conftest import LiveNode
+from tests.conftest import LiveNode, start_live_node, stop_live_node
 
 HOST = "node.example:8443"
 FAKE_NODE = cast(Any, SimpleNamespace(settings=SimpleNamespace(host=HOST)))
@@ -86,3 +87,80 @@ def test_webfinger_resource_parser_finds_local_accounts(user: str) -> None:
     assert parse_resource(f"acct:{user}@{HOST}", FAKE_NODE) == user
     assert parse_resource(f"https://{HOST}/groups/{user}", FAKE_NODE) == user
     assert parse_resource(f"acct:{user}@elsewhere.example", FAKE_NODE) is None
+
+
+# --- response headers ---------------------------------------------------------------------
+
+
+def csp_directives(value: str) -> dict[str, list[str]]:
+    parts = [p.split() for p in value.split(";") if p.strip()]
+    return {p[0]: p[1:] for p in parts}
+
+
+async def test_every_kind_of_response_carries_the_security_headers(live_node: LiveNode,
+                                                                   group: str) -> None:
+    async with httpx.AsyncClient() as client:
+        actor = await client.get(group, headers={"Accept": "application/activity+json"})
+        icon = actor.json()["icon"]["url"]
+        responses = {
+            "json": actor,
+            "webfinger": await client.get(live_node.url("/.well-known/webfinger"), params={
+                "resource": f"acct:koeln@127.0.0.1:{live_node.port}"}),
+            "ics": await client.get(live_node.url("/groups/koeln/calendar.ics")),
+            "media": await client.get(icon),
+            "html": await client.get(group, headers={"Accept": "text/html"}),
+            "404": await client.get(live_node.url("/groups/nobody"),
+                                    headers={"Accept": "application/activity+json"}),
+            "health": await client.get(live_node.url("/health")),
+        }
+    for kind, response in responses.items():
+        assert response.status_code < 500, kind
+        headers = response.headers
+        assert headers["x-content-type-options"] == "nosniff", kind
+        assert headers["referrer-policy"] == "no-referrer", kind
+        assert headers["x-frame-options"] == "DENY", kind
+        csp = csp_directives(headers["content-security-policy"])
+        assert csp["frame-ancestors"] == ["'none'"], kind
+        assert csp["base-uri"] == ["'none'"], kind
+        assert csp["object-src"] == ["'none'"], kind
+        assert csp["form-action"] in (["'self'"], ["'none'"]), kind
+        scripts = csp.get("script-src", csp["default-src"])
+        assert "'unsafe-inline'" not in scripts and "*" not in scripts, kind
+    assert csp_directives(responses["html"].headers["content-security-policy"])[
+        "form-action"] == ["'self'"]
+
+
+# --- /metrics is for the operator only ---------------------------------------------------
+
+
+async def test_metrics_are_not_served_without_a_metrics_token_setting(
+        live_node: LiveNode) -> None:
+    async with httpx.AsyncClient() as client:
+        response = await client.get(live_node.url("/metrics"))
+    assert response.status_code == 404
+    assert "hambastegi_" not in response.text
+
+
+async def test_metrics_need_the_configured_bearer_token(tmp_path: Path,
+                                                        database_url: str) -> None:
+    secret = "m" * 32
+    live = await start_live_node(tmp_path, database_url, {"HAMBASTEGI_METRICS_TOKEN": secret})
+    try:
+        async with httpx.AsyncClient() as client:
+            missing = await client.get(live.url("/metrics"))
+            wrong = await client.get(live.url("/metrics"),
+                                     headers={"Authorization": "Bearer " + "x" * 32})
+            right = await client.get(live.url("/metrics"),
+                                     headers={"Authorization": f"Bearer {secret}"})
+    finally:
+        await stop_live_node(live)
+    assert missing.status_code == 401 and wrong.status_code == 401
+    assert "hambastegi_" not in missing.text + wrong.text
+    assert right.status_code == 200 and "hambastegi_request_seconds" in right.text
+
+
+def test_a_short_metrics_token_is_refused_by_the_settings() -> None:
+    from node.core.settings import Settings, SettingsError
+
+    with pytest.raises(SettingsError, match="HAMBASTEGI_METRICS_TOKEN"):
+        Settings.load(environ={"HAMBASTEGI_METRICS_TOKEN": "short"})

@@ -5,6 +5,7 @@ from __future__ import annotations
 import os
 import subprocess
 import sys
+from collections.abc import AsyncIterator
 from datetime import timedelta
 from pathlib import Path
 
@@ -15,17 +16,29 @@ from sqlmodel import col, select
 from node.core.settings import Settings
 from node.federation.runtime import Node
 from node.groups import operations
-from tests.conftest import DatabaseFactory, LiveNode
+from tests.conftest import DatabaseFactory, LiveNode, start_live_node, stop_live_node
+
+METRICS_TOKEN = "t" * 32
+SCRAPE = {"Authorization": f"Bearer {METRICS_TOKEN}"}
 
 
-async def test_health_and_metrics_report_queues_and_refusals(live_node: LiveNode) -> None:
+@pytest.fixture
+async def metrics_node(tmp_path: Path, database_url: str) -> AsyncIterator[LiveNode]:
+    live = await start_live_node(tmp_path, database_url,
+                                 {"HAMBASTEGI_METRICS_TOKEN": METRICS_TOKEN})
+    yield live
+    await stop_live_node(live)
+
+
+async def test_health_and_metrics_report_queues_and_refusals(metrics_node: LiveNode) -> None:
+    live_node = metrics_node
     await operations.create_group(live_node.node, "koeln", display_name="Köln", language="de")
     async with httpx.AsyncClient() as client:
         health = await client.get(live_node.url("/health"))
         unsigned = await client.post(live_node.url("/inbox"), json={"type": "Follow"})
         await client.get(live_node.url("/groups/koeln"),
                          headers={"Accept": "application/activity+json"})
-        metrics = await client.get(live_node.url("/metrics"))
+        metrics = await client.get(live_node.url("/metrics"), headers=SCRAPE)
     assert health.status_code == 200 and health.json() == {"status": "ok"}
     assert unsigned.status_code == 401
     text = metrics.text
@@ -37,7 +50,8 @@ async def test_health_and_metrics_report_queues_and_refusals(live_node: LiveNode
     assert "127.0.0.1" not in text
 
 
-async def test_metrics_show_the_delivery_queue(live_node: LiveNode) -> None:
+async def test_metrics_show_the_delivery_queue(metrics_node: LiveNode) -> None:
+    live_node = metrics_node
     from node.federation import publishing
     from node.federation.local_actors import get_group
 
@@ -51,7 +65,7 @@ async def test_metrics_show_the_delivery_queue(live_node: LiveNode) -> None:
             obj={"id": "x", "type": "Note"}, to=[],
             inboxes=["http://127.0.0.1:9/inbox"])
     async with httpx.AsyncClient() as client:
-        text = (await client.get(live_node.url("/metrics"))).text
+        text = (await client.get(live_node.url("/metrics"), headers=SCRAPE)).text
     assert 'hambastegi_delivery_queue{state="' in text
 
 

@@ -15,6 +15,7 @@ from urllib.parse import urlsplit
 
 PREFIX = "HAMBASTEGI_"
 DEFAULT_BASE_URL = "http://127.0.0.1:8000"
+MIN_METRICS_TOKEN = 24
 
 
 class SettingsError(ValueError):
@@ -88,6 +89,8 @@ class Settings:
     # Publish who follows each group (off: only the count; see collections.py).
     show_followers: bool = False
     log_level: str = "INFO"
+    # /metrics answers only requests bearing this token; empty: /metrics is 404.
+    metrics_token: str = ""
 
     @property
     def host(self) -> str:
@@ -138,6 +141,10 @@ class Settings:
             raise SettingsError(f"malformed number in settings: {exc}") from exc
         if concurrency < 1 or poll <= 0 or lease <= 0 or batch < 1:
             raise SettingsError("delivery concurrency and poll interval must be positive")
+        metrics_token = merged.get(PREFIX + "METRICS_TOKEN", "").strip()
+        if metrics_token and len(metrics_token) < MIN_METRICS_TOKEN:
+            raise SettingsError(
+                f"HAMBASTEGI_METRICS_TOKEN must be at least {MIN_METRICS_TOKEN} characters")
         return cls(
             base_url=base_url,
             data_dir=data_dir,
@@ -149,4 +156,5 @@ class Settings:
             delivery_batch=batch,
             show_followers=_truthy(merged.get(PREFIX + "SHOW_FOLLOWERS")),
             log_level=merged.get(PREFIX + "LOG_LEVEL", "INFO").upper(),
+            metrics_token=metrics_token,
         )

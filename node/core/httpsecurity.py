@@ -1,0 +1,52 @@
+"""Security headers on every response, whatever route or helper produced it.
+
+Pages may send their own Content-Security-Policy (styles, images); the directives
+that must always hold are added to it when missing, so no handler can forget them.
+"""
+
+from __future__ import annotations
+
+from starlette.datastructures import MutableHeaders
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
+
+# Documents other than HTML (JSON, calendars, media) load nothing at all.
+DEFAULT_CSP = ("default-src 'none'; frame-ancestors 'none'; base-uri 'none'; "
+               "form-action 'none'; object-src 'none'")
+# Always present: no framing (clickjacking), no <base> rewriting every relative link,
+# forms only to this node, no plugins.
+REQUIRED_CSP = (("frame-ancestors", "'none'"), ("base-uri", "'none'"),
+                ("form-action", "'self'"), ("object-src", "'none'"))
+FIXED_HEADERS = (
+    ("x-content-type-options", "nosniff"),
+    ("referrer-policy", "no-referrer"),  # never tell other sites who read what here
+    ("x-frame-options", "DENY"),  # frame-ancestors for browsers without CSP 2
+)
+
+
+def complete_csp(policy: str) -> str:
+    """``policy`` with every required directive it lacks appended."""
+    present = {part.split()[0].lower() for part in policy.split(";") if part.strip()}
+    missing = [f"{name} {value}" for name, value in REQUIRED_CSP if name not in present]
+    return "; ".join([policy.strip().rstrip(";"), *missing]) if missing else policy
+
+
+class SecurityHeadersMiddleware:
+    def __init__(self, app: ASGIApp) -> None:
+        self.app = app
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+
+        async def send_with_headers(message: Message) -> None:
+            if message["type"] == "http.response.start":
+                headers = MutableHeaders(scope=message)
+                for name, value in FIXED_HEADERS:
+                    headers[name] = value
+                policy = headers.get("content-security-policy")
+                headers["content-security-policy"] = (
+                    DEFAULT_CSP if policy is None else complete_csp(policy))
+            await send(message)
+
+        await self.app(scope, receive, send_with_headers)
