@@ -98,6 +98,23 @@ class LatencyMiddleware:
             METRICS.observe_request(name, time.perf_counter() - started)
 
 
+class ChangeSyncMiddleware:
+    """Before a GET is answered (possibly from the document cache), apply changes
+    other processes committed: the ChangeWatcher clears the cache if there were any."""
+
+    def __init__(self, app: ASGIApp, node: Node) -> None:
+        self.app = app
+        self.node = node
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] == "http" and scope["method"] in {"GET", "HEAD"}:
+            try:
+                await self.node.changes.sync()
+            except Exception:  # the cache is cleared; the handler reports the database
+                log.warning("change counter unreadable")
+        await self.app(scope, receive, send)
+
+
 def build_routes() -> list[Route]:
     return [
         Route("/", web.index),
@@ -156,6 +173,7 @@ def create_app(settings: Settings, *, run_worker: bool = True,
 
     app = Starlette(routes=build_routes(), lifespan=lifespan)
     app.state.node = node
+    app.add_middleware(ChangeSyncMiddleware, node=node)
     app.add_middleware(LatencyMiddleware)
     app.add_middleware(SecurityHeadersMiddleware)
     return app

@@ -8,7 +8,9 @@ from collections.abc import Callable
 from datetime import timedelta
 from typing import Literal
 
-from node.core.cache import DocCache, KeyCache
+from sqlalchemy import text
+
+from node.core.cache import ChangeWatcher, DocCache, KeyCache
 from node.core.settings import Settings
 from node.core.urls import INSTANCE_USERNAME, Urls
 from node.federation.delivery import DeliveryWorker
@@ -23,6 +25,7 @@ log = logging.getLogger("hambastegi")
 USER_AGENT = "Hambastegi/0.1 (+https://codeberg.org/hambastegi)"
 
 Scheme = Literal["cavage", "rfc9421"]
+CHANGE_COUNTER = text("SELECT value FROM change_counter WHERE id = 1")
 
 
 def actor_signer(actor: LocalActor, urls: Urls) -> RequestSigner:
@@ -40,6 +43,8 @@ class Node:
         )
         self.inbox_wake = asyncio.Event()
         self.doc_cache = DocCache()
+        # Other processes' changes reach this process's cache through the database.
+        self.changes = ChangeWatcher(self._change_counter, self.doc_cache.clear)
         self.key_cache = KeyCache()
         from node.federation.inbox import InboxWriter  # inbox imports this module
 
@@ -58,8 +63,16 @@ class Node:
         await self.client.close()
         await self.db.dispose()
 
+    async def _change_counter(self) -> int:
+        async with self.db.read_engine.connect() as conn:
+            return int((await conn.execute(CHANGE_COUNTER)).scalar_one())
+
     def changed(self) -> None:
-        """Something local changed: drop cached documents, wake the delivery worker."""
+        """Something local changed: drop cached documents, wake the delivery worker.
+
+        Other processes learn of it from the change counter, which the database's
+        triggers bumped in the same transaction as the change (ChangeWatcher).
+        """
         self.doc_cache.clear()
         self.delivery_wake()
 
