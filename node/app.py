@@ -23,6 +23,7 @@ from node.api import routes as api
 from node.calls import calendar, cosign, participation
 from node.core.httpsecurity import SecurityHeadersMiddleware
 from node.core.metrics import METRICS
+from node.core.server import BodyTimeoutMiddleware
 from node.core.settings import Settings
 from node.federation import inbox, nodeinfo, processing, webfinger
 from node.federation.runtime import Node
@@ -176,4 +177,5 @@ def create_app(settings: Settings, *, run_worker: bool = True,
     app.add_middleware(ChangeSyncMiddleware, node=node)
     app.add_middleware(LatencyMiddleware)
     app.add_middleware(SecurityHeadersMiddleware)
+    app.add_middleware(BodyTimeoutMiddleware, timeout=settings.body_timeout)
     return app

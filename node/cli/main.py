@@ -50,10 +50,16 @@ def cmd_serve(args: argparse.Namespace, settings: Settings) -> None:
 
     if args.demo:
         with_node(settings, ensure_demo)
+    from node.core.server import connection_cap, guarded_protocol, raise_open_files_limit
+
     app = create_app(settings, run_worker=not args.no_worker)
+    cap = connection_cap(settings.max_connections, raise_open_files_limit())
     print(f"serving {settings.base_url} on {args.host}:{args.port}", file=sys.stderr)
     uvicorn.run(app, host=args.host, port=args.port, access_log=False, log_config=None,
-                proxy_headers=False, server_header=False, timeout_graceful_shutdown=10)
+                proxy_headers=False, server_header=False, timeout_graceful_shutdown=10,
+                http=guarded_protocol(settings.header_timeout, cap),
+                timeout_keep_alive=int(max(1, settings.keepalive_timeout)),
+                limit_concurrency=cap)
 
 
 def cmd_worker(args: argparse.Namespace, settings: Settings) -> None:

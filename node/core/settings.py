@@ -89,6 +89,13 @@ class Settings:
     # Publish who follows each group (off: only the count; see collections.py).
     show_followers: bool = False
     log_level: str = "INFO"
+    # Slow and silent clients (node/core/server.py): the request head must arrive within
+    # header_timeout, the body within body_timeout of it; idle keep-alive connections
+    # close after keepalive_timeout; connections beyond max_connections are refused.
+    header_timeout: float = 10.0
+    body_timeout: float = 30.0
+    keepalive_timeout: float = 5.0
+    max_connections: int = 4096
     # /metrics answers only requests bearing this token; empty: /metrics is 404.
     metrics_token: str = ""
 
@@ -137,8 +144,15 @@ class Settings:
             poll = float(merged.get(PREFIX + "WORKER_POLL_SECONDS", "1.0"))
             lease = float(merged.get(PREFIX + "DELIVERY_LEASE_SECONDS", "120"))
             batch = int(merged.get(PREFIX + "DELIVERY_BATCH", "500"))
+            header_timeout = float(merged.get(PREFIX + "HEADER_TIMEOUT", "10"))
+            body_timeout = float(merged.get(PREFIX + "BODY_TIMEOUT", "30"))
+            keepalive_timeout = float(merged.get(PREFIX + "KEEPALIVE_TIMEOUT", "5"))
+            max_connections = int(merged.get(PREFIX + "MAX_CONNECTIONS", "4096"))
         except ValueError as exc:
             raise SettingsError(f"malformed number in settings: {exc}") from exc
+        if min(header_timeout, body_timeout, keepalive_timeout) <= 0 or max_connections < 1:
+            raise SettingsError("HAMBASTEGI_HEADER_TIMEOUT, _BODY_TIMEOUT, _KEEPALIVE_TIMEOUT "
+                                "and _MAX_CONNECTIONS must be positive")
         if concurrency < 1 or poll <= 0 or lease <= 0 or batch < 1:
             raise SettingsError("delivery concurrency and poll interval must be positive")
         metrics_token = merged.get(PREFIX + "METRICS_TOKEN", "").strip()
@@ -157,4 +171,8 @@ class Settings:
             show_followers=_truthy(merged.get(PREFIX + "SHOW_FOLLOWERS")),
             log_level=merged.get(PREFIX + "LOG_LEVEL", "INFO").upper(),
             metrics_token=metrics_token,
+            header_timeout=header_timeout,
+            body_timeout=body_timeout,
+            keepalive_timeout=keepalive_timeout,
+            max_connections=max_connections,
         )
