@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import os
 import subprocess
 import sys
@@ -16,7 +17,14 @@ from sqlmodel import col, select
 from node.core.settings import Settings
 from node.federation.runtime import Node
 from node.groups import operations
-from tests.conftest import DatabaseFactory, LiveNode, start_live_node, stop_live_node
+from tests.conftest import (
+    DatabaseFactory,
+    LiveNode,
+    NodeFactory,
+    NodeProcess,
+    start_live_node,
+    stop_live_node,
+)
 
 METRICS_TOKEN = "t" * 32
 SCRAPE = {"Authorization": f"Bearer {METRICS_TOKEN}"}
@@ -135,3 +143,41 @@ async def test_status_separates_queue_recent_and_history_and_counts_failing_host
     assert "failing hosts: 25 (the 20 with most failures below)" in out
     listed = [line for line in out.splitlines() if line.startswith("  h")]
     assert len(listed) == 20 and listed[0].startswith("  h24.example")
+
+
+def sample(text: str, series: str) -> float:
+    for line in text.splitlines():
+        if line.startswith(series + " "):
+            return float(line.split()[-1])
+    return 0.0
+
+
+async def test_metrics_add_up_every_process_of_the_node(nodes: NodeFactory) -> None:
+    env = {"HAMBASTEGI_METRICS_TOKEN": METRICS_TOKEN}
+    first = await nodes.create("web1", extra_env=env)
+    second = NodeProcess("web2", first.data_dir, first.database_url,
+                         public_port=first.port, extra_env=env)
+    nodes.nodes.append(second)
+    await asyncio.to_thread(second.start, "--no-worker")
+    series = 'hambastegi_inbox_requests_total{outcome="missing_signature"}'
+    async with httpx.AsyncClient() as client:
+        for node, times in ((first, 3), (second, 2)):
+            for _ in range(times):
+                response = await client.post(f"http://127.0.0.1:{node.port}/inbox",
+                                             json={"type": "Follow"})
+                assert response.status_code == 401
+        scraped = [(await client.get(f"http://127.0.0.1:{node.port}/metrics",
+                                     headers=SCRAPE)).text for node in (first, second)]
+    assert [sample(text, series) for text in scraped] == [5.0, 5.0]
+    assert "hambastegi_request_seconds_bucket" in scraped[0]
+    assert list((first.data_dir / "metrics").glob("*.db"))  # the shared directory
+
+    # A process that is gone leaves no files behind once another one starts.
+    gone = second.proc.pid if second.proc else 0
+    await asyncio.to_thread(second.stop)
+    third = NodeProcess("web3", first.data_dir, first.database_url,
+                        public_port=first.port, extra_env=env)
+    nodes.nodes.append(third)
+    await asyncio.to_thread(third.start, "--no-worker")
+    left = [p.name for p in (first.data_dir / "metrics").glob("*.db")]
+    assert not [name for name in left if name.endswith(f"-{gone}.db")]

@@ -253,7 +253,13 @@ def main(argv: Sequence[str] | None = None) -> int:
     try:
         settings = load_settings(args)
         logs.configure(settings.log_level)
-        prepare(settings, long_running=args.func in (cmd_serve, cmd_worker))
+        long_running = args.func in (cmd_serve, cmd_worker)
+        prepare(settings, long_running=long_running)
+        if long_running:
+            from node.core.metrics import METRICS
+
+            # Every serve and worker process adds its counts to one set (/metrics).
+            METRICS.configure_multiprocess(settings.data_dir / "metrics")
         args.func(args, settings)
     except (SettingsError, operations.OperationError, CliError) as exc:
         print(f"hambastegi: {exc}", file=sys.stderr)
