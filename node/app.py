@@ -21,7 +21,7 @@ from starlette.types import ASGIApp, Receive, Scope, Send
 from node.api import events as api_events
 from node.api import routes as api
 from node.calls import calendar, cosign, participation
-from node.core.httpsecurity import SecurityHeadersMiddleware
+from node.core.httpsecurity import NulBytesMiddleware, SecurityHeadersMiddleware
 from node.core.metrics import METRICS
 from node.core.server import BodyTimeoutMiddleware
 from node.core.settings import Settings
@@ -176,6 +176,7 @@ def create_app(settings: Settings, *, run_worker: bool = True,
     app.state.node = node
     app.add_middleware(ChangeSyncMiddleware, node=node)
     app.add_middleware(LatencyMiddleware)
+    app.add_middleware(NulBytesMiddleware)
     app.add_middleware(SecurityHeadersMiddleware)
     app.add_middleware(BodyTimeoutMiddleware, timeout=settings.body_timeout)
     return app

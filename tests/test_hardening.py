@@ -52,6 +52,8 @@ async def test_webfinger_broken_url_resource_is_400(live_node: LiveNode, group: 
     "/media/avatar/..%2f..%2fetc%2fpasswd",
     "/media/%00/x.png",
     "/activities/%5B",
+    "/.well-known/webfinger?resource=acct:%00@127.0.0.1",
+    "/groups/koeln/outbox?page=%00",
 ])
 async def test_malformed_public_requests_are_never_500(live_node: LiveNode, group: str,
                                                        path: str) -> None:

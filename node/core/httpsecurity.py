@@ -50,3 +50,25 @@ class SecurityHeadersMiddleware:
             await send(message)
 
         await self.app(scope, receive, send_with_headers)
+
+
+class NulBytesMiddleware:
+    """400 for a NUL byte anywhere in the path or query (raw or %00-encoded).
+
+    No URL of this node contains one, and PostgreSQL refuses NUL in text: left in,
+    ``/groups/%00`` reached a query and failed with a 500 instead of a 4xx.
+    """
+
+    def __init__(self, app: ASGIApp) -> None:
+        self.app = app
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] == "http":
+            query = bytes(scope.get("query_string", b"")).lower()
+            if "\x00" in scope["path"] or b"%00" in query or b"\x00" in query:
+                await send({"type": "http.response.start", "status": 400,
+                            "headers": [(b"content-type", b"application/json")]})
+                await send({"type": "http.response.body",
+                            "body": b'{"error":"NUL byte in the request URL"}'})
+                return
+        await self.app(scope, receive, send)
