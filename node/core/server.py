@@ -102,6 +102,10 @@ def guarded_protocol(header_timeout: float, max_connections: int) -> type[H11Pro
         "header_timeout": header_timeout, "max_connections": max_connections})
 
 
+# Requests whose bodies no handler reads (the head deadline already applied).
+BODILESS = frozenset({"GET", "HEAD", "OPTIONS"})
+
+
 class BodyTooSlow(Exception):
     """The request body did not arrive within the body timeout."""
 
@@ -119,7 +123,7 @@ class BodyTimeoutMiddleware:
         self.timeout = timeout
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if scope["type"] != "http":
+        if scope["type"] != "http" or scope["method"] in BODILESS:
             await self.app(scope, receive, send)
             return
         loop = asyncio.get_running_loop()

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import os
 from collections.abc import Callable
 from datetime import timedelta
 from pathlib import Path
@@ -87,10 +88,15 @@ class Node:
         # last connection closes, and a kept descriptor would watch the old one.
         assert self._wal_index is not None
         try:
-            with self._wal_index.open("rb") as shm:
-                return shm.read(WAL_INDEX_HEADER)
+            fd = os.open(self._wal_index, os.O_RDONLY)
         except OSError:
             return None
+        try:  # os.pread: a third of the cost of a Python file object, on every GET
+            return os.pread(fd, WAL_INDEX_HEADER, 0)
+        except OSError:
+            return None
+        finally:
+            os.close(fd)
 
     async def _change_counter(self) -> int:
         async with self.db.read_engine.connect() as conn:
