@@ -6,7 +6,6 @@ that must always hold are added to it when missing, so no handler can forget the
 
 from __future__ import annotations
 
-from starlette.datastructures import MutableHeaders
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 # Documents other than HTML (JSON, calendars, media) load nothing at all.
@@ -21,6 +20,11 @@ FIXED_HEADERS = (
     ("referrer-policy", "no-referrer"),  # never tell other sites who read what here
     ("x-frame-options", "DENY"),  # frame-ancestors for browsers without CSP 2
 )
+
+
+FIXED_RAW = tuple((name.encode(), value.encode()) for name, value in FIXED_HEADERS)
+FIXED_NAMES = frozenset(name for name, _ in FIXED_RAW)
+DEFAULT_CSP_RAW = DEFAULT_CSP.encode()
 
 
 def complete_csp(policy: str) -> str:
@@ -41,12 +45,17 @@ class SecurityHeadersMiddleware:
 
         async def send_with_headers(message: Message) -> None:
             if message["type"] == "http.response.start":
-                headers = MutableHeaders(scope=message)
-                for name, value in FIXED_HEADERS:
-                    headers[name] = value
-                policy = headers.get("content-security-policy")
-                headers["content-security-policy"] = (
-                    DEFAULT_CSP if policy is None else complete_csp(policy))
+                # Raw header pairs, not MutableHeaders: this runs on every response.
+                kept: list[tuple[bytes, bytes]] = []
+                policy: str | None = None
+                for name, value in message.get("headers", ()):
+                    lowered = name.lower()
+                    if lowered == b"content-security-policy":
+                        policy = value.decode("latin-1")
+                    elif lowered not in FIXED_NAMES:
+                        kept.append((name, value))
+                csp = DEFAULT_CSP_RAW if policy is None else complete_csp(policy).encode()
+                message["headers"] = [*kept, *FIXED_RAW, (b"content-security-policy", csp)]
             await send(message)
 
         await self.app(scope, receive, send_with_headers)
