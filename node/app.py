@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import hmac
 import logging
 import time
 from collections.abc import AsyncIterator
@@ -20,7 +21,9 @@ from starlette.types import ASGIApp, Receive, Scope, Send
 from node.api import events as api_events
 from node.api import routes as api
 from node.calls import calendar
+from node.core.httpsecurity import NulBytesMiddleware, SecurityHeadersMiddleware
 from node.core.metrics import METRICS
+from node.core.server import BodyTimeoutMiddleware
 from node.core.settings import Settings
 from node.federation import inbox, nodeinfo, webfinger
 from node.federation.runtime import Node
@@ -58,8 +61,22 @@ async def queue_gauges(node: Node) -> list[tuple[str, str, dict[str, str], float
     return gauges
 
 
+def metrics_allowed(request: Request, token: str) -> bool:
+    """The bearer token of HAMBASTEGI_METRICS_TOKEN, compared in constant time."""
+    scheme, _, given = request.headers.get("authorization", "").partition(" ")
+    return scheme.lower() == "bearer" and hmac.compare_digest(
+        given.strip().encode(), token.encode())
+
+
 async def metrics(request: Request) -> Response:
     node: Node = request.app.state.node
+    # Queue depths and traffic shape are for the operator, never the public: without a
+    # token configured there is no /metrics at all (the proxy's block is a second layer).
+    if not node.settings.metrics_token:
+        return JSONResponse({"error": "not found"}, status_code=404)
+    if not metrics_allowed(request, node.settings.metrics_token):
+        return JSONResponse({"error": "metrics need the bearer token"}, status_code=401,
+                            headers={"WWW-Authenticate": "Bearer"})
     return PlainTextResponse(METRICS.render(await queue_gauges(node)),
                              media_type="text/plain; version=0.0.4")
 
@@ -81,6 +98,23 @@ class LatencyMiddleware:
             route = scope.get("route")
             name = getattr(route, "path", "other")
             METRICS.observe_request(name, time.perf_counter() - started)
+
+
+class ChangeSyncMiddleware:
+    """Before a GET is answered (possibly from the document cache), apply changes
+    other processes committed: the ChangeWatcher clears the cache if there were any."""
+
+    def __init__(self, app: ASGIApp, node: Node) -> None:
+        self.app = app
+        self.node = node
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] == "http" and scope["method"] in {"GET", "HEAD"}:
+            try:
+                await self.node.changes.sync()
+            except Exception:  # the cache is cleared; the handler reports the database
+                log.warning("change counter unreadable")
+        await self.app(scope, receive, send)
 
 
 def build_routes() -> list[Route]:
@@ -140,5 +174,9 @@ def create_app(settings: Settings, *, run_worker: bool = True,
 
     app = Starlette(routes=build_routes(), lifespan=lifespan)
     app.state.node = node
+    app.add_middleware(ChangeSyncMiddleware, node=node)
     app.add_middleware(LatencyMiddleware)
+    app.add_middleware(NulBytesMiddleware)
+    app.add_middleware(SecurityHeadersMiddleware)
+    app.add_middleware(BodyTimeoutMiddleware, timeout=settings.body_timeout)
     return app

@@ -112,8 +112,8 @@ async def test_bad_bodies_get_clear_errors(live_node: LiveNode, admin_token: str
 async def test_follow_of_unresolvable_handle_is_a_clear_error(live_node: LiveNode,
                                                               admin_token: str) -> None:
     await operations.create_group(live_node.node, "koeln", display_name="Köln", language="de")
-    for target in ("not a handle", f"nobody@127.0.0.1:{live_node.port}"):
+    for target, status in (("not a handle", 400), (f"nobody@127.0.0.1:{live_node.port}", 404)):
         response = await call(live_node, "POST", "/api/v1/groups/koeln/follow", admin_token,
                               json={"target": target})
-        assert response.status_code == 502
-        assert "cannot find" in response.json()["error"]
+        assert response.status_code == status
+        assert "cannot follow" in response.json()["error"]

@@ -2,14 +2,16 @@
 
 from __future__ import annotations
 
+import asyncio
 import os
 import subprocess
 import sys
 from pathlib import Path
 
+import httpx
 import pytest
 
-from tests.conftest import DatabaseFactory
+from tests.conftest import DatabaseFactory, NodeFactory
 
 
 @pytest.fixture
@@ -39,7 +41,7 @@ async def test_group_publish_edit_delete_token(env: dict[str, str]) -> None:
     token = run(env, "token", "create", "--label", "script")
     assert token.returncode == 0 and token.stdout.strip().startswith("hb_")
     status = run(env, "status")
-    assert "deliveries:" in status.stdout and "failing hosts: none" in status.stdout
+    assert "deliveries queued: none" in status.stdout and "failing hosts: none" in status.stdout
 
 
 @pytest.mark.parametrize("args, message", [
@@ -76,3 +78,37 @@ async def test_config_file_is_read_and_env_wins(env: dict[str, str], tmp_path: P
     assert created.stdout.strip() == "https://from-file.example/groups/a"
     both = run({**env, "HAMBASTEGI_CONFIG": str(config)}, "group", "create", "b")
     assert both.stdout.strip() == "https://node.example/groups/b"
+
+
+async def test_serve_without_base_url_uses_its_own_port(nodes: NodeFactory) -> None:
+    node = await nodes.create("bare", start=False)
+    node.env.pop("HAMBASTEGI_BASE_URL")
+    await asyncio.to_thread(node.start, "--demo")
+    host = f"127.0.0.1:{node.port}"
+    async with httpx.AsyncClient() as client:
+        finger = await client.get(f"http://{host}/.well-known/webfinger",
+                                  params={"resource": f"acct:demo@{host}"})
+        assert finger.status_code == 200
+        actor_url = next(link["href"] for link in finger.json()["links"]
+                         if link["rel"] == "self")
+        assert actor_url == f"http://{host}/groups/demo"
+        actor = await client.get(actor_url, headers={"Accept": "application/activity+json"})
+    assert actor.json()["id"] == actor_url
+
+
+@pytest.mark.parametrize(("host", "expected"), [
+    ("127.0.0.1", "http://127.0.0.1:8123"), ("0.0.0.0", "http://127.0.0.1:8123"),
+    ("::1", "http://[::1]:8123"), ("::", "http://127.0.0.1:8123"),
+    ("localhost", "http://localhost:8123"),
+])
+def test_serve_default_base_url_follows_host_and_port(host: str, expected: str) -> None:
+    from node.cli.common import load_settings
+    from node.cli.main import build_parser
+
+    args = build_parser().parse_args(["serve", "--host", host, "--port", "8123"])
+    with pytest.MonkeyPatch.context() as patch:
+        patch.delenv("HAMBASTEGI_BASE_URL", raising=False)
+        patch.delenv("HAMBASTEGI_CONFIG", raising=False)
+        assert load_settings(args).base_url == expected
+        patch.setenv("HAMBASTEGI_BASE_URL", "https://node.example")
+        assert load_settings(args).base_url == "https://node.example"

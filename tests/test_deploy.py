@@ -306,6 +306,17 @@ def test_systemd_units_are_hardened_and_restart(path: Path) -> None:
     assert {k: svc.get(k) for k in expected} == expected
 
 
+@pytest.mark.parametrize("path", [WEB_UNIT, WORKER_UNIT], ids=lambda p: p.name)
+def test_systemd_units_raise_the_open_files_limit(path: Path) -> None:
+    assert int(unit(path)["Service"]["LimitNOFILE"]) >= 65536
+
+
+def test_compose_app_services_raise_the_open_files_limit() -> None:
+    for name in ("web", "worker"):
+        nofile = service(name)["ulimits"]["nofile"]
+        assert min(nofile["soft"], nofile["hard"]) >= 65536, name
+
+
 def test_env_example_data_dir_is_the_path_the_units_may_write() -> None:
     data_dir = Path(read_config_file(ENV_EXAMPLE)["HAMBASTEGI_DATA_DIR"])
     for path in (WEB_UNIT, WORKER_UNIT):

@@ -9,7 +9,7 @@ from collections.abc import Awaitable, Callable
 from pathlib import Path
 from typing import TypeVar
 
-from node.core.settings import Settings
+from node.core.settings import Settings, local_base_url
 from node.federation.runtime import Node
 from node.inbound import INBOUND
 from node.storage import migrate
@@ -22,7 +22,12 @@ class CliError(Exception):
 
 
 def load_settings(args: argparse.Namespace) -> Settings:
-    return Settings.load(config_file=Path(args.config) if args.config else None)
+    config = Path(args.config) if args.config else None
+    if getattr(args, "command", None) == "serve":
+        # Without HAMBASTEGI_BASE_URL, ids name the address served, not :8000.
+        return Settings.load(config_file=config,
+                             default_base_url=local_base_url(args.host, args.port))
+    return Settings.load(config_file=config)
 
 
 def prepare(settings: Settings, *, long_running: bool = False) -> None:

@@ -50,10 +50,16 @@ def cmd_serve(args: argparse.Namespace, settings: Settings) -> None:
 
     if args.demo:
         with_node(settings, ensure_demo)
+    from node.core.server import connection_cap, guarded_protocol, raise_open_files_limit
+
     app = create_app(settings, run_worker=not args.no_worker)
+    cap = connection_cap(settings.max_connections, raise_open_files_limit())
     print(f"serving {settings.base_url} on {args.host}:{args.port}", file=sys.stderr)
     uvicorn.run(app, host=args.host, port=args.port, access_log=False, log_config=None,
-                proxy_headers=False, server_header=False, timeout_graceful_shutdown=10)
+                proxy_headers=False, server_header=False, timeout_graceful_shutdown=10,
+                http=guarded_protocol(settings.header_timeout, cap),
+                timeout_keep_alive=int(max(1, settings.keepalive_timeout)),
+                limit_concurrency=cap)
 
 
 def cmd_worker(args: argparse.Namespace, settings: Settings) -> None:
@@ -160,6 +166,22 @@ def cmd_decide(args: argparse.Namespace, settings: Settings) -> None:
 def cmd_token_create(args: argparse.Namespace, settings: Settings) -> None:
     print(with_node(settings, lambda node: operations.create_token(
         node, args.label, args.group)))
+
+
+def cmd_token_list(args: argparse.Namespace, settings: Settings) -> None:
+    from node.groups.tokens import list_tokens
+
+    print("id\tlabel\tgroup\tcreated\tstate")
+    for info in with_node(settings, list_tokens):
+        state = f"revoked {info.revoked_at:%Y-%m-%d %H:%M}" if info.revoked_at else "active"
+        print(f"{info.id}\t{info.label}\t{info.group or '*'}"
+              f"\t{info.created_at:%Y-%m-%d %H:%M}\t{state}")
+
+
+def cmd_token_revoke(args: argparse.Namespace, settings: Settings) -> None:
+    from node.groups.tokens import revoke_token
+
+    with_node(settings, lambda node: revoke_token(node, args.id))
 
 
 def cmd_status(args: argparse.Namespace, settings: Settings) -> None:
@@ -284,6 +306,11 @@ def build_parser() -> argparse.ArgumentParser:
     token_create.add_argument("--label", default="api")
     token_create.add_argument("--group", help="limit the token to one group")
     token_create.set_defaults(func=cmd_token_create)
+    token.add_parser("list", help="the tokens (id, label, group or *, created, state)"
+                     ).set_defaults(func=cmd_token_list)
+    token_revoke = token.add_parser("revoke", help="revoke a token: refused at once")
+    token_revoke.add_argument("id", type=int, help="the id shown by `token list`")
+    token_revoke.set_defaults(func=cmd_token_revoke)
     return parser
 
 
@@ -292,7 +319,13 @@ def main(argv: Sequence[str] | None = None) -> int:
     try:
         settings = load_settings(args)
         logs.configure(settings.log_level)
-        prepare(settings, long_running=args.func in (cmd_serve, cmd_worker))
+        long_running = args.func in (cmd_serve, cmd_worker)
+        prepare(settings, long_running=long_running)
+        if long_running:
+            from node.core.metrics import METRICS
+
+            # Every serve and worker process adds its counts to one set (/metrics).
+            METRICS.configure_multiprocess(settings.data_dir / "metrics")
         args.func(args, settings)
     except (SettingsError, operations.OperationError, CliError) as exc:
         print(f"hambastegi: {exc}", file=sys.stderr)

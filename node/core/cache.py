@@ -1,15 +1,18 @@
 """Serialised hot documents (actor, WebFinger, NodeInfo), kept briefly in memory.
 
-Each process keeps its own copy; a change made in this process invalidates
-at once, a change made by another process (the CLI, a second web process) is
-seen after the TTL. That bound is why the TTL is short.
+Each process keeps its own copy; a change made in this process invalidates at
+once. A change made by another process (the CLI, a second web process) bumps a
+counter in the database (triggers, migration 0005_change_counter); the
+ChangeWatcher reads it before a request is served and clears the cache when it
+moved, so the next request after the other process committed sees the change.
 """
 
 from __future__ import annotations
 
+import asyncio
 import hashlib
 import time
-from collections.abc import Hashable
+from collections.abc import Awaitable, Callable, Hashable
 from typing import Any
 
 import orjson
@@ -144,3 +147,71 @@ class HostBuckets:
             self._buckets.clear()
         self._buckets[host] = (tokens - 1.0, now)
         return True
+
+
+class ChangeWatcher:
+    """Applies the database's change counter before cached documents are served.
+
+    ``sync()`` returns once a counter read that *began after the call* has been
+    compared with the last one seen (and ``on_change`` run if it moved): a request
+    that arrives after another process committed never gets the older document.
+    Concurrent callers share reads: while one read is in flight, every new caller
+    waits for the single next one, so under load the cost is one small query at a
+    time however many requests there are (bench/readpath.py).
+    """
+
+    def __init__(self, read_counter: Callable[[], Awaitable[int]],
+                 on_change: Callable[[], None], *, min_interval: float = 0.0,
+                 probe: Callable[[], bytes | None] | None = None) -> None:
+        self._read = read_counter
+        self._min_interval = min_interval
+        self._last_start = 0.0
+        # ``probe``: a cheap synchronous look at "has anything committed at all"
+        # (SQLite's wal-index header). Equal to its value when the last good read
+        # began → nothing was written since, so that read still holds.
+        self._probe = probe
+        self._clean_probe: bytes | None = None
+        self._on_change = on_change
+        self._seen: int | None = None
+        self._next: asyncio.Future[None] | None = None
+        self._reader: asyncio.Task[None] | None = None
+
+    async def sync(self) -> None:
+        if self._probe is not None and self._clean_probe is not None \
+                and self._probe() == self._clean_probe:
+            return
+        if self._next is None:
+            self._next = asyncio.get_running_loop().create_future()
+            if self._reader is None:
+                self._reader = asyncio.create_task(self._read_while_wanted())
+        # shield: one cancelled request must not cancel the read the others wait for.
+        await asyncio.shield(self._next)
+
+    async def _read_while_wanted(self) -> None:
+        try:
+            while self._next is not None:
+                # Under load, space reads out: each costs event-loop time, and
+                # waiting a little longer costs none (bench/readpath.py).
+                pause = self._last_start + self._min_interval - time.monotonic()
+                if pause > 0:
+                    await asyncio.sleep(pause)
+                self._last_start = time.monotonic()
+                # Everyone waiting now registered before this read starts.
+                waiting, self._next = self._next, None
+                probed = self._probe() if self._probe is not None else None
+                try:
+                    value = await self._read()
+                except Exception as exc:  # database trouble: trust no cached copy
+                    self._seen = self._clean_probe = None
+                    self._on_change()
+                    waiting.set_exception(exc)
+                    waiting.exception()  # retrieved: callers may all have gone
+                    continue
+                if value != self._seen:
+                    if self._seen is not None:
+                        self._on_change()
+                    self._seen = value
+                self._clean_probe = probed
+                waiting.set_result(None)
+        finally:
+            self._reader = None

@@ -1,68 +1,113 @@
-"""Process-local counters and histograms, rendered in Prometheus text format.
+"""Counters and histograms with ``prometheus_client``, added up over every process.
 
-Deliberately tiny: a few dicts, no dependency. Queue depths are read from the
-database when /metrics is scraped, so they are right across processes.
+A node runs N web and M worker processes; each counts its own inbox POSTs,
+deliveries and request latencies. In multiprocess mode (``configure_multiprocess``,
+called by ``serve`` and ``worker``) every process writes its values to small mmap
+files in ``<data dir>/metrics``, and /metrics, in whichever web process answers,
+adds them all up. Queue depths are read from the database at scrape time, so they
+are right across processes without any of this.
 """
 
 from __future__ import annotations
 
-from collections import Counter
+import contextlib
+import os
+import socket
 from collections.abc import Iterable
+from pathlib import Path
+
+import prometheus_client
+from prometheus_client import CollectorRegistry, Counter, Histogram, generate_latest, values
+from prometheus_client.multiprocess import MultiProcessCollector
 
 LATENCY_BUCKETS = (0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0)
+MULTIPROC_ENV = "PROMETHEUS_MULTIPROC_DIR"
+
+prometheus_client.disable_created_metrics()  # type: ignore[no-untyped-call]  # *_created: noise
+
+
+def process_identifier() -> str:
+    """Host and pid: compose's containers share the metrics volume, and each is pid 1.
+
+    ``_`` separates fields in prometheus_client's file names, so it must not appear.
+    """
+    return f"{socket.gethostname()}-{os.getpid()}".replace("_", "-")
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
+
+
+def clean_dead_processes(directory: Path) -> int:
+    """Remove the files of this host's processes that are no longer running.
+
+    Run by each process as it starts: a restarted node starts its counters afresh
+    (Prometheus reads a drop as a counter reset), and the directory does not grow
+    with every restart. Files of other hosts (other containers) are left alone.
+    """
+    host = process_identifier().rsplit("-", 1)[0]
+    removed = 0
+    for path in directory.glob("*.db"):
+        ident = path.stem.split("_")[-1]
+        owner, _, pid = ident.rpartition("-")
+        if owner == host and pid.isdigit() and not _alive(int(pid)):
+            with contextlib.suppress(FileNotFoundError):
+                path.unlink()
+                removed += 1
+    return removed
 
 
 class Metrics:
     def __init__(self) -> None:
-        self.inbox_outcomes: Counter[str] = Counter()
-        self.deliveries: Counter[str] = Counter()
-        self.latency_counts: Counter[tuple[str, float]] = Counter()
-        self.latency_sum: dict[str, float] = {}
-        self.latency_total: Counter[str] = Counter()
+        self.registry = CollectorRegistry(auto_describe=True)
+        self.multiproc_dir: Path | None = None
+        self._inbox = Counter("hambastegi_inbox_requests", "Inbox POSTs by outcome.",
+                              ["outcome"], registry=self.registry)
+        self._deliveries = Counter("hambastegi_deliveries", "Delivery attempts by outcome.",
+                                   ["outcome"], registry=self.registry)
+        self._latency = Histogram("hambastegi_request_seconds",
+                                  "HTTP request latency by route.", ["route"],
+                                  buckets=LATENCY_BUCKETS, registry=self.registry)
+
+    def configure_multiprocess(self, directory: Path) -> None:
+        """Write this process's values under ``directory`` and read everyone's.
+
+        Must run before the first value is counted (label children are created
+        lazily, on first use, with the value class then in force).
+        """
+        directory.mkdir(parents=True, exist_ok=True, mode=0o700)
+        clean_dead_processes(directory)
+        os.environ[MULTIPROC_ENV] = str(directory)
+        values.ValueClass = values.MultiProcessValue(process_identifier)  # type: ignore[no-untyped-call]
+        self.multiproc_dir = directory
 
     def inbox(self, outcome: str) -> None:
-        self.inbox_outcomes[outcome] += 1
+        self._inbox.labels(outcome).inc()
 
     def delivery(self, outcome: str, count: int = 1) -> None:
-        self.deliveries[outcome] += count
+        self._deliveries.labels(outcome).inc(count)
 
     def observe_request(self, route: str, seconds: float) -> None:
-        for bucket in LATENCY_BUCKETS:
-            if seconds <= bucket:
-                self.latency_counts[(route, bucket)] += 1
-        self.latency_sum[route] = self.latency_sum.get(route, 0.0) + seconds
-        self.latency_total[route] += 1
+        self._latency.labels(route).observe(seconds)
 
     def render(self, gauges: Iterable[tuple[str, str, dict[str, str], float]] = ()) -> str:
-        lines: list[str] = []
-
-        def emit(name: str, kind: str, help_text: str) -> None:
-            lines.append(f"# HELP {name} {help_text}")
-            lines.append(f"# TYPE {name} {kind}")
-
-        emit("hambastegi_inbox_requests_total", "counter", "Inbox POSTs by outcome.")
-        for outcome, value in sorted(self.inbox_outcomes.items()):
-            lines.append(f'hambastegi_inbox_requests_total{{outcome="{outcome}"}} {value}')
-        emit("hambastegi_deliveries_total", "counter", "Delivery attempts by outcome.")
-        for outcome, value in sorted(self.deliveries.items()):
-            lines.append(f'hambastegi_deliveries_total{{outcome="{outcome}"}} {value}')
-        emit("hambastegi_request_seconds", "histogram", "HTTP request latency by route.")
-        for route in sorted(self.latency_total):
-            for bucket in LATENCY_BUCKETS:
-                count = self.latency_counts[(route, bucket)]
-                lines.append(
-                    f'hambastegi_request_seconds_bucket{{route="{route}",le="{bucket}"}} {count}'
-                )
-            total = self.latency_total[route]
-            lines.append(f'hambastegi_request_seconds_bucket{{route="{route}",le="+Inf"}} {total}')
-            lines.append(
-                f'hambastegi_request_seconds_sum{{route="{route}"}} {self.latency_sum[route]}'
-            )
-            lines.append(f'hambastegi_request_seconds_count{{route="{route}"}} {total}')
+        if self.multiproc_dir is not None:
+            registry = CollectorRegistry()
+            MultiProcessCollector(registry, path=str(self.multiproc_dir))  # type: ignore[no-untyped-call]
+        else:
+            registry = self.registry
+        lines = [generate_latest(registry).decode().rstrip("\n")]
         seen: set[str] = set()
         for name, help_text, labels, reading in gauges:
             if name not in seen:
-                emit(name, "gauge", help_text)
+                lines.append(f"# HELP {name} {help_text}")
+                lines.append(f"# TYPE {name} gauge")
                 seen.add(name)
             label_text = ",".join(f'{k}="{v}"' for k, v in sorted(labels.items()))
             lines.append(f"{name}{{{label_text}}} {reading}" if label_text

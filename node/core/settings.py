@@ -14,6 +14,8 @@ from pathlib import Path
 from urllib.parse import urlsplit
 
 PREFIX = "HAMBASTEGI_"
+DEFAULT_BASE_URL = "http://127.0.0.1:8000"
+MIN_METRICS_TOKEN = 24
 
 
 class SettingsError(ValueError):
@@ -43,6 +45,15 @@ def read_config_file(path: Path) -> dict[str, str]:
             value = value[1:-1]
         values[key.strip()] = value
     return values
+
+
+def local_base_url(host: str, port: int) -> str:
+    """The base URL a node listening on ``host:port`` is reached at from this machine."""
+    if host in {"", "0.0.0.0", "::"}:  # noqa: S104 (every interface: loopback reaches it)
+        host = "127.0.0.1"
+    elif ":" in host:  # an IPv6 literal
+        host = f"[{host}]"
+    return f"http://{host}:{port}"
 
 
 def normalise_database_url(url: str) -> str:
@@ -78,6 +89,15 @@ class Settings:
     # Publish who follows each group (off: only the count; see collections.py).
     show_followers: bool = False
     log_level: str = "INFO"
+    # Slow and silent clients (node/core/server.py): the request head must arrive within
+    # header_timeout, the body within body_timeout of it; idle keep-alive connections
+    # close after keepalive_timeout; connections beyond max_connections are refused.
+    header_timeout: float = 10.0
+    body_timeout: float = 30.0
+    keepalive_timeout: float = 5.0
+    max_connections: int = 4096
+    # /metrics answers only requests bearing this token; empty: /metrics is 404.
+    metrics_token: str = ""
 
     @property
     def host(self) -> str:
@@ -97,7 +117,10 @@ class Settings:
         cls,
         environ: Mapping[str, str] | None = None,
         config_file: Path | None = None,
+        default_base_url: str = DEFAULT_BASE_URL,
     ) -> Settings:
+        """``default_base_url`` is used when HAMBASTEGI_BASE_URL is not set
+        (``serve`` passes its own address, so ids and WebFinger match it)."""
         env = dict(os.environ if environ is None else environ)
         file_path = config_file or (
             Path(env[PREFIX + "CONFIG"]) if env.get(PREFIX + "CONFIG") else None
@@ -107,7 +130,7 @@ class Settings:
             merged.update(read_config_file(file_path))
         merged.update({k: v for k, v in env.items() if k.startswith(PREFIX)})
 
-        base_url = merged.get(PREFIX + "BASE_URL", "http://127.0.0.1:8000").rstrip("/")
+        base_url = (merged.get(PREFIX + "BASE_URL") or default_base_url).rstrip("/")
         parts = urlsplit(base_url)
         if parts.scheme not in {"http", "https"} or not parts.netloc or parts.path:
             raise SettingsError(
@@ -121,10 +144,21 @@ class Settings:
             poll = float(merged.get(PREFIX + "WORKER_POLL_SECONDS", "1.0"))
             lease = float(merged.get(PREFIX + "DELIVERY_LEASE_SECONDS", "120"))
             batch = int(merged.get(PREFIX + "DELIVERY_BATCH", "500"))
+            header_timeout = float(merged.get(PREFIX + "HEADER_TIMEOUT", "10"))
+            body_timeout = float(merged.get(PREFIX + "BODY_TIMEOUT", "30"))
+            keepalive_timeout = float(merged.get(PREFIX + "KEEPALIVE_TIMEOUT", "5"))
+            max_connections = int(merged.get(PREFIX + "MAX_CONNECTIONS", "4096"))
         except ValueError as exc:
             raise SettingsError(f"malformed number in settings: {exc}") from exc
+        if min(header_timeout, body_timeout, keepalive_timeout) <= 0 or max_connections < 1:
+            raise SettingsError("HAMBASTEGI_HEADER_TIMEOUT, _BODY_TIMEOUT, _KEEPALIVE_TIMEOUT "
+                                "and _MAX_CONNECTIONS must be positive")
         if concurrency < 1 or poll <= 0 or lease <= 0 or batch < 1:
             raise SettingsError("delivery concurrency and poll interval must be positive")
+        metrics_token = merged.get(PREFIX + "METRICS_TOKEN", "").strip()
+        if metrics_token and len(metrics_token) < MIN_METRICS_TOKEN:
+            raise SettingsError(
+                f"HAMBASTEGI_METRICS_TOKEN must be at least {MIN_METRICS_TOKEN} characters")
         return cls(
             base_url=base_url,
             data_dir=data_dir,
@@ -136,4 +170,9 @@ class Settings:
             delivery_batch=batch,
             show_followers=_truthy(merged.get(PREFIX + "SHOW_FOLLOWERS")),
             log_level=merged.get(PREFIX + "LOG_LEVEL", "INFO").upper(),
+            metrics_token=metrics_token,
+            header_timeout=header_timeout,
+            body_timeout=body_timeout,
+            keepalive_timeout=keepalive_timeout,
+            max_connections=max_connections,
         )

@@ -40,7 +40,10 @@ def parse_resource(resource: str, node: Node) -> str | None:
             raise BadResource("expected acct:user@host")
         return user.lower() if domain.lower() == host else None
     if resource.startswith(("https://", "http://")):
-        parts = urlsplit(resource)
+        try:
+            parts = urlsplit(resource)
+        except ValueError as exc:  # "http://[" and other broken authorities
+            raise BadResource("resource is not a valid URL") from exc
         if parts.netloc.lower() != host:
             return None
         path = parts.path.rstrip("/")

@@ -16,7 +16,8 @@ from sqlmodel.ext.asyncio.session import AsyncSession
 
 from node.federation import local_actors as groups
 from node.federation import processing, publishing
-from node.federation.remote_actors import resolve_handle
+from node.federation.fetch import FetchError
+from node.federation.remote_actors import RemoteError, resolve_handle
 from node.federation.runtime import Node
 from node.federation.vocabulary import audience
 from node.storage.db import utcnow
@@ -161,9 +162,8 @@ async def follow(node: Node, username: str, target: str) -> str:
     actor = await require_group(node, username)
     try:
         remote = await resolve_handle(node, target)
-    except Exception as exc:  # RemoteError and FetchError carry a reason
-        reason = getattr(exc, "reason", type(exc).__name__)
-        raise OperationError(f"cannot find {target!r}: {reason}", status=502) from exc
+    except (RemoteError, FetchError) as exc:
+        raise follow_error(target, exc) from exc
     async with node.db.write() as session:
         existing = (
             await session.exec(select(Following).where(
@@ -183,6 +183,34 @@ async def follow(node: Node, username: str, target: str) -> str:
         session.add(existing)
     node.changed()
     return follow_id
+
+
+# What went wrong while resolving a follow target, in words an editor can act on.
+_UNREACHABLE = {"dns_failure", "connect_error", "timeout"}
+_MISSING_STATUSES = {404, 410}
+
+
+def follow_error(target: str, exc: RemoteError | FetchError) -> OperationError:
+    """Name the cause: the address guard, no such account, unreachable, or a bad answer."""
+    fetch = exc if isinstance(exc, FetchError) else exc.__cause__
+    prefix = f"cannot follow {target!r}"
+    if isinstance(exc, RemoteError) and exc.reason == "bad_handle":
+        return OperationError(f"{prefix}: expected @user@host or an actor URL", status=400)
+    if isinstance(fetch, FetchError):
+        if fetch.reason == "forbidden_address":
+            return OperationError(
+                f"{prefix}: refused, its host is a private or local address "
+                "(this node only contacts public addresses)", status=422)
+        if fetch.reason == "bad_scheme":
+            return OperationError(f"{prefix}: not an http(s) address", status=400)
+        if fetch.reason == "bad_status" and fetch.status in _MISSING_STATUSES:
+            return OperationError(f"{prefix}: no such account (the server answered "
+                                  f"{fetch.status})", status=404)
+        if fetch.reason in _UNREACHABLE:
+            return OperationError(f"{prefix}: host unreachable ({fetch.reason})", status=502)
+        return OperationError(f"{prefix}: bad answer from the server ({fetch.reason})",
+                              status=502)
+    return OperationError(f"{prefix}: bad answer from the server ({exc.reason})", status=502)
 
 
 async def unfollow(node: Node, username: str, target_uri: str) -> None:

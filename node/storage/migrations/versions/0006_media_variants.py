@@ -6,7 +6,7 @@ attachment and the group's icon carry (FEDERATION.md). Uploads made before
 this keep working without them.
 
 Revision ID: 0006_media_variants
-Revises: 0003_content_ownership
+Revises: 0005_change_counter
 """
 
 from __future__ import annotations
@@ -15,7 +15,7 @@ import sqlalchemy as sa
 from alembic import op
 
 revision = "0006_media_variants"
-down_revision = "0003_content_ownership"
+down_revision = "0005_change_counter"
 branch_labels = None
 depends_on = None
 

@@ -7,8 +7,8 @@ several used it); the others stay unowned, and the first group that uses one
 claims it (node/groups/operations.py, ``usable_media``). Group summaries
 stored before the sanitising rule pass the same nh3 allowlist now.
 
-Revision ID: 0003_content_ownership
-Revises: 0002
+Revision ID: 0004_content_ownership
+Revises: 0003_states
 """
 
 from __future__ import annotations
@@ -18,8 +18,8 @@ import json
 import sqlalchemy as sa
 from alembic import op
 
-revision = "0003_content_ownership"
-down_revision = "0002"
+revision = "0004_content_ownership"
+down_revision = "0003_states"
 branch_labels = None
 depends_on = None
 
