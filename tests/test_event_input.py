@@ -22,6 +22,7 @@ from node.core import languages
 from node.groups import operations
 from tests.conftest import DatabaseFactory, LiveNode
 from tests.fediverse import FakeRemote, signed_post
+from tests.fuzzing import examples
 from tests.test_api import call
 from tests.test_events import geneva_call
 
@@ -126,7 +127,7 @@ VALID_REMOTE = {"id": "https://x.example/e/1", "type": "Event", "name": "x",
                 "startTime": "2027-06-08T12:00:00Z"}
 
 
-@settings(max_examples=400, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@settings(max_examples=examples(1500), deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(st.one_of(st.dictionaries(st.text(max_size=12), JSON, max_size=6),
                  _near_valid(EVENT_KEYS, geneva_call()),
                  TIMEZONES.map(lambda tz: geneva_call(timezone=tz))))
@@ -137,7 +138,7 @@ def test_parse_input_fails_only_with_event_error(data: dict[str, Any]) -> None:
         pass
 
 
-@settings(max_examples=400, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@settings(max_examples=examples(1500), deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(st.one_of(st.dictionaries(st.text(max_size=12), JSON, max_size=6),
                  _near_valid(REMOTE_KEYS, VALID_REMOTE)))
 def test_check_remote_event_fails_only_with_event_error(obj: dict[str, Any]) -> None:

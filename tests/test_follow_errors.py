@@ -12,7 +12,7 @@ import pytest
 
 from node.groups import operations
 from tests.conftest import LiveNode, NodeFactory, free_port, start_live_node, stop_live_node
-from tests.fakes import FakeRemote
+from tests.fediverse import FakeRemote
 
 
 @pytest.fixture

@@ -14,6 +14,7 @@ from hypothesis import strategies as st
 from node.federation.webfinger import BadResource, parse_resource
 from node.groups import operations
 from tests.conftest import LiveNode, start_live_node, stop_live_node
+from tests.fuzzing import examples
 
 HOST = "node.example:8443"
 FAKE_NODE = cast(Any, SimpleNamespace(settings=SimpleNamespace(host=HOST)))
@@ -72,7 +73,7 @@ TAILS = st.text(alphabet=st.characters(codec="utf-8"), max_size=80) | st.text(
     alphabet="[]:@/%?#.-_acktp0123456789ABCDEF", max_size=40)
 
 
-@settings(max_examples=3000, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@settings(max_examples=examples(3000), deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(prefix=PREFIXES, tail=TAILS)
 def test_webfinger_resource_parser_raises_only_bad_resource(prefix: str, tail: str) -> None:
     resource = prefix + tail
@@ -83,7 +84,7 @@ def test_webfinger_resource_parser_raises_only_bad_resource(prefix: str, tail: s
     assert username is None or isinstance(username, str)
 
 
-@settings(max_examples=1000, deadline=None)
+@settings(max_examples=examples(1000), deadline=None)
 @given(user=st.from_regex(r"[a-z0-9_]{1,20}", fullmatch=True))
 def test_webfinger_resource_parser_finds_local_accounts(user: str) -> None:
     assert parse_resource(f"acct:{user}@{HOST}", FAKE_NODE) == user

@@ -9,7 +9,6 @@ A few thousand examples run in CI. For a longer run, raise the count:
 from __future__ import annotations
 
 import asyncio
-import os
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -23,8 +22,9 @@ from node.federation.inbox import Rejected, check_authority, check_content, chec
 from node.federation.runtime import Node
 from node.inbound import INBOUND
 from node.storage import migrate
+from tests.fuzzing import examples
 
-EXAMPLES = int(os.environ.get("HAMBASTEGI_FUZZ_EXAMPLES", "3000"))
+EXAMPLES = examples(3000)
 ACTOR = "https://remote.example/users/alice"
 
 # Strings that matter to the checks, mixed with arbitrary text.

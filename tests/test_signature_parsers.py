@@ -23,12 +23,13 @@ from node.federation import keys, signatures
 from node.groups import operations
 from tests.conftest import LiveNode
 from tests.fediverse import AS_JSON, FakeRemote
+from tests.fuzzing import examples
 
 NOW = datetime(2025, 5, 1, 12, 0, tzinfo=UTC)
 TARGET = "https://hambastegi.example/users/koeln/inbox"
 HOST = "hambastegi.example"
 DATE = "Thu, 01 May 2025 12:00:00 GMT"
-FUZZ = settings(max_examples=600, deadline=None,
+FUZZ = settings(max_examples=examples(600), deadline=None,
                 suppress_health_check=[HealthCheck.too_slow])
 
 # What a header value can hold once a server has decoded it (latin-1, no CR/LF), and,
