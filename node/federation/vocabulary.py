@@ -35,6 +35,8 @@ EXTENSION_TERMS: dict[str, Any] = {
     "featured": {"@id": "toot:featured", "@type": "@id"},
     "PropertyValue": "schema:PropertyValue",
     "value": "schema:value",
+    # Not in the ActivityStreams context; Mastodon defines it the same way.
+    "Hashtag": "as:Hashtag",
 }
 
 CONTEXT: list[Any] = [AS_CONTEXT, SECURITY_CONTEXT, MULTIKEY_CONTEXT, EXTENSION_TERMS]
