@@ -215,20 +215,16 @@ def activity_document(
     return doc
 
 
+def _present(**links: str | None) -> dict[str, str]:
+    """Only the links that exist: an absent ``first``/``next`` is left out, not null."""
+    return {name: value for name, value in links.items() if value is not None}
+
+
 def ordered_collection(
     collection_id: str, total: int, *, first: str | None, last: str | None = None
 ) -> dict[str, Any]:
-    doc: dict[str, Any] = {
-        "@context": AS_CONTEXT,
-        "id": collection_id,
-        "type": "OrderedCollection",
-        "totalItems": total,
-    }
-    if first is not None:
-        doc["first"] = first
-    if last is not None:
-        doc["last"] = last
-    return doc
+    return {"@context": AS_CONTEXT, "id": collection_id, "type": "OrderedCollection",
+            "totalItems": total, **_present(first=first, last=last)}
 
 
 def ordered_collection_page(
@@ -240,16 +236,6 @@ def ordered_collection_page(
     prev_page: str | None,
     total: int,
 ) -> dict[str, Any]:
-    doc: dict[str, Any] = {
-        "@context": CONTEXT,
-        "id": page_id,
-        "type": "OrderedCollectionPage",
-        "partOf": collection_id,
-        "totalItems": total,
-        "orderedItems": items,
-    }
-    if next_page is not None:
-        doc["next"] = next_page
-    if prev_page is not None:
-        doc["prev"] = prev_page
-    return doc
+    return {"@context": CONTEXT, "id": page_id, "type": "OrderedCollectionPage",
+            "partOf": collection_id, "totalItems": total, "orderedItems": items,
+            **_present(next=next_page, prev=prev_page)}
