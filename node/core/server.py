@@ -93,7 +93,9 @@ class GuardedH11Protocol(H11Protocol):
         self._head_timer = None
         waiting = self.cycle is None or self.cycle.response_complete
         if waiting and not self.transport.is_closing():
-            self.transport.abort()
+            # A graceful close (FIN), like uvicorn's keep-alive timeout: an RST here made
+            # clients that were about to reuse a pooled connection fail their request.
+            self.transport.close()
 
 
 def guarded_protocol(header_timeout: float, max_connections: int) -> type[H11Protocol]:
