@@ -305,3 +305,16 @@ async def remote() -> AsyncIterator[Any]:
     await fake.start()
     yield fake
     await fake.stop()
+
+
+async def cli_environment(tmp_path: Path, databases: DatabaseFactory) -> dict[str, str]:
+    """The environment of a `hambastegi` command on a fresh database of its own."""
+    return {**os.environ, "HAMBASTEGI_DATA_DIR": str(tmp_path / "data"),
+            "HAMBASTEGI_DATABASE_URL": await databases.new(),
+            "HAMBASTEGI_BASE_URL": "https://node.example"}
+
+
+def run_cli(env: dict[str, str], *args: str) -> subprocess.CompletedProcess[str]:
+    """Run `hambastegi ARGS` as a user would, without raising on failure."""
+    return subprocess.run([sys.executable, "-m", "node.cli.main", *args], env=env,
+                          capture_output=True, text=True, timeout=60, check=False)

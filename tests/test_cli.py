@@ -3,27 +3,20 @@
 from __future__ import annotations
 
 import asyncio
-import os
-import subprocess
-import sys
 from pathlib import Path
 
 import httpx
 import pytest
 
-from tests.conftest import DatabaseFactory, NodeFactory
+from tests.conftest import DatabaseFactory, NodeFactory, cli_environment, run_cli
 
 
 @pytest.fixture
 async def env(tmp_path: Path, databases: DatabaseFactory) -> dict[str, str]:
-    return {**os.environ, "HAMBASTEGI_DATA_DIR": str(tmp_path / "data"),
-            "HAMBASTEGI_DATABASE_URL": await databases.new(),
-            "HAMBASTEGI_BASE_URL": "https://node.example"}
+    return await cli_environment(tmp_path, databases)
 
 
-def run(env: dict[str, str], *args: str) -> subprocess.CompletedProcess[str]:
-    return subprocess.run([sys.executable, "-m", "node.cli.main", *args], env=env,
-                          capture_output=True, text=True, timeout=60, check=False)
+run = run_cli
 
 
 async def test_group_publish_edit_delete_token(env: dict[str, str]) -> None:

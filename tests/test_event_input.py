@@ -5,9 +5,6 @@ from __future__ import annotations
 
 import html
 import json
-import os
-import subprocess
-import sys
 from pathlib import Path
 from typing import Any
 
@@ -20,7 +17,7 @@ from node.calls import operations as calls
 from node.calls.events import EventError, check_remote_event, parse_input
 from node.core import languages
 from node.groups import operations
-from tests.conftest import DatabaseFactory, LiveNode
+from tests.conftest import DatabaseFactory, LiveNode, cli_environment, run_cli
 from tests.fediverse import FakeRemote, signed_post
 from tests.fuzzing import examples
 from tests.test_api import call
@@ -192,14 +189,10 @@ async def test_summary_escapes_place_and_group_names(live_node: LiveNode) -> Non
 
 @pytest.fixture
 async def env(tmp_path: Path, databases: DatabaseFactory) -> dict[str, str]:
-    return {**os.environ, "HAMBASTEGI_DATA_DIR": str(tmp_path / "data"),
-            "HAMBASTEGI_DATABASE_URL": await databases.new(),
-            "HAMBASTEGI_BASE_URL": "https://node.example"}
+    return await cli_environment(tmp_path, databases)
 
 
-def run(env: dict[str, str], *args: str) -> subprocess.CompletedProcess[str]:
-    return subprocess.run([sys.executable, "-m", "node.cli.main", *args], env=env,
-                          capture_output=True, text=True, timeout=60, check=False)
+run = run_cli
 
 
 CALL_FLAGS = ["--start", "2027-06-08T12:00", "--timezone", "Europe/Zurich", "--city", "Genève"]
