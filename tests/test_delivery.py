@@ -457,11 +457,17 @@ async def test_slow_sends_keep_their_lease(
         return sink.in_flight == 4
 
     await wait_until(in_flight, what="four requests in flight")
+    lease_ends = utcnow() + timedelta(seconds=0.9)
     cpu_before = time.process_time()
     stolen: list[Claimed] = []
-    for _ in range(6):  # over 1.5 s: well past the original lease
-        stolen += await claim(db, "thief", 10, timedelta(minutes=1))
-        await asyncio.sleep(0.25)
+
+    async def past_the_first_lease() -> bool:
+        stolen.extend(await claim(db, "thief", 10, timedelta(minutes=1)))
+        return utcnow() > lease_ends + timedelta(seconds=0.5)
+
+    # A thief keeps trying until well past the original lease.
+    await wait_for(past_the_first_lease, timeout=10, interval=0.25,
+                   what="the first lease long over")
     # Waiting on slow requests is idle: no polling loop spinning meanwhile.
     assert time.process_time() - cpu_before < 0.75
     assert await task == 4
@@ -555,7 +561,11 @@ async def test_wake_delivers_without_waiting_for_the_poll(
     stop = asyncio.Event()
     task = asyncio.create_task(worker.run(stop))
     try:
-        await asyncio.sleep(0.3)  # let it find the queue empty and go idle
+
+        async def idle() -> bool:
+            return worker.idle
+
+        await wait_until(idle, what="the worker waiting on an empty queue")
         await sender.publish([sink.inbox()])
         started = time.monotonic()
         worker.wake()

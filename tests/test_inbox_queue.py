@@ -21,6 +21,7 @@ from node.inbound import INBOUND
 from node.storage.db import utcnow
 from node.storage.models import Activity, Delivery, Follower, InboxItem, Invitation
 from node.storage.states import InboxState, InvitationState
+from tests.conftest import wait_for
 
 AUTHOR = "https://author.example/groups/a"
 EVENT = "https://author.example/objects/e1"
@@ -166,14 +167,14 @@ async def test_a_long_handler_keeps_its_lease(node: Node, monkeypatch: Any) -> N
 
     async def slow(node_: Node, item_: InboxItem) -> None:
         first = (await item(node, activity_id)).lease_until
-        import asyncio
-        # Three renewal periods pass while the handler runs.
-        for _ in range(200):
-            await asyncio.sleep(0.01)
+
+        async def renewed() -> bool:
             now = (await item(node, activity_id)).lease_until
-            if first is not None and now is not None and now > first:
-                seen.append(now)
-                return
+            return first is not None and now is not None and now > first
+
+        # Several renewal periods may pass while the handler runs.
+        await wait_for(renewed, timeout=2, interval=0.01, what="a renewed lease")
+        seen.append((await item(node, activity_id)).lease_until)
 
     node.inbound = Inbound(handlers={("Dance", None): slow})
     worker = node.inbox_worker()

@@ -4,6 +4,7 @@ configured timeouts, and the node keeps answering while many of them are open.""
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import resource
 import socket
 import time
@@ -37,7 +38,12 @@ async def trickle(writer: asyncio.StreamWriter, data: bytes, every: float) -> No
         for byte in data:
             writer.write(bytes([byte]))
             await writer.drain()
-            await asyncio.sleep(every)  # the attack's pace, not synchronisation
+            # The attack's pace: the next byte after ``every`` seconds, unless the
+            # server closes the connection first.
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(writer.wait_closed(), timeout=every)
+            if writer.transport.is_closing():
+                return
     except ConnectionError:
         pass
 

@@ -87,6 +87,7 @@ class DeliveryWorker:
         # RSA signing releases the GIL, so a small pool signs beside the event
         # loop on another core (bench/fanout.py); 0 signs inline.
         self.signing_threads = signing_threads
+        self.idle = False  # True while it waits on an empty queue (_idle)
         self.sent = 0
         self.retried = 0
         self.failed = 0
@@ -130,11 +131,13 @@ class DeliveryWorker:
             self.close()
 
     async def _idle(self, stop: asyncio.Event) -> None:
+        self.idle = True  # observable: tests and status wait for "nothing left to do"
         waiters = {asyncio.create_task(self._wake.wait()), asyncio.create_task(stop.wait())}
         try:
             await asyncio.wait(waiters, timeout=self.poll_seconds,
                                return_when=asyncio.FIRST_COMPLETED)
         finally:
+            self.idle = False
             for waiter in waiters:
                 waiter.cancel()
 
