@@ -349,12 +349,18 @@ def summary_line(event: Event, language: str, organizer_names: list[str]) -> str
     return " · ".join(parts)
 
 
+def summary_lines(event: Event, obj: LocalObject, organizer_names: list[str]
+                  ) -> dict[str, str]:
+    """The summary line in each language of the call, as plain text (pages escape it)."""
+    languages = list(obj.names) or [obj.language]
+    return {lang: summary_line(event, lang, organizer_names) for lang in languages}
+
+
 def summaries(event: Event, obj: LocalObject, organizer_names: list[str]) -> dict[str, str]:
     """The summary lines as HTML (the Event's mediaType): Mastodon shows ``summary``
     as markup, so a ``<`` or ``&`` in a place or group name must be escaped."""
-    languages = list(obj.names) or [obj.language]
-    return {lang: html.escape(summary_line(event, lang, organizer_names), quote=False)
-            for lang in languages}
+    return {lang: html.escape(line, quote=False)
+            for lang, line in summary_lines(event, obj, organizer_names).items()}
 
 
 # Join modes whose online link is for accepted participants only (DESIGN.md,

@@ -26,6 +26,9 @@ from node.calls.events import (
     summary_line,
     zone,
 )
+from node.calls.events import (
+    summary_lines as event_summary_lines,
+)
 from node.core.urls import Urls
 from node.federation import publishing
 from node.federation.runtime import Node
@@ -45,6 +48,14 @@ async def organizers_of(session: AsyncSession, urls: Urls, actor: LocalActor,
     return [(urls.actor(actor.username), actor.display_name)] + [
         (c.actor_uri, c.display_name or c.actor_uri) for c in rows.all()
     ]
+
+
+async def summary_lines(session: AsyncSession, urls: Urls, obj: LocalObject,
+                        actor: LocalActor) -> dict[str, str]:
+    """The call's one-line summaries as plain text, for pages (escaped there)."""
+    event = await event_for(session, obj)
+    names = [name for _, name in await organizers_of(session, urls, actor, event)]
+    return event_summary_lines(event, obj, names)
 
 
 async def participant_count(session: AsyncSession, event: Event) -> int:

@@ -7,7 +7,6 @@ whose id differs from the URL fetched, INTEROP.md).
 from __future__ import annotations
 
 import asyncio
-import html
 
 import orjson
 from sqlmodel import select
@@ -90,11 +89,10 @@ async def _local_object(request: Request, node: Node) -> Response:
         return web.render_error(request, 410, "this post was deleted")
     if obj.object_type == "Event":
         async with node.db.read() as session:
-            doc = await calls.document(session, node.urls, obj, actor)
-        if wants_activity_json(request):
-            return as_response(orjson.dumps(doc), max_age=10)
-        # summaryMap is HTML (escaped text); the page template escapes on its own.
-        details = {k: html.unescape(v) for k, v in doc.get("summaryMap", {}).items()}
+            if wants_activity_json(request):
+                doc = await calls.document(session, node.urls, obj, actor)
+                return as_response(orjson.dumps(doc), max_age=10)
+            details = await calls.summary_lines(session, node.urls, obj, actor)
         return await web.object_page(request, actor, obj, details=details)
     if wants_activity_json(request):
         return as_response(orjson.dumps(object_document(obj, actor, node.urls)), max_age=60)
