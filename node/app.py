@@ -25,10 +25,10 @@ from node.core.httpsecurity import NulBytesMiddleware, SecurityHeadersMiddleware
 from node.core.metrics import METRICS
 from node.core.server import BodyTimeoutMiddleware
 from node.core.settings import Settings
-from node.federation import inbox, nodeinfo, webfinger
+from node.federation import delivery, inbox, nodeinfo, webfinger
 from node.federation.runtime import Node
 from node.inbound import INBOUND
-from node.storage.models import Delivery, InboxItem
+from node.storage.models import InboxItem
 from node.web import collections, documents
 from node.web import pages as web
 
@@ -48,11 +48,17 @@ async def health(request: Request) -> Response:
 async def queue_gauges(node: Node) -> list[tuple[str, str, dict[str, str], float]]:
     gauges: list[tuple[str, str, dict[str, str], float]] = []
     async with node.db.read() as session:
-        for state, count in (await session.exec(
-            select(Delivery.state, func.count()).group_by(Delivery.state)
-        )).all():
-            gauges.append(("hambastegi_delivery_queue", "Delivery rows by state.",
+        depth = await delivery.queue_depth(session)
+        for state, count in (("behind", depth.behind), ("retrying", depth.retrying),
+                             ("sending", depth.sending), ("all", depth.lanes)):
+            gauges.append(("hambastegi_delivery_lanes",
+                           "Per-host delivery lanes: behind the fan-out log, backing off "
+                           "after failures, leased to a worker, all.",
                            {"state": state}, float(count)))
+        gauges.append(("hambastegi_delivery_queue",
+                       "Fan-out log positions still to walk, summed over lanes (an upper "
+                       "bound of activities to deliver per host).", {},
+                       float(depth.positions_behind)))
         for state, count in (await session.exec(
             select(InboxItem.state, func.count()).group_by(InboxItem.state)
         )).all():

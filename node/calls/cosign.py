@@ -256,7 +256,7 @@ async def respond(node: Node, username: str, invitation_id: int, *, accept: bool
             announce = await publishing.record_activity(
                 session, group, node.urls, activity_type="Announce", obj=invitation.event_uri,
                 to=[PUBLIC], cc=[node.urls.followers(group.username), invitation.inviter_uri],
-                inboxes=await publishing.follower_inboxes(session, group),
+                to_followers=True,
             )
             invitation.announce_activity_id = node.urls.activity(announce.uuid)
         session.add(invitation)
@@ -290,7 +290,7 @@ async def withdraw(node: Node, username: str, invitation_id: int) -> None:
                 obj={"id": invitation.announce_activity_id, "type": "Announce",
                      "actor": node.urls.actor(group.username), "object": invitation.event_uri},
                 to=[PUBLIC], cc=[node.urls.followers(group.username)],
-                inboxes=await publishing.follower_inboxes(session, group),
+                to_followers=True,
             )
         invitation.state = withdraw_invitation(invitation.state)
         session.add(invitation)
@@ -315,7 +315,7 @@ async def _relay(node: Node, item: InboxItem, invitation: Invitation, obj: Any, 
         await publishing.record_activity(
             session, group, node.urls, activity_type="Announce", obj=obj, to=[PUBLIC],
             cc=[node.urls.followers(group.username)],
-            inboxes=await publishing.follower_inboxes(session, group),
+            to_followers=True,
             activity_uuid=emission_uuid(item, f"{purpose}:{invitation.id}"),
         )
     node.changed()

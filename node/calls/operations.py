@@ -94,11 +94,11 @@ async def send_event(session: AsyncSession, urls: Urls, actor: LocalActor, obj: 
     """Create/Update to followers and to co-signers (so they can relay it)."""
     event = await event_for(session, obj)
     doc = await document(session, urls, obj, actor, with_context=False)
-    inboxes = sorted(set(await publishing.follower_inboxes(session, actor))
-                     | set(await cosigner_inboxes(session, event)))
+    inboxes = await cosigner_inboxes(session, event)
     await publishing.record_activity(
         session, actor, urls, activity_type=activity_type, obj=doc, to=[PUBLIC],
         cc=[urls.followers(actor.username)], inboxes=inboxes,
+        to_followers=True,
     )
 
 
@@ -229,14 +229,14 @@ async def _status_note(session: AsyncSession, urls: Urls, actor: LocalActor, obj
                        extra={"context": urls.object(obj.uuid)})
     session.add(note)
     await session.flush()
-    inboxes = sorted(set(await publishing.follower_inboxes(session, actor))
-                     | set(await cosigner_inboxes(session, event)))
+    inboxes = await cosigner_inboxes(session, event)
     from node.federation.vocabulary import object_document
 
     await publishing.record_activity(
         session, actor, urls, activity_type="Create",
         obj=object_document(note, actor, urls, with_context=False),
         to=[PUBLIC], cc=[urls.followers(actor.username)], inboxes=inboxes,
+        to_followers=True,
     )
 
 

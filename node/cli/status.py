@@ -1,8 +1,9 @@
 """``hambastegi status``: the queues now, what finished recently, history, failing hosts.
 
-The queue (rows still to do) is shown apart from what finished in the last hour and day,
-and from the all-time totals: a node that has sent a million activities and has five
-queued should not look busy.
+The delivery queue is shown as lanes (one per host) behind the fan-out log and failed
+deliveries by when they failed; the inbox queue as rows, what is queued apart from what
+finished in the last hour and day and from the all-time totals: a node that has sent a
+million activities and has five queued should not look busy.
 """
 
 from __future__ import annotations
@@ -14,16 +15,17 @@ from typing import Any
 from sqlalchemy import func
 from sqlmodel import col, select
 
+from node.federation import delivery
 from node.federation.runtime import Node
 from node.storage.db import utcnow
-from node.storage.models import Delivery, HostState, InboxItem
+from node.storage.models import DeliveryFailure, HostState, InboxItem
 
 SHOWN_HOSTS = 20
-DELIVERY_QUEUED = ("pending", "sending")
 INBOX_QUEUED = ("pending",)
 
 
 def counts(values: Mapping[str, int], *, total: bool = False) -> str:
+    values = {k: v for k, v in values.items() if v}
     if not values:
         return "none"
     text = ", ".join(f"{k}={v}" for k, v in sorted(values.items()))
@@ -40,11 +42,14 @@ async def print_status(node: Node) -> None:
     windows: list[tuple[str, datetime]] = [("last hour", now - timedelta(hours=1)),
                                            ("last day", now - timedelta(days=1))]
     async with node.db.read() as session:
-        d_state, d_done = col(Delivery.state), col(Delivery.finished_at)
+        depth = await delivery.queue_depth(session)
+        failed_at = col(DeliveryFailure.at)
+        f_recent = [int((await session.exec(select(func.count()).select_from(DeliveryFailure)
+                                            .where(failed_at >= since))).one())
+                    for _, since in windows]
+        f_all = int((await session.exec(select(func.count()).select_from(DeliveryFailure)))
+                    .one())
         i_state, i_done = col(InboxItem.state), col(InboxItem.processed_at)
-        d_queue = await _by_state(session, d_state, d_state.in_(DELIVERY_QUEUED))
-        d_recent = [await _by_state(session, d_state, d_done >= since) for _, since in windows]
-        d_all = await _by_state(session, d_state)
         i_queue = await _by_state(session, i_state, i_state.in_(INBOX_QUEUED))
         i_recent = [await _by_state(session, i_state, i_done >= since) for _, since in windows]
         i_all = await _by_state(session, i_state)
@@ -56,12 +61,21 @@ async def print_status(node: Node) -> None:
             .order_by(col(HostState.consecutive_failures).desc(), col(HostState.host))
             .limit(SHOWN_HOSTS)
         )).all()
-    for name, queue, recent, history in (("deliveries", d_queue, d_recent, d_all),
-                                         ("inbox", i_queue, i_recent, i_all)):
-        print(f"{name} queued: {counts(queue)}")
-        for (label, _), finished in zip(windows, recent, strict=True):
-            print(f"{name} finished in the {label}: {counts(finished)}")
-        print(f"{name} all time: {counts(history, total=True)}")
+    # Deliveries: lanes (one per host) behind the fan-out log, not rows per inbox.
+    lanes = {"behind": depth.behind - depth.retrying, "retrying": depth.retrying,
+             "sending": depth.sending}
+    queued = counts(lanes)
+    if queued != "none":
+        queued += f"; log positions behind, summed over lanes: {depth.positions_behind}"
+    print(f"deliveries queued (hosts): {queued}")
+    print(f"delivery lanes (hosts): {depth.lanes}")
+    for (label, _), failed in zip(windows, f_recent, strict=True):
+        print(f"deliveries failed in the {label}: {failed}")
+    print(f"deliveries failed all time: {f_all}")
+    print(f"inbox queued: {counts(i_queue)}")
+    for (label, _), finished in zip(windows, i_recent, strict=True):
+        print(f"inbox finished in the {label}: {counts(finished)}")
+    print(f"inbox all time: {counts(i_all, total=True)}")
     if not failing:
         print("failing hosts: none")
         return
@@ -69,6 +83,6 @@ async def print_status(node: Node) -> None:
              if failing_count > SHOWN_HOSTS else "")
     print(f"failing hosts: {failing_count}{shown}")
     for host in failing:
-        until = host.circuit_open_until.isoformat() if host.circuit_open_until else "-"
+        until = host.next_attempt_at.isoformat() if host.attempts else "-"
         print(f"  {host.host}\tfailures={host.consecutive_failures}"
-              f"\tcircuit_open_until={until}")
+              f"\tnext_attempt={until}\tlast_error={host.last_error or '-'}")

@@ -81,10 +81,11 @@ class Settings:
     allow_private_networks: bool = False
     delivery_concurrency: int = 64
     worker_poll_seconds: float = 1.0
-    # How long a worker owns a claimed delivery; after that a crashed
-    # worker's rows are due again (federation/delivery/queue.py).
-    delivery_lease_seconds: float = 120.0
-    # Rows one worker claims at a time (its lease covers them all).
+    # How long a worker owns a claimed host lane without renewing it (it renews
+    # every third of it); a crashed worker's lanes are due again after it
+    # (federation/delivery/lanes.py).
+    delivery_lease_seconds: float = 10.0
+    # Host lanes one worker claims at a time (at most ``delivery_concurrency``).
     delivery_batch: int = 500
     # Publish who follows each group (off: only the count; see collections.py).
     show_followers: bool = False
@@ -142,7 +143,7 @@ class Settings:
         try:
             concurrency = int(merged.get(PREFIX + "DELIVERY_CONCURRENCY", "64"))
             poll = float(merged.get(PREFIX + "WORKER_POLL_SECONDS", "1.0"))
-            lease = float(merged.get(PREFIX + "DELIVERY_LEASE_SECONDS", "120"))
+            lease = float(merged.get(PREFIX + "DELIVERY_LEASE_SECONDS", "10"))
             batch = int(merged.get(PREFIX + "DELIVERY_BATCH", "500"))
             header_timeout = float(merged.get(PREFIX + "HEADER_TIMEOUT", "10"))
             body_timeout = float(merged.get(PREFIX + "BODY_TIMEOUT", "30"))

@@ -19,7 +19,7 @@ from sqlmodel.ext.asyncio.session import AsyncSession
 
 from node.core.jsonsafe import as_id
 from node.core.text import sanitise_html
-from node.federation import publishing
+from node.federation import delivery, publishing
 from node.federation.dispatch import emission_uuid
 from node.federation.remote_actors import RemoteError, get_actor, parse_actor, store_actor
 from node.federation.runtime import Node
@@ -75,7 +75,8 @@ async def on_follow(node: Node, item: InboxItem) -> None:
             if existing.state == FollowerState.ACCEPTED:
                 state = FollowerState.ACCEPTED
             existing.state = state
-        session.add(existing)
+        # Where it is delivered to, and (if accepted) its host's lane.
+        await delivery.prepare_follower(session, existing)
         if state == FollowerState.ACCEPTED:
             await send_accept(session, node, target, existing, activity,
                               activity_uuid=emission_uuid(item, "accept"))

@@ -1,6 +1,6 @@
-"""Publishing: our posts become activities, activities become delivery rows.
+"""Publishing: our posts become activities, activities enter the fan-out log.
 
-Everything in one write transaction (object, activity, deliveries), so a
+Everything in one write transaction (object, activity, fan-out row), so a
 crash never leaves a post without its deliveries or the reverse.
 """
 
@@ -11,7 +11,6 @@ import uuid as uuidlib
 from collections.abc import Iterable
 from dataclasses import dataclass
 from typing import Any
-from urllib.parse import urlsplit
 
 from sqlmodel import col, select
 from sqlmodel.ext.asyncio.session import AsyncSession
@@ -29,12 +28,10 @@ from node.federation.vocabulary import (
     tag_url,
 )
 from node.storage.db import utcnow
-from node.storage.models import Activity, Follower, LocalActor, LocalObject, RemoteActor
+from node.storage.models import Activity, LocalActor, LocalObject, RemoteActor
 
 MAX_NOTE_CHARS = 5000
-# Distinct inbox URLs one activity goes to on one host (``choose_inboxes``).
-MAX_INBOXES_PER_HOST = 50
-DEFAULT_PORTS = {"http": 80, "https": 443}
+MAX_INBOXES_PER_HOST = delivery.MAX_INBOXES_PER_HOST
 
 log = logging.getLogger("hambastegi.publishing")
 
@@ -47,70 +44,30 @@ def new_uuid() -> str:
     return uuidlib.uuid4().hex
 
 
-async def follower_inboxes(session: AsyncSession, actor: LocalActor) -> list[str]:
-    """The inboxes an activity to the actor's followers goes to (``choose_inboxes``)."""
-    rows = await session.exec(
-        select(Follower.actor_uri, Follower.inbox, Follower.shared_inbox).where(
-            Follower.local_actor_id == actor.id, Follower.state == "accepted"
-        )
-    )
-    return choose_inboxes(rows.all())
-
-
-def _origin(url: str) -> tuple[str, str, int] | None:
-    try:
-        parts = urlsplit(url)
-        port = parts.port
-    except ValueError:
-        return None
-    scheme = parts.scheme.lower()
-    if scheme not in DEFAULT_PORTS or not parts.hostname:
-        return None
-    return scheme, parts.hostname, port if port is not None else DEFAULT_PORTS[scheme]
-
-
 def choose_inboxes(followers: Iterable[tuple[str, str, str | None]], *,
                    per_host: int = MAX_INBOXES_PER_HOST) -> list[str]:
-    """Where one activity to these followers (actor URI, inbox, shared inbox) goes.
+    """Where one activity to these followers (actor URI, inbox, shared inbox)
+    goes: the per-host rule the delivery lanes apply (``delivery.targets``).
 
-    - A shared inbox counts only on the follower's own origin: a follower must not
-      be able to point our deliveries at another server.
+    - A shared inbox counts only on the follower's own origin (``deliver_to``).
     - One delivery per distinct inbox URL, so followers sharing a shared inbox cost
       one POST.
-    - At most ``per_host`` distinct inboxes per host: a host (or whoever registers
-      thousands of followers on it) cannot make us sign and POST thousands of
-      copies. Shared inboxes are kept first, the most used first; followers whose
-      inbox falls past the bound go to the host's most used shared inbox, or, if
-      the host has none, are not delivered to (logged).
+    - At most ``per_host`` distinct inboxes per host (``bound_inboxes``).
     """
-    wanted: dict[str, dict[str, int]] = {}  # host -> inbox URL -> followers
-    shared_of: dict[str, dict[str, int]] = {}  # host -> shared inbox -> followers
+    counts: dict[str, dict[tuple[str, bool], int]] = {}  # host -> (url, shared) -> n
     for actor_uri, inbox, shared in followers:
-        home = _origin(actor_uri)
-        if shared and (home is None or _origin(shared) != home
-                       or delivery.inbox_host(shared) is None):
-            shared = None
-        target = shared or inbox
+        target = delivery.deliver_to(actor_uri, inbox, shared)
         host = delivery.inbox_host(target)
         if host is None:
-            continue  # enqueue would refuse it anyway
-        counts = wanted.setdefault(host, {})
-        counts[target] = counts.get(target, 0) + 1
-        if shared:
-            by_shared = shared_of.setdefault(host, {})
-            by_shared[shared] = by_shared.get(shared, 0) + 1
+            continue  # never delivered to
+        key = (target, target == shared)
+        by_host = counts.setdefault(host, {})
+        by_host[key] = by_host.get(key, 0) + 1
     chosen: list[str] = []
-    for host, counts in wanted.items():
-        shared_here = shared_of.get(host, {})
-        ranked = sorted(counts, key=lambda url: (url not in shared_here, -counts[url], url))
-        kept, over = ranked[:per_host], ranked[per_host:]
-        chosen += kept
-        if over and not shared_here:
-            log.warning("followers not delivered to: too many inboxes on one host", extra={
-                "host": delivery.log_host(host), "inboxes": len(over),
-                "followers": sum(counts[url] for url in over)})
-        # Past the bound with a shared inbox: the host's most used shared inbox,
-        # ranked first and so already kept, receives for them.
+    for host, by_url in counts.items():
+        chosen += delivery.bound_inboxes(
+            host, [(url, is_shared, n) for (url, is_shared), n in by_url.items()],
+            per_host=per_host)
     return sorted(chosen)
 
 
@@ -124,12 +81,16 @@ async def record_activity(
     to: list[str],
     cc: list[str] | None = None,
     inboxes: list[str] | None = None,
+    to_followers: bool = False,
     in_outbox: bool = True,
     object_uri: str | None = None,
     extra: dict[str, Any] | None = None,
     activity_uuid: str | None = None,
 ) -> Activity:
-    """Store an activity (body serialised once) and queue it to ``inboxes``.
+    """Store an activity (body serialised once) and append it to the fan-out
+    log (``delivery.fan_out``): to every accepted follower of ``actor`` if
+    ``to_followers``, and to ``inboxes`` (a short explicit list). Each host's
+    lane sends it after what the actor published before (docs/ARCHITECTURE.md §2).
 
     ``activity_uuid``: a caller that may run twice for one cause (an inbox
     handler being retried) passes an id derived from that cause; if it is
@@ -165,8 +126,9 @@ async def record_activity(
     )
     session.add(activity)
     await session.flush()
-    if inboxes:
-        await delivery.enqueue(session, activity.id or 0, inboxes)
+    await delivery.fan_out(session, activity.id or 0,
+                           followers_of=actor.id if to_followers else None,
+                           inboxes=inboxes or ())
     return activity
 
 
@@ -242,8 +204,7 @@ async def announce_object(
     to, cc = audience(urls, actor)
     cc = cc + [uri for uri in mentioned_actors(obj) if uri not in cc]
     document = object_document(obj, actor, urls, with_context=False)  # a Tombstone if deleted
-    inboxes = set(await follower_inboxes(session, actor))
-    inboxes |= set(await mentioned_inboxes(session, urls, mentioned_actors(obj)))
+    inboxes = await mentioned_inboxes(session, urls, mentioned_actors(obj))
     return await record_activity(
         session,
         actor,
@@ -252,7 +213,8 @@ async def announce_object(
         obj=document,
         to=to,
         cc=cc,
-        inboxes=sorted(inboxes),
+        inboxes=inboxes,
+        to_followers=True,
     )
 
 

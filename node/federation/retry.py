@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import random
 import re
+from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from email.utils import parsedate_to_datetime
 from typing import Literal
@@ -165,3 +166,51 @@ def circuit_open_until(consecutive_failures: int, now: datetime) -> datetime | N
         return None
     exponent = min(consecutive_failures - BREAKER_THRESHOLD, 30)
     return now + min(BREAKER_CAP, BREAKER_BASE * (1 << exponent))
+
+
+# --- delivery lanes ------------------------------------------------------------------------
+# A host's lane walks the fan-out log in order (docs/ARCHITECTURE.md §2): the
+# lane is the host's breaker. A failed attempt (network error, timeout, 5xx,
+# 408, 429, both signature schemes refused) holds the whole lane back, so a
+# host that is down costs one request per backoff step, not one per queued
+# activity; a permanent answer for one inbox is recorded and the lane goes on.
+
+
+@dataclass(frozen=True, slots=True)
+class LaneStep:
+    """What a lane does after a failed attempt at its head fan-out."""
+
+    attempts: int  # the lane's consecutive failures, as stored
+    next_attempt_at: datetime  # when the lane is due again
+    give_up: bool  # True: the head's remaining inboxes fail, the cursor moves on
+
+
+def lane_failed(attempts: int, now: datetime, rng: random.Random,
+                retry_after: str | None = None) -> LaneStep:
+    """The lane after its ``attempts + 1``-th consecutive failure.
+
+    Below ``MAX_ATTEMPTS`` the head waits for the backoff (or the receiver's
+    Retry-After) and is tried again. At ``MAX_ATTEMPTS`` (about two days of
+    failures) the head is given up and the lane goes on at once, keeping the
+    count at ``MAX_ATTEMPTS - 1``: while the host stays down, every later
+    activity gets one attempt and is then given up too, so a host dead for a
+    week does not hold its activities for two days each. The first success
+    resets the count (``lane_succeeded``).
+    """
+    failures = attempts + 1
+    when = next_attempt_at(failures, now, rng, retry_after)
+    if when is None:
+        asked = parse_retry_after(retry_after, now)
+        return LaneStep(MAX_ATTEMPTS - 1, asked or now, True)
+    return LaneStep(failures, when, False)
+
+
+def lane_succeeded() -> int:
+    """The lane's failure count after an inbox of the host accepted a delivery."""
+    return 0
+
+
+def lane_circuit(attempts: int, next_at: datetime) -> datetime | None:
+    """What ``host_state.circuit_open_until`` shows for a lane: while it has
+    failures, the moment it is tried again; None when it is healthy."""
+    return next_at if attempts > 0 else None

@@ -14,8 +14,8 @@ from typing import Any
 from sqlmodel import col, select
 from sqlmodel.ext.asyncio.session import AsyncSession
 
+from node.federation import delivery, processing, publishing
 from node.federation import local_actors as groups
-from node.federation import processing, publishing
 from node.federation.fetch import FetchError
 from node.federation.remote_actors import RemoteError, resolve_handle
 from node.federation.runtime import Node
@@ -287,7 +287,7 @@ async def decide_follow_request(node: Node, username: str, request_id: int, *,
                   "actor": follower.actor_uri, "object": node.urls.actor(actor.username)}
         if accept:
             follower.state = decided
-            session.add(follower)
+            await delivery.prepare_follower(session, follower)
             await processing.send_accept(session, node, actor, follower, follow)
         else:
             await processing.send_reject(session, node, actor, follower)
@@ -436,7 +436,7 @@ async def edit_group(node: Node, username: str, changes: dict[str, Any]) -> Loca
             to, cc = audience(node.urls, fresh)
             await publishing.record_activity(
                 session, fresh, node.urls, activity_type="Update", obj=document, to=to,
-                cc=cc, inboxes=await publishing.follower_inboxes(session, fresh),
+                cc=cc, to_followers=True,
                 in_outbox=False)
     except groups.GroupError as exc:
         raise OperationError(str(exc)) from exc

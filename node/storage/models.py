@@ -17,11 +17,11 @@ from sqlmodel import Field, SQLModel
 from node.storage.db import utcnow
 from node.storage.states import (
     CosignerState,
-    DeliveryState,
     FollowerState,
     FollowingState,
     InboxState,
     InvitationState,
+    LaneState,
     ParticipationState,
     check_constraint,
 )
@@ -93,6 +93,7 @@ class Follower(SQLModel, table=True):
     __tablename__ = "follower"
     __table_args__ = (
         UniqueConstraint("local_actor_id", "actor_uri"),
+        Index("ix_follower_actor_host", "local_actor_id", "host"),
         CheckConstraint(check_constraint("state", FollowerState), name="ck_follower_state"),
     )
 
@@ -104,6 +105,11 @@ class Follower(SQLModel, table=True):
     follow_activity_id: str = Field(max_length=2048)
     state: str = Field(default=FollowerState.PENDING, max_length=16)
     created_at: datetime = Field(default_factory=utcnow)
+    # Where activities to followers go for this one (its shared inbox if on its
+    # own origin, else its inbox: delivery.targets.deliver_to) and that URL's
+    # host, the lane it is served by. Set when the row is written.
+    deliver_to: str | None = Field(default=None, max_length=2048)
+    host: str | None = Field(default=None, max_length=256)
 
 
 class Following(SQLModel, table=True):
@@ -165,46 +171,74 @@ class Activity(SQLModel, table=True):
     published: datetime = Field(default_factory=utcnow)
 
 
-class Delivery(SQLModel, table=True):
-    """One activity to one inbox: the durable delivery queue.
+class Fanout(SQLModel, table=True):
+    """One published activity that goes somewhere: the fan-out log.
 
-    States: pending → sending (leased by a worker) → sent | failed.
-    A crashed worker's lease expires and the row is picked up again.
+    The id is the log position; every host's lane (``HostState.cursor``) walks
+    the log in id order, so one row stands for every follower of the actor
+    (``followers_of``) and/or a short explicit list of inboxes (``inboxes``:
+    an Accept, an invitation, mentions). No per-inbox rows are written when
+    publishing (docs/ARCHITECTURE.md §2).
     """
 
-    __tablename__ = "delivery"
-    __table_args__ = (
-        UniqueConstraint("activity_id", "inbox_url"),
-        Index("ix_delivery_due", "state", "next_attempt_at"),
-        CheckConstraint(check_constraint("state", DeliveryState), name="ck_delivery_state"),
-    )
+    __tablename__ = "fanout"
+    # AUTOINCREMENT on SQLite: a log position is never reused, even after the
+    # newest row was deleted.
+    __table_args__ = {"sqlite_autoincrement": True}
 
     id: int | None = Field(default=None, primary_key=True)
     activity_id: int = Field(foreign_key="activity.id", index=True)
-    inbox_url: str = Field(max_length=2048)
-    host: str = Field(max_length=256, index=True)
-    state: str = Field(default=DeliveryState.PENDING, max_length=16)
+    followers_of: int | None = Field(default=None, foreign_key="local_actor.id")
+    inboxes: list[str] | None = Field(default=None, sa_column=Column(JSON, nullable=True))
+    created_at: datetime = Field(default_factory=utcnow)
+
+
+class HostState(SQLModel, table=True):
+    """Per remote host: its delivery lane over the fan-out log, the signature
+    scheme it accepts, and its failure record (the lane is the breaker).
+
+    ``cursor``: the last fan-out fully handled for this host. ``attempts``:
+    consecutive failed attempts of the fan-out at the head; ``done``: inboxes of
+    the head fan-out already sent, so a retry does not repeat them.
+    """
+
+    __tablename__ = "host_state"
+    __table_args__ = (
+        Index("ix_host_state_due", "next_attempt_at"),
+        CheckConstraint(check_constraint("state", LaneState), name="ck_host_state_state"),
+    )
+
+    host: str = Field(primary_key=True, max_length=256)
+    cursor: int = 0
+    state: str = Field(default=LaneState.IDLE, max_length=16)
     attempts: int = 0
     next_attempt_at: datetime = Field(default_factory=utcnow)
     lease_until: datetime | None = None
     worker_id: str | None = Field(default=None, max_length=64)
     last_status: int | None = None
     last_error: str | None = Field(default=None, max_length=200)
-    created_at: datetime = Field(default_factory=utcnow)
-    finished_at: datetime | None = None
-
-
-class HostState(SQLModel, table=True):
-    """Per remote host: circuit breaker and which signature scheme it accepts."""
-
-    __tablename__ = "host_state"
-
-    host: str = Field(primary_key=True, max_length=256)
+    done: list[str] | None = Field(default=None, sa_column=Column(JSON, nullable=True))
     consecutive_failures: int = 0
     circuit_open_until: datetime | None = None
     signature_scheme: str | None = Field(default=None, max_length=16)  # cavage | rfc9421
     last_success_at: datetime | None = None
     last_failure_at: datetime | None = None
+
+
+class DeliveryFailure(SQLModel, table=True):
+    """An inbox that did not get a fan-out: a permanent answer, a refused
+    address, or attempts used up. The lane moved on; this is the record."""
+
+    __tablename__ = "delivery_failure"
+
+    id: int | None = Field(default=None, primary_key=True)
+    fanout_id: int = Field(foreign_key="fanout.id")
+    activity_id: int = Field(foreign_key="activity.id", index=True)
+    host: str = Field(max_length=256)
+    inbox_url: str = Field(max_length=2048)
+    status: int | None = None
+    error: str | None = Field(default=None, max_length=200)
+    at: datetime = Field(default_factory=utcnow, index=True)
 
 
 # --- what we receive -----------------------------------------------------------

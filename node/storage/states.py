@@ -28,13 +28,13 @@ class InboxState(StrEnum):
     FAILED = "failed"
 
 
-class DeliveryState(StrEnum):
-    """pending → sending (leased) → sent | failed (node/federation/delivery.py)."""
+class LaneState(StrEnum):
+    """A host's delivery lane (``host_state``): idle, or sending (leased to one
+    worker until ``lease_until``). What is left to send is the fan-out log
+    after the lane's cursor (docs/ARCHITECTURE.md §2 has the diagram)."""
 
-    PENDING = "pending"
+    IDLE = "idle"
     SENDING = "sending"
-    SENT = "sent"
-    FAILED = "failed"
 
 
 class FollowerState(StrEnum):

@@ -1,6 +1,18 @@
-"""The delivery worker: claims due rows, signs and POSTs them with bounded
-concurrency, and records the outcomes. The queue and its states are
-described in ``queue.py``; no transaction is open while a request is in flight.
+"""The delivery worker: per-host lanes over the fan-out log, claimed
+continuously (no batch barrier), each walking its fan-outs in order.
+
+- Up to ``concurrency`` lanes are in hand at once; as lanes finish, more are
+  claimed, so a slow or dead host holds one slot, never the others.
+- A lane takes a few fan-outs per claim, resolves its host's inboxes for each
+  (one query per actor for all lanes claimed together: ``lanes.follower_targets``),
+  sends them (a few at once), and stops at the first failure: the lane backs
+  off (``retry.lane_failed``), keeping its place and the inboxes already done.
+- Progress is written in batches (``lanes.flush``: every ``FLUSH_ROWS``
+  outcomes or ``FLUSH_SECONDS``), only by the lease holder; leases are short and
+  renewed every third of a lease while lanes are in hand (``renew_lanes``).
+
+Memory is bounded by the lanes in hand (fan-outs per claim, times at most 50 inboxes
+per host), never by the number of followers. docs/ARCHITECTURE.md §2.
 """
 
 from __future__ import annotations
@@ -10,10 +22,9 @@ import contextlib
 import logging
 import random
 import secrets
-import time
-from collections.abc import Mapping
-from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass
+from collections import OrderedDict
+from collections.abc import Awaitable, Callable, Sequence
+from dataclasses import dataclass, replace
 from datetime import timedelta
 from typing import Any
 
@@ -22,117 +33,185 @@ from sqlmodel import select as sm_select
 
 from node.core.metrics import METRICS
 from node.core.urls import Urls
-from node.federation.delivery.queue import (
-    Claimed,
-    Kind,
-    Outcome,
+from node.federation.delivery.lanes import (
+    Failure,
+    FanoutInfo,
+    LaneClaim,
+    LaneWrite,
     Scheme,
-    claim_due,
-    complete,
-    log_host,
-    renew,
+    claim_lanes,
+    fanouts_after,
+    flush,
+    follower_targets,
+    renew_lanes,
 )
-from node.federation.fetch import FetchError, GuardedClient
-from node.federation.retry import after_knock, classify_status
+from node.federation.delivery.sending import Result, Sender
+from node.federation.delivery.targets import inbox_host, log_host
+from node.federation.fetch import GuardedClient
+from node.federation.retry import lane_failed, lane_succeeded
 from node.federation.signatures import RequestSigner
-from node.storage.db import Database
+from node.storage.db import Database, utcnow
 from node.storage.models import Activity, LocalActor
 
 log = logging.getLogger("hambastegi.delivery")
 
-# A worker writes its outcomes when this many are waiting, or this long after
-# the previous write: few transactions, yet progress (and the breaker) is
-# visible while slow requests of the same batch are still running.
+# Lane progress is written when this many outcomes wait, or this long after
+# the first of them: few transactions, and a crash repeats little.
 FLUSH_ROWS = 200
-FLUSH_SECONDS = 0.5
-# FetchError reasons that will never change by trying again.
-PERMANENT_FETCH_ERRORS = frozenset({"forbidden_address", "bad_scheme"})
+FLUSH_SECONDS = 0.2
+# Activities (body and signer) kept per worker.
+SOURCE_CACHE = 256
+
+IdleWait = Callable[[float], Awaitable[None]]
 
 
 @dataclass(frozen=True, slots=True)
 class _Source:
-    """What a batch needs per activity: loaded once, used for every row."""
+    """What sending an activity needs: its body and its actor's signer."""
 
     body: bytes
     signer: RequestSigner | None
     error: str | None = None
 
 
-@dataclass(slots=True)
-class BatchReport:
-    scanned: int = 0
-    claimed: int = 0
-    sent: int = 0
+@dataclass(frozen=True, slots=True)
+class _Step:
+    """One fan-out of a lane's walk, with the host's inboxes for it."""
+
+    fanout: FanoutInfo
+    inboxes: tuple[str, ...]
 
 
 class DeliveryWorker:
-    """Claims due rows, sends them with bounded concurrency, records outcomes.
+    """Claims lanes, sends their fan-outs, records progress.
 
-    Counters (``sent``, ``retried``, ``failed``, ``postponed``, ``lost_leases``)
-    count recorded outcomes of this worker, for /metrics and tests.
+    Counters (``sent``, ``retried``, ``failed``, ``lost_leases``) count outcomes
+    of this worker: inboxes sent, failed attempts (a lane backing off), inboxes
+    given up, lanes whose lease went to another worker.
     """
 
     def __init__(self, db: Database, client: GuardedClient, urls: Urls, *,
                  concurrency: int = 64, batch: int = 500, poll_seconds: float = 1.0,
-                 lease: timedelta = timedelta(minutes=2), worker_id: str | None = None,
-                 signing_threads: int = 2) -> None:
+                 lease: timedelta = timedelta(seconds=10), worker_id: str | None = None,
+                 signing_threads: int = 2, fanouts_per_claim: int = 8, per_lane: int = 4,
+                 request_timeout: float = 30.0, idle_wait: IdleWait | None = None) -> None:
         self.db = db
-        self.client = client
         self.urls = urls
         self.concurrency = concurrency
-        self.batch = batch
+        self.batch = batch  # lanes claimed at once, at most
         self.poll_seconds = poll_seconds
         self.lease = lease
         self.worker_id = worker_id or secrets.token_hex(8)
-        # RSA signing releases the GIL, so a small pool signs beside the event
-        # loop on another core (bench/fanout.py); 0 signs inline.
-        self.signing_threads = signing_threads
-        self.idle = False  # True while it waits on an empty queue (_idle)
+        self.fanouts_per_claim = fanouts_per_claim
+        self.per_lane = per_lane
+        # "Return when something may have changed, or after this many seconds":
+        # a cross-process wake-up (LISTEN/NOTIFY, a change probe) plugs in here.
+        self.idle_wait = idle_wait
+        self.sender = Sender(client, signing_threads=signing_threads, timeout=request_timeout)
+        self.idle = False  # True while it waits with nothing to do (_idle)
         self.sent = 0
         self.retried = 0
         self.failed = 0
-        self.postponed = 0
         self.lost_leases = 0
         self._wake = asyncio.Event()
         self._rng = random.Random()
-        self._pool: ThreadPoolExecutor | None = None
-        # By (username, PEM): a rotated key is picked up at the next batch.
         self._signers: dict[tuple[str, str], RequestSigner] = {}
+        self._sources: OrderedDict[int, _Source] = OrderedDict()
+        self._tasks: dict[str, asyncio.Task[None]] = {}
+        self._claims: dict[str, LaneClaim] = {}
+        self._writes: dict[str, LaneWrite] = {}
+        self._failures: list[Failure] = []
+        self._outcomes = 0
+        self._first_buffered: float | None = None
+        self._lost: set[str] = set()
+        self._mark: int | None = None  # fast-forward: the last fan-out looked at
+        self._renew_at = 0.0
 
     @property
     def counters(self) -> dict[str, int]:
         return {"sent": self.sent, "retried": self.retried, "failed": self.failed,
-                "postponed": self.postponed, "lost_leases": self.lost_leases}
+                "lost_leases": self.lost_leases}
 
     def wake(self) -> None:
-        """Deliver now: the in-process publisher calls this after enqueueing."""
+        """Deliver now: the in-process publisher calls this after publishing."""
         self._wake.set()
 
     def close(self) -> None:
-        if self._pool is not None:
-            self._pool.shutdown(wait=False, cancel_futures=True)
-            self._pool = None
+        self.sender.close()
+
+    # --- the loop -----------------------------------------------------------------------
 
     async def run(self, stop: asyncio.Event) -> None:
-        """Work until ``stop`` is set. The batch in hand is finished first; if the
-        task is cancelled instead, its rows go again when their lease runs out."""
+        """Work until ``stop`` is set; then lanes in hand are interrupted, their
+        progress written and the lanes released (unfinished sends go again)."""
         try:
             while not stop.is_set():
                 self._wake.clear()
                 try:
-                    report = await self.run_batch()
+                    busy = await self._step()
                 except Exception:  # the database went away, say: try again later
-                    log.exception("delivery batch failed", extra={"worker_id": self.worker_id})
-                    report = BatchReport()
-                if report.scanned >= self.batch:
-                    continue  # a full batch: more is probably due, no pause
-                await self._idle(stop)
+                    log.exception("delivery step failed", extra={"worker_id": self.worker_id})
+                    busy = False
+                if not busy:
+                    await self._idle(stop)
         finally:
+            await self._shutdown()
             self.close()
+
+    async def run_once(self) -> int:
+        """Work until nothing is due; returns how many inboxes were sent (tests)."""
+        before = self.sent
+        while await self._step(drain=True):
+            pass
+        return self.sent - before
+
+    async def _step(self, *, drain: bool = False) -> bool:
+        """Top up the lanes in hand, wait a little for progress, flush; False
+        when there is nothing in hand and nothing due."""
+        loop = asyncio.get_running_loop()
+        free = self.concurrency - len(self._tasks)
+        claimed = 0
+        if free > 0 and (free * 4 >= self.concurrency or not self._tasks):
+            claims, mark = await claim_lanes(self.db, self.worker_id, min(free, self.batch),
+                                             self.lease, skip_after=self._mark)
+            if self._mark is None or mark is not None:
+                self._mark = mark
+            claimed = len(claims)
+            if claims:
+                if not self._tasks:
+                    self._renew_at = loop.time() + self.lease.total_seconds() / 3
+                await self._start(claims)
+        if self._tasks:
+            wake = asyncio.create_task(self._wake.wait())
+            try:
+                await asyncio.wait([*self._tasks.values(), wake], timeout=FLUSH_SECONDS,
+                                   return_when=asyncio.FIRST_COMPLETED)
+            finally:
+                wake.cancel()
+            for host, task in list(self._tasks.items()):
+                if task.done():
+                    del self._tasks[host]
+                    if not task.cancelled() and task.exception() is not None:
+                        log.error("lane crashed", exc_info=task.exception(),
+                                  extra={"host": log_host(host)})
+                        self._release_unchanged(host)
+            if loop.time() >= self._renew_at:
+                await self._renew()
+                self._renew_at = loop.time() + self.lease.total_seconds() / 3
+        due = (self._outcomes >= FLUSH_ROWS or not self._tasks or (
+            self._first_buffered is not None
+            and loop.time() - self._first_buffered >= FLUSH_SECONDS))
+        flushed = 0
+        if due and self._writes:
+            flushed = await self._flush()
+        return bool(self._tasks or claimed or flushed)
 
     async def _idle(self, stop: asyncio.Event) -> None:
         self.idle = True  # observable: tests and status wait for "nothing left to do"
-        waiters = {asyncio.create_task(self._wake.wait()), asyncio.create_task(stop.wait())}
+        waiters: set[asyncio.Future[Any]] = {asyncio.create_task(self._wake.wait()),
+                                              asyncio.create_task(stop.wait())}
+        if self.idle_wait is not None:
+            waiters.add(asyncio.ensure_future(self.idle_wait(self.poll_seconds)))
         try:
             await asyncio.wait(waiters, timeout=self.poll_seconds,
                                return_when=asyncio.FIRST_COMPLETED)
@@ -141,198 +220,211 @@ class DeliveryWorker:
             for waiter in waiters:
                 waiter.cancel()
 
-    async def run_once(self) -> int:
-        """Claim and send until nothing is due; returns how many were sent (tests)."""
-        sent = 0
-        while True:
-            report = await self.run_batch()
-            sent += report.sent
-            if report.scanned == 0:
-                return sent
+    async def _shutdown(self) -> None:
+        for task in self._tasks.values():
+            task.cancel()
+        await asyncio.gather(*self._tasks.values(), return_exceptions=True)
+        for host in list(self._tasks):
+            self._release_unchanged(host)
+        self._tasks.clear()
+        if self._writes:
+            with contextlib.suppress(Exception):
+                await self._flush()
 
-    async def run_batch(self) -> BatchReport:
-        """Claim one batch, send it, record every outcome."""
-        started = time.perf_counter()
-        result = await claim_due(self.db, self.worker_id, self.batch, self.lease)
-        report = BatchReport(scanned=result.scanned, claimed=len(result.claimed))
-        self.postponed += result.postponed
-        if result.postponed:
-            METRICS.delivery("postponed", result.postponed)
-        if not result.claimed:
-            return report
-        sources = await self._sources({c.activity_id for c in result.claimed})
-        semaphore = asyncio.Semaphore(self.concurrency)
-        results: asyncio.Queue[Outcome] = asyncio.Queue()
-        buffer: list[Outcome] = []
-        tasks: list[asyncio.Task[None]] = []
-        in_flight: set[int] = set()
-        for item in result.claimed:
-            source = sources.get(item.activity_id)
+    # --- lanes --------------------------------------------------------------------------
+
+    async def _start(self, claims: Sequence[LaneClaim]) -> None:
+        """Plan the claimed lanes (fan-outs, inboxes, activities) with a few
+        queries for all of them, then start one task per lane."""
+        by_cursor: dict[int, list[FanoutInfo]] = {}
+        for cursor in sorted({c.cursor for c in claims}):
+            by_cursor[cursor] = await fanouts_after(self.db, cursor, self.fanouts_per_claim)
+        wanted: dict[int, set[str]] = {}  # actor -> hosts
+        for claim in claims:
+            for fanout in by_cursor[claim.cursor]:
+                if fanout.followers_of is not None:
+                    wanted.setdefault(fanout.followers_of, set()).add(claim.host)
+        targets: dict[tuple[int, str], list[str]] = {}
+        for actor_id, hosts in wanted.items():
+            for host, inboxes in (await follower_targets(self.db, actor_id,
+                                                         sorted(hosts))).items():
+                targets[(actor_id, host)] = inboxes
+        await self._load_sources({f.activity_id for fs in by_cursor.values() for f in fs})
+        for claim in claims:
+            steps = []
+            for fanout in by_cursor[claim.cursor]:
+                chosen = {u for u in fanout.inboxes if inbox_host(u) == claim.host}
+                if fanout.followers_of is not None:
+                    chosen.update(targets.get((fanout.followers_of, claim.host), ()))
+                steps.append(_Step(fanout, tuple(sorted(chosen))))
+            self._claims[claim.host] = claim
+            self._lost.discard(claim.host)
+            self._tasks[claim.host] = asyncio.create_task(self._walk(claim, steps))
+
+    async def _walk(self, claim: LaneClaim, steps: Sequence[_Step]) -> None:
+        """Send the lane's fan-outs in order; stop at the first failed attempt."""
+        state = LaneWrite(claim.host, claim.cursor, claim.attempts, utcnow(),
+                          sorted(claim.done) or None, claim.scheme)
+        for step in steps:
+            if claim.host in self._lost:
+                return
+            done = set(state.done or ())
+            todo = [u for u in step.inboxes if u not in done]
+            source = self._sources.get(step.fanout.activity_id)
+            results: list[Result]
             if source is None or source.signer is None:
                 error = source.error if source is not None else "activity_gone"
-                buffer.append(Outcome(item, "permanent", error=error, scheme=item.scheme))
-                continue
-            in_flight.add(item.id)
-            tasks.append(asyncio.create_task(
-                self._deliver(item, source.body, source.signer, semaphore, results)))
-        loop = asyncio.get_running_loop()
-        renew_every = max(self.lease.total_seconds() / 3, 0.05)
-        next_renew = loop.time() + renew_every
-        # Outcomes wait at most FLUSH_SECONDS from the first one buffered.
-        flush_at = loop.time() + FLUSH_SECONDS if buffer else None
-        try:
-            while in_flight:
-                deadline = next_renew if flush_at is None else min(next_renew, flush_at)
-                with contextlib.suppress(TimeoutError):
-                    async with asyncio.timeout_at(deadline):
-                        arrived = [await results.get()]
-                        while not results.empty():
-                            arrived.append(results.get_nowait())
-                        for outcome in arrived:
-                            in_flight.discard(outcome.claimed.id)
-                        if not buffer:
-                            flush_at = loop.time() + FLUSH_SECONDS
-                        buffer += arrived
-                if buffer and (len(buffer) >= FLUSH_ROWS or not in_flight
-                               or (flush_at is not None and loop.time() >= flush_at)):
-                    report.sent += await self._record(buffer)
-                    buffer, flush_at = [], None
-                if in_flight and loop.time() >= next_renew:
-                    await self._renew(in_flight)
-                    next_renew = loop.time() + renew_every
-            if buffer:
-                report.sent += await self._record(buffer)
-        finally:
-            for task in tasks:
-                task.cancel()  # only on cancellation are any still running
-        log.debug("delivery batch", extra={
-            "worker_id": self.worker_id, "claimed": report.claimed, "sent": report.sent,
-            "seconds": round(time.perf_counter() - started, 3)})
-        return report
+                results = [Result(u, "permanent", None, error) for u in todo]
+            else:
+                results = await self._send_all(todo, source, source.signer, state.scheme)
+            retry = [r for r in results if r.kind == "retry"]
+            for result in results:
+                if result.kind == "sent":
+                    done.add(result.inbox)
+                    state.scheme = result.scheme
+                elif result.kind == "permanent":
+                    done.add(result.inbox)
+                    self._fail(step.fanout, claim.host, result.inbox, result.status, result.error)
+            if any(r.host_ok for r in results):
+                state.attempts = lane_succeeded()
+                state.succeeded = True
+            sent = sum(r.kind == "sent" for r in results)
+            self.sent += sent
+            if sent:
+                METRICS.delivery("sent", sent)
+            self._outcomes += len(results)
+            if retry:
+                worst = retry[0]
+                lane = lane_failed(state.attempts, utcnow(), self._rng,
+                                   max((r.retry_after for r in retry if r.retry_after),
+                                       default=None))
+                self.retried += 1
+                METRICS.delivery("retried")
+                state.attempts, state.next_attempt_at = lane.attempts, lane.next_attempt_at
+                state.last_status, state.last_error = worst.status, worst.error
+                state.failed = True
+                log.info("delivery lane backs off", extra={
+                    "host": log_host(claim.host), "fanout_id": step.fanout.id,
+                    "status": worst.status, "reason": worst.error, "attempts": lane.attempts,
+                    "give_up": lane.give_up})
+                if not lane.give_up:
+                    state.done = sorted(done) or None
+                    self._buffer(replace(state, release=True))
+                    return
+                for result in retry:
+                    self._fail(step.fanout, claim.host, result.inbox, result.status,
+                               f"attempts_used_up:{result.error}")
+            state.cursor, state.done = step.fanout.id, None
+            self._buffer(replace(state))
+            state.succeeded = state.failed = False
+        self._buffer(replace(state, release=True))
 
-    async def _sources(self, activity_ids: set[int]) -> dict[int, _Source]:
-        """Each activity's body and its actor's signer, once per batch."""
-        query = (sm_select(col(Activity.id), col(Activity.body), col(LocalActor.username),
-                           col(LocalActor.rsa_private_pem))
-                 .join(LocalActor, col(LocalActor.id) == col(Activity.local_actor_id))
-                 .where(col(Activity.id).in_(activity_ids)))
-        async with self.db.read() as session:
-            rows = (await session.exec(query)).all()
-        sources: dict[int, _Source] = {}
-        for activity_id, body, username, pem in rows:
-            signer = self._signers.get((username, pem))
-            if signer is None:
+    async def _send_all(self, inboxes: Sequence[str], source: _Source, signer: RequestSigner,
+                        known: Scheme) -> list[Result]:
+        """Send to a host's inboxes, ``per_lane`` at a time."""
+        gate = asyncio.Semaphore(self.per_lane)
+
+        async def one(inbox: str) -> Result:
+            async with gate:
                 try:
-                    signer = RequestSigner(pem, self.urls.key_id(username))
-                except (ValueError, TypeError):  # KeyFormatError is a ValueError
-                    log.error("cannot sign: the actor's RSA key is unusable",
-                              extra={"activity_id": activity_id, "actor": username})
-                    sources[int(activity_id or 0)] = _Source(body, None, "bad_key")
-                    continue
-                if len(self._signers) > 1000:
-                    self._signers.clear()  # keys of deleted or rotated actors
-                self._signers[(username, pem)] = signer
-            sources[int(activity_id or 0)] = _Source(body, signer)
-        return sources
+                    return await self.sender.send(inbox, source.body, signer, known)
+                except Exception:  # a bug costs a retry, not the lane's progress
+                    log.exception("delivery crashed", extra={"host": log_host(
+                        inbox_host(inbox) or "")})
+                    return Result(inbox, "retry", error="internal_error", scheme=known)
 
-    async def _sign(self, signer: RequestSigner, url: str, body: bytes,
-                    scheme: Scheme) -> Mapping[str, str]:
-        if self.signing_threads <= 0:
-            return signer("POST", url, body, scheme)
-        if self._pool is None:
-            self._pool = ThreadPoolExecutor(max_workers=self.signing_threads,
-                                            thread_name_prefix="sign")
-        return await asyncio.get_running_loop().run_in_executor(
-            self._pool, signer, "POST", url, body, scheme)
+        return list(await asyncio.gather(*(one(inbox) for inbox in inboxes)))
 
-    async def _deliver(self, item: Claimed, body: bytes, signer: RequestSigner,
-                       semaphore: asyncio.Semaphore, results: asyncio.Queue[Outcome]) -> None:
-        try:
-            async with semaphore:
-                outcome = await self._send(item, body, signer)
-        except Exception:  # a bug must cost a retry, not the whole batch's outcomes
-            log.exception("delivery crashed", extra={"delivery_id": item.id})
-            outcome = Outcome(item, "retry", error="internal_error", scheme=item.scheme)
-        results.put_nowait(outcome)
+    def _fail(self, fanout: FanoutInfo, host: str, inbox: str, status: int | None,
+              error: str | None) -> None:
+        self.failed += 1
+        METRICS.delivery("failed")
+        log.info("delivery failed", extra={"host": log_host(host), "fanout_id": fanout.id,
+                                           "activity_id": fanout.activity_id,
+                                           "status": status, "reason": error})
+        self._failures.append(Failure(fanout.id, fanout.activity_id, host, inbox, status, error))
 
-    async def _send(self, item: Claimed, body: bytes, signer: RequestSigner) -> Outcome:
-        """POST once; on 400/401 once more at once with the other scheme."""
-        scheme = item.scheme
-        knocked = False
-        try:
-            # One URL object: its string form is signed and the object itself is
-            # sent, so the signed request-target is byte for byte the one on the wire.
-            target = self.client.check_url(item.inbox_url)
-        except FetchError as exc:
-            return Outcome(item, "permanent", exc.status, exc.reason, scheme=scheme)
-        while True:
-            headers = await self._sign(signer, str(target), body, scheme)
-            try:
-                result = await self.client.post_signed(target, body, headers)
-            except FetchError as exc:
-                if exc.reason in PERMANENT_FETCH_ERRORS:
-                    return Outcome(item, "permanent", exc.status, exc.reason, scheme=scheme)
-                return Outcome(item, "retry", exc.status, exc.reason, scheme=scheme,
-                               host_ok=False)
-            status = result.status
-            verdict = classify_status(status)
-            if verdict == "knock" and not knocked:
-                # Double knock: maybe the host verifies only the other scheme.
-                knocked = True
-                scheme = "rfc9421" if scheme == "cavage" else "cavage"
-                continue
-            if verdict == "sent":
-                return Outcome(item, "sent", status, scheme=scheme, host_ok=True)
-            kind: Kind = after_knock(status) if verdict == "knock" else verdict
-            # 5xx, 408 and 429 say the host is unwell; other answers that it works.
-            unwell = verdict == "retry"
-            return Outcome(item, kind, status, f"http_{status}", result.retry_after, scheme,
-                           host_ok=not unwell)
+    def _buffer(self, write: LaneWrite) -> None:
+        if write.host in self._writes:
+            # Keep what an earlier, unflushed write of the lane observed.
+            earlier = self._writes[write.host]
+            write.succeeded |= earlier.succeeded
+            write.failed |= earlier.failed
+        self._writes[write.host] = write
+        if self._first_buffered is None:
+            self._first_buffered = asyncio.get_running_loop().time()
 
-    async def _record(self, outcomes: list[Outcome]) -> int:
-        """Write outcomes (one retry on a database hiccup); returns how many sent."""
+    def _release_unchanged(self, host: str) -> None:
+        """Release a lane whose walk ended without a final write (cancelled,
+        crashed): as far as it was written, to be walked again."""
+        claim = self._claims.get(host)
+        write = self._writes.get(host)
+        if write is not None:
+            write.release = True
+        elif claim is not None:
+            self._buffer(LaneWrite(host, claim.cursor, claim.attempts, utcnow(),
+                                   sorted(claim.done) or None, claim.scheme, release=True))
+
+    async def _flush(self) -> int:
+        writes, failures = list(self._writes.values()), self._failures
+        self._writes, self._failures = {}, []
+        self._outcomes, self._first_buffered = 0, None
         for attempt in (1, 2):
             try:
-                written = await complete(self.db, self.worker_id, outcomes, rng=self._rng)
+                result = await flush(self.db, self.worker_id, writes, failures, self.lease)
                 break
             except Exception:
                 if attempt == 2:
-                    # The rows stay leased; when the lease runs out they go again.
-                    log.exception("recording delivery outcomes failed",
-                                  extra={"worker_id": self.worker_id, "rows": len(outcomes)})
+                    # The lanes stay leased; when the lease runs out they go again.
+                    log.exception("recording lane progress failed",
+                                  extra={"worker_id": self.worker_id, "lanes": len(writes)})
                     return 0
                 await asyncio.sleep(0.2)
-        self.lost_leases += len(outcomes) - len(written)
-        sent = 0
-        for record in written:
-            if record.state == "sent":
-                sent += 1
-            elif record.state == "pending":
-                self.retried += 1
-                METRICS.delivery("retried")
-                log.debug("delivery retried", extra=_log_fields(record.outcome))
-            else:
-                self.failed += 1
-                METRICS.delivery("failed")
-                log.info("delivery failed", extra=_log_fields(record.outcome))
-        self.sent += sent
-        if sent:
-            METRICS.delivery("sent", sent)
-        return sent
+        self.lost_leases += len(result.lost)
+        self._lost |= result.lost
+        for write in writes:
+            if write.release or write.host in result.lost:
+                self._claims.pop(write.host, None)
+        return len(writes)
 
-    async def _renew(self, in_flight: set[int]) -> None:
+    async def _renew(self) -> None:
+        hosts = sorted(set(self._tasks) | {h for h, w in self._writes.items()})
         try:
-            held = await renew(self.db, self.worker_id, sorted(in_flight), self.lease)
+            held = await renew_lanes(self.db, self.worker_id, hosts, self.lease)
         except Exception:
             log.exception("lease renewal failed", extra={"worker_id": self.worker_id})
             return
-        if held < len(in_flight):
+        if held < len(hosts):
             log.warning("leases lost while sending",
-                        extra={"worker_id": self.worker_id, "rows": len(in_flight) - held})
+                        extra={"worker_id": self.worker_id, "lanes": len(hosts) - held})
 
-
-def _log_fields(outcome: Outcome) -> dict[str, Any]:
-    return {"delivery_id": outcome.claimed.id, "activity_id": outcome.claimed.activity_id,
-            "host": log_host(outcome.claimed.host), "status": outcome.status,
-            "reason": outcome.error, "attempts": outcome.claimed.attempts + 1}
-
+    async def _load_sources(self, activity_ids: set[int]) -> None:
+        """Each activity's body and its actor's signer, kept in a bounded cache."""
+        for cached in activity_ids & set(self._sources):
+            self._sources.move_to_end(cached)
+        missing = activity_ids - set(self._sources)
+        if not missing:
+            return
+        query = (sm_select(col(Activity.id), col(Activity.body), col(LocalActor.username),
+                           col(LocalActor.rsa_private_pem))
+                 .join(LocalActor, col(LocalActor.id) == col(Activity.local_actor_id))
+                 .where(col(Activity.id).in_(missing)))
+        async with self.db.read() as session:
+            rows = (await session.exec(query)).all()
+        for activity_id, body, username, pem in rows:
+            signer = self._signers.get((username, pem))
+            source = _Source(body, signer)
+            if signer is None:
+                try:
+                    signer = RequestSigner(pem, self.urls.key_id(username))
+                    if len(self._signers) > 1000:
+                        self._signers.clear()  # keys of deleted or rotated actors
+                    self._signers[(username, pem)] = signer
+                    source = _Source(body, signer)
+                except (ValueError, TypeError):  # KeyFormatError is a ValueError
+                    log.error("cannot sign: the actor's RSA key is unusable",
+                              extra={"activity_id": activity_id, "actor": username})
+                    source = _Source(body, None, "bad_key")
+            self._sources[int(activity_id or 0)] = source
+        while len(self._sources) > SOURCE_CACHE:
+            self._sources.popitem(last=False)
