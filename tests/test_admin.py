@@ -8,6 +8,7 @@ from typing import Any
 import httpx
 import pytest
 
+from node.federation.delivery import prepare_follower
 from node.groups import operations
 from node.storage.models import Follower, RemoteObject
 from tests.conftest import LiveNode, wait_for
@@ -30,9 +31,9 @@ async def test_group_edit_changes_the_profile_and_federates_an_update(
     actor = await operations.create_group(node, "koeln", display_name="Köln", language="de")
     await operations.create_group(node, "paris", display_name="Paris", language="fr")
     async with node.db.write() as session:
-        session.add(Follower(local_actor_id=actor.id or 0, actor_uri=follower.id,
-                             inbox=follower.inbox, follow_activity_id=follower.id + "#f",
-                             state="accepted"))
+        await prepare_follower(session, Follower(
+            local_actor_id=actor.id or 0, actor_uri=follower.id, inbox=follower.inbox,
+            follow_activity_id=follower.id + "#f", state="accepted"))
     avatar = await operations.upload_media(node, _png(), group="koeln")
     theirs = await operations.upload_media(node, _png(), group="paris")
     with pytest.raises(operations.OperationError):

@@ -17,13 +17,14 @@ import pytest
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 from cryptography.hazmat.primitives.asymmetric.rsa import RSAPrivateKey
 from sqlalchemy import func
-from sqlmodel import col, select
+from sqlmodel import select
 
 from node.federation import keys
 from node.federation.publishing import MAX_INBOXES_PER_HOST, choose_inboxes
 from node.groups import operations
-from node.storage.models import Activity, Delivery, Follower
+from node.storage.models import Activity, Follower
 from tests.conftest import LiveNode, wait_for
+from tests.delivery_helpers import activity_states
 from tests.fediverse import FakeActor, FakeRemote, signed_post
 
 GROUP = "koeln"
@@ -83,12 +84,10 @@ async def publish_and_deliver(live: LiveNode) -> None:
         async with live.node.db.read() as session:
             create = (await session.exec(select(Activity.id).where(
                 Activity.activity_type == "Create"))).first()
-            if create is None:
-                return False
-            open_rows = (await session.exec(select(func.count()).select_from(Delivery).where(
-                Delivery.activity_id == create,
-                col(Delivery.state).in_(["pending", "sending"])))).one()
-        return int(open_rows) == 0
+        if create is None:
+            return False
+        states = await activity_states(live.node.db, create)
+        return bool(states) and set(states) <= {"delivered", "failed"}
 
     await wait_for(delivered, what="the note's deliveries")
 

@@ -10,8 +10,9 @@ import httpx
 from sqlalchemy import func
 from sqlmodel import select
 
-from node.storage.models import Activity, Delivery, Follower, Following, InboxItem
+from node.storage.models import Follower, Following, InboxItem
 from tests.conftest import NodeFactory, NodeProcess, free_port, wait_for
+from tests.delivery_helpers import lanes_behind, object_states, positions_behind
 from tests.fediverse import LoopbackServer, Request
 
 AS = {"Accept": "application/activity+json"}
@@ -92,13 +93,8 @@ async def test_follow_publish_edit_delete_and_undo_between_two_nodes(nodes: Node
     await wait_for(dropped, what="follower removed on A")
     later = (await asyncio.to_thread(a.cli, "publish", "note", "koeln", "--text", "later")
              ).stdout.strip()
-    async with a.db().read() as session:
-        activity = (await session.exec(
-            select(Activity).where(Activity.object_uri == later))).one()
-        queued = (await session.exec(
-            select(func.count()).select_from(Delivery)
-            .where(Delivery.activity_id == activity.id))).one()
-    assert queued == 0
+    # The post goes to no host: no follower is left.
+    assert await object_states(a.db(), later) == []
 
 
 async def test_deliveries_queued_while_stopped_arrive_after_restart_once_each(
@@ -114,7 +110,8 @@ async def test_deliveries_queued_while_stopped_arrive_after_restart_once_each(
     await asyncio.to_thread(a.start, "--no-worker")
     ids = [(await asyncio.to_thread(a.cli, "publish", "note", "paris", "--text", f"appel {i}")
             ).stdout.strip() for i in range(5)]
-    assert await count(a, Delivery, Delivery.state == "pending") == 5
+    assert [await object_states(a.db(), i) for i in ids] == [["waiting"]] * 5
+    assert await positions_behind(a.db()) == 5
     await asyncio.to_thread(a.stop)
 
     # Restarted with its worker, A delivers everything; B stores each once.
@@ -128,11 +125,11 @@ async def test_deliveries_queued_while_stopped_arrive_after_restart_once_each(
 
     # B has them; A records the outcomes just after the answers arrive.
     async def all_recorded() -> bool:
-        return await count(a, Delivery, Delivery.state == "sent") == 6
+        return await lanes_behind(a.db()) == 0
 
     # The five Creates and the earlier Accept: all sent, nothing left over.
     await wait_for(all_recorded, what="outcomes recorded as sent")
-    assert await count(a, Delivery, Delivery.state != "sent") == 0
+    assert [await object_states(a.db(), i) for i in ids] == [["delivered"]] * 5
 
 
 def is_inbox_post(request: Request) -> bool:
@@ -170,7 +167,8 @@ async def test_worker_killed_mid_send_loses_nothing_and_inbox_stores_once(
         await asyncio.wait_for(hold.held.wait(), timeout=30)
         worker.kill()  # SIGKILL mid-send: no chance to record anything
         await worker.wait()
-        assert await note_deliveries(a, note_id) == ["sending"]
+        # Nothing recorded: the lane is still leased to the dead worker.
+        assert await object_states(a.db(), note_id) == ["waiting"]
         hold.release()  # the held request reaches B after all
 
         replacement = await asyncio.create_subprocess_exec(
@@ -178,7 +176,7 @@ async def test_worker_killed_mid_send_loses_nothing_and_inbox_stores_once(
             stderr=asyncio.subprocess.DEVNULL)
         try:
             async def sent() -> bool:
-                return await note_deliveries(a, note_id) == ["sent"]
+                return await object_states(a.db(), note_id) == ["delivered"]
 
             await wait_for(sent, timeout=30, what="redelivery after the lease expired")
         finally:
@@ -190,15 +188,6 @@ async def test_worker_killed_mid_send_loses_nothing_and_inbox_stores_once(
 
         await wait_for(both_answered, what="both copies answered by B")
         assert len(await received(b, "Create", note_id)) == 1
-
-
-async def note_deliveries(node: NodeProcess, note_id: str) -> list[str]:
-    """States of the delivery rows of the Create of one note."""
-    async with node.db().read() as session:
-        rows = await session.exec(
-            select(Delivery.state).join(Activity, Activity.id == Delivery.activity_id)  # type: ignore[arg-type]
-            .where(Activity.object_uri == note_id, Activity.activity_type == "Create"))
-        return list(rows.all())
 
 
 def worker_command() -> list[str]:

@@ -15,7 +15,7 @@ from node.federation import signatures
 from node.groups import operations
 from node.storage.db import utcnow
 from node.storage.models import (
-    Delivery,
+    Fanout,
     Follower,
     InboxItem,
     Interaction,
@@ -51,7 +51,7 @@ async def follow(live: LiveNode, remote: FakeRemote, actor: FakeActor, group_uri
 
 async def nothing_stored_or_queued(live: LiveNode) -> None:
     assert await count(live, InboxItem) == 0
-    assert await count(live, Delivery) == 0
+    assert await count(live, Fanout) == 0
 
 
 # --- the happy paths ---------------------------------------------------------------------
@@ -305,14 +305,14 @@ async def test_forged_signature_is_refused(live_node: LiveNode, remote: FakeRemo
     alice = remote.add_actor("alice")
     await follow(live_node, remote, alice, group)
     await wait_for(lambda: count(live_node, Follower), what="follower")
-    items, deliveries = await count(live_node, InboxItem), await count(live_node, Delivery)
+    items, deliveries = await count(live_node, InboxItem), await count(live_node, Fanout)
     fetches = sum(remote.fetches.values())
     forged = remote.activity(alice, "Undo", {"id": "x", "type": "Follow"})
     response = await signed_post(f"{group}/inbox", forged, alice, key=keys.generate_rsa())
     assert response.status_code == 401
     assert response.json()["reason"] == "bad_signature"
     assert await count(live_node, InboxItem) == items
-    assert await count(live_node, Delivery) == deliveries
+    assert await count(live_node, Fanout) == deliveries
     assert sum(remote.fetches.values()) == fetches  # key fetched moments ago: no refetch
 
 

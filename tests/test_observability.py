@@ -12,7 +12,7 @@ from pathlib import Path
 
 import httpx
 import pytest
-from sqlmodel import col, select
+from sqlmodel import select
 
 from node.core.settings import Settings
 from node.federation.runtime import Node
@@ -67,14 +67,16 @@ async def test_metrics_show_the_delivery_queue(metrics_node: LiveNode) -> None:
     async with live_node.node.db.write() as session:
         actor = await get_group(session, "koeln")
         assert actor is not None
-        # An inbox on a port nothing listens on: the row stays queued for retry.
+        # An inbox on a port nothing listens on: its host gets a lane.
         await publishing.record_activity(
             session, actor, live_node.node.urls, activity_type="Create",
             obj={"id": "x", "type": "Note"}, to=[],
             inboxes=["http://127.0.0.1:9/inbox"])
     async with httpx.AsyncClient() as client:
         text = (await client.get(live_node.url("/metrics"), headers=SCRAPE)).text
-    assert 'hambastegi_delivery_queue{state="' in text
+    assert 'hambastegi_delivery_lanes{state="all"} 1.0' in text
+    assert 'hambastegi_delivery_lanes{state="behind"}' in text
+    assert "hambastegi_delivery_queue " in text
 
 
 def status_of(env: dict[str, str]) -> str:
@@ -93,7 +95,8 @@ async def cli_env(tmp_path: Path, databases: DatabaseFactory) -> dict[str, str]:
 
 async def test_status_of_an_empty_node_says_none(cli_env: dict[str, str]) -> None:
     out = status_of(cli_env)
-    assert "deliveries queued: none" in out
+    assert "deliveries queued (hosts): none" in out
+    assert "deliveries failed all time: 0" in out
     assert "inbox queued: none" in out
     assert "failing hosts: none" in out
     assert not [line for line in out.splitlines() if line.rstrip().endswith(":")]
@@ -104,7 +107,7 @@ async def test_status_separates_queue_recent_and_history_and_counts_failing_host
     from node.federation import publishing
     from node.federation.local_actors import get_group
     from node.storage.db import Database, utcnow
-    from node.storage.models import Delivery, HostState
+    from node.storage.models import DeliveryFailure, Fanout, HostState
 
     settings = Settings.load(environ=cli_env)
     node = Node(settings)
@@ -114,7 +117,7 @@ async def test_status_separates_queue_recent_and_history_and_counts_failing_host
         async with node.db.write() as session:
             actor = await get_group(session, "koeln")
             assert actor is not None
-            await publishing.record_activity(
+            activity = await publishing.record_activity(
                 session, actor, node.urls, activity_type="Create",
                 obj={"id": "x", "type": "Note"}, to=[],
                 inboxes=[f"https://h{i}.example/inbox" for i in range(30)])
@@ -123,23 +126,28 @@ async def test_status_separates_queue_recent_and_history_and_counts_failing_host
     db = Database(settings.database_url)
     now = utcnow()
     async with db.write() as session:
-        rows = (await session.exec(select(Delivery).order_by(col(Delivery.id)))).all()
-        # 5 still queued, 4 sent in the last hour, 6 sent yesterday, 15 sent long ago.
-        for row in rows[5:9]:
-            row.state, row.finished_at = "sent", now - timedelta(minutes=5)
-        for row in rows[9:15]:
-            row.state, row.finished_at = "sent", now - timedelta(hours=5)
-        for row in rows[15:]:
-            row.state, row.finished_at = "failed", now - timedelta(days=3)
-        session.add_all(rows)
+        [fanout] = (await session.exec(select(Fanout))).all()
+        lanes = {s.host: s for s in (await session.exec(select(HostState))).all()}
+        # 25 hosts failing (h24 the most), 3 caught up, 2 still behind.
         for i in range(25):
-            session.add(HostState(host=f"h{i}.example", consecutive_failures=i + 1))
+            lanes[f"h{i}.example"].attempts = lanes[f"h{i}.example"].consecutive_failures = i + 1
+        for i in range(25, 28):
+            lanes[f"h{i}.example"].cursor = fanout.id or 0
+        session.add_all(lanes.values())
+        # 4 failed in the last hour, 6 yesterday, 15 long ago.
+        ages = [timedelta(minutes=5)] * 4 + [timedelta(hours=5)] * 6 + [timedelta(days=3)] * 15
+        for i, age in enumerate(ages):
+            session.add(DeliveryFailure(fanout_id=fanout.id or 0, activity_id=activity.id or 0,
+                                        host=f"x{i}.example", inbox_url="https://x/inbox",
+                                        status=410, error="http_410", at=now - age))
     await db.dispose()
     out = status_of(cli_env)
-    assert "deliveries queued: pending=5" in out
-    assert "deliveries finished in the last hour: sent=4" in out
-    assert "deliveries finished in the last day: sent=10" in out
-    assert "deliveries all time: failed=15, pending=5, sent=10 (total 30)" in out
+    assert ("deliveries queued (hosts): behind=2, retrying=25; "
+            "log positions behind, summed over lanes: 27") in out
+    assert "delivery lanes (hosts): 30" in out
+    assert "deliveries failed in the last hour: 4" in out
+    assert "deliveries failed in the last day: 10" in out
+    assert "deliveries failed all time: 25" in out
     assert "failing hosts: 25 (the 20 with most failures below)" in out
     listed = [line for line in out.splitlines() if line.startswith("  h")]
     assert len(listed) == 20 and listed[0].startswith("  h24.example")

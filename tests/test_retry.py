@@ -11,13 +11,10 @@ import pytest
 
 from node.federation import retry
 from node.federation.retry import (
-    BREAKER_CAP,
-    BREAKER_THRESHOLD,
     MAX_ATTEMPTS,
     MAX_RETRY_AFTER,
     after_knock,
     backoff_ceiling,
-    circuit_open_until,
     classify_status,
     next_attempt_at,
     parse_retry_after,
@@ -179,21 +176,77 @@ def test_retry_after_results_are_aware_utc() -> None:
     assert moment is not None and moment.utcoffset() == timedelta(0)
 
 
-# --- breaker -------------------------------------------------------------------------------
+# --- delivery lanes ------------------------------------------------------------------------
 
 
-def test_breaker_stays_closed_below_the_threshold() -> None:
-    for failures in range(BREAKER_THRESHOLD):
-        assert circuit_open_until(failures, NOW) is None
+def test_a_failing_lane_backs_off_and_keeps_its_place() -> None:
+    rng = random.Random(7)
+    step = retry.lane_failed(0, NOW, rng)
+    assert (step.attempts, step.give_up) == (1, False)
+    assert NOW + retry.MIN_DELAY <= step.next_attempt_at <= NOW + timedelta(minutes=1)
+    later = retry.lane_failed(5, NOW, rng)
+    assert (later.attempts, later.give_up) == (6, False)
+    assert later.next_attempt_at <= NOW + retry.backoff_ceiling(6)
 
 
-def test_breaker_opens_for_a_doubling_time_up_to_the_cap() -> None:
-    periods = [circuit_open_until(n, NOW) for n in range(BREAKER_THRESHOLD, BREAKER_THRESHOLD + 12)]
-    durations = [p - NOW for p in periods if p is not None]
-    assert len(durations) == 12
-    assert durations[0] == timedelta(minutes=1)
-    assert durations[1] == timedelta(minutes=2)
-    assert durations[2] == timedelta(minutes=4)
-    assert all(b == min(2 * a, BREAKER_CAP) for a, b in itertools.pairwise(durations))
-    assert durations[-1] == BREAKER_CAP == timedelta(hours=6)
-    assert circuit_open_until(10_000, NOW) == NOW + BREAKER_CAP
+def test_a_lane_honours_retry_after() -> None:
+    step = retry.lane_failed(0, NOW, random.Random(1), "7200")
+    assert step.next_attempt_at == NOW + timedelta(hours=2) and not step.give_up
+
+
+def test_a_lane_gives_up_its_head_when_attempts_are_used_up_and_goes_on_at_once() -> None:
+    rng = random.Random(3)
+    step = retry.lane_failed(retry.MAX_ATTEMPTS - 1, NOW, rng)
+    assert step.give_up
+    assert step.next_attempt_at == NOW
+    # Still failing: the next activity gets one attempt, then is given up too.
+    again = retry.lane_failed(step.attempts, NOW, rng)
+    assert again.give_up and again.attempts == retry.MAX_ATTEMPTS - 1
+    # A Retry-After is still honoured when going on.
+    asked = retry.lane_failed(step.attempts, NOW, rng, "60")
+    assert asked.give_up and asked.next_attempt_at == NOW + timedelta(minutes=1)
+
+
+def test_a_whole_lane_schedule_has_sixteen_attempts() -> None:
+    rng = random.Random(11)
+    attempts, tries = 0, 1
+    while True:
+        step = retry.lane_failed(attempts, NOW, rng)
+        if step.give_up:
+            break
+        attempts, tries = step.attempts, tries + 1
+    assert tries == retry.MAX_ATTEMPTS
+
+
+def test_lane_success_and_circuit() -> None:
+    assert retry.lane_succeeded() == 0
+    assert retry.lane_circuit(0, NOW) is None
+    assert retry.lane_circuit(3, NOW + timedelta(minutes=5)) == NOW + timedelta(minutes=5)
+
+
+def test_deliver_to_uses_a_shared_inbox_only_on_the_followers_origin() -> None:
+    from node.federation.delivery import deliver_to
+
+    a = "https://a.example"
+    assert deliver_to(f"{a}/u/1", f"{a}/u/1/inbox", f"{a}/inbox") == f"{a}/inbox"
+    assert deliver_to(f"{a}/u/1", f"{a}/u/1/inbox", "https://b.example/inbox") == \
+        f"{a}/u/1/inbox"
+    assert deliver_to(f"{a}/u/1", f"{a}/u/1/inbox", "https://a.example:8443/inbox") == \
+        f"{a}/u/1/inbox"
+    assert deliver_to(f"{a}/u/1", f"{a}/u/1/inbox", "https://a.example:443/inbox") == \
+        "https://a.example:443/inbox"
+    assert deliver_to(f"{a}/u/1", f"{a}/u/1/inbox", None) == f"{a}/u/1/inbox"
+    assert deliver_to("not a url", f"{a}/u/1/inbox", f"{a}/inbox") == f"{a}/u/1/inbox"
+
+
+def test_bound_inboxes_keeps_shared_inboxes_first_the_most_used_first() -> None:
+    from node.federation.delivery import bound_inboxes
+
+    a = "https://a.example"
+    personal = [(f"{a}/u/{i}/inbox", False, 1) for i in range(10)]
+    assert len(bound_inboxes("a.example", personal, per_host=3)) == 3
+    mixed = [*personal, (f"{a}/small", True, 2), (f"{a}/inbox", True, 9)]
+    kept = bound_inboxes("a.example", mixed, per_host=3)
+    assert f"{a}/inbox" in kept and f"{a}/small" in kept and len(kept) == 3
+    # The same URL counted twice (two rows of a GROUP BY) is one inbox.
+    assert bound_inboxes("a.example", [(f"{a}/x", False, 1), (f"{a}/x", True, 1)]) == [f"{a}/x"]

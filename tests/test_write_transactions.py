@@ -18,7 +18,7 @@ from sqlmodel import select
 from node.federation.fetch import GuardedClient, allow_all_policy
 from node.groups import operations
 from node.storage.db import Database, in_write_transaction, utcnow
-from node.storage.models import Activity, Delivery, Following, LocalActor, RemoteActor
+from node.storage.models import Activity, Fanout, Following, LocalActor, RemoteActor
 from tests.conftest import LiveNode, wait_for
 from tests.fediverse import RawServer
 
@@ -73,9 +73,9 @@ async def test_unfollow_does_not_hold_the_write_lock_while_the_remote_hangs(
         assert (await session.exec(select(Following))).all() == []
         undo = (await session.exec(select(Activity).where(
             Activity.activity_type == "Undo"))).one()
-        rows = (await session.exec(select(Delivery).where(
-            Delivery.activity_id == undo.id))).all()
-    assert [row.inbox_url for row in rows] == [f"{target}/inbox"]
+        rows = (await session.exec(select(Fanout).where(
+            Fanout.activity_id == undo.id))).all()
+    assert [row.inboxes for row in rows] == [[f"{target}/inbox"]]
 
 
 async def test_unfollow_makes_no_request_inside_a_write(

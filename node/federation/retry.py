@@ -1,6 +1,7 @@
 """Pure decisions of the delivery queue: when to retry, what a status means,
-when a host's circuit opens. No I/O and no clock of their own (``now`` and the
-random source come in), so every rule is tested directly (tests/test_retry.py).
+what a host's lane does after a failure (the lane is the host's breaker). No
+I/O and no clock of their own (``now`` and the random source come in), so
+every rule is tested directly (tests/test_retry.py).
 """
 
 from __future__ import annotations
@@ -143,29 +144,6 @@ def next_attempt_at(attempts: int, now: datetime, rng: random.Random,
     moment = now + delay
     asked = parse_retry_after(retry_after, now)
     return max(moment, asked) if asked is not None else moment
-
-
-# --- circuit breaker -----------------------------------------------------------------------
-
-# Consecutive failed observations of a host before its circuit opens. Below
-# it a host is only slow to answer; from it on, every due row would hold a
-# worker slot until the client's timeout for nothing.
-BREAKER_THRESHOLD = 5
-BREAKER_BASE = timedelta(minutes=1)
-BREAKER_CAP = timedelta(hours=6)
-
-
-def circuit_open_until(consecutive_failures: int, now: datetime) -> datetime | None:
-    """Until when a host's circuit is open: None (closed) below the threshold,
-    then one minute, doubling with each further failure, capped at six hours.
-
-    While it is open, due rows of the host are postponed to this moment without
-    counting an attempt; the first success closes it.
-    """
-    if consecutive_failures < BREAKER_THRESHOLD:
-        return None
-    exponent = min(consecutive_failures - BREAKER_THRESHOLD, 30)
-    return now + min(BREAKER_CAP, BREAKER_BASE * (1 << exponent))
 
 
 # --- delivery lanes ------------------------------------------------------------------------
