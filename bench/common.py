@@ -62,6 +62,64 @@ async def sink_reset(port: int) -> None:
         pass
 
 
+async def sink_fail(port: int, ports: list[int], seconds: float) -> None:
+    """Make those sink hosts answer 503 for ``seconds``."""
+    async with aiohttp.ClientSession() as session, \
+            session.post(f"http://127.0.0.1:{port}/_fail",
+                         json={"ports": ports, "seconds": seconds}):
+        pass
+
+
+class HangingServer:
+    """Accepts connections and reads requests, never answers: a host that
+    stalls whoever waits on it."""
+
+    def __init__(self) -> None:
+        self.port = 0
+        self.requests = 0
+        self._server: asyncio.Server | None = None
+        self._writers: list[asyncio.StreamWriter] = []
+
+    async def start(self) -> None:
+        self._server = await asyncio.start_server(self._handle, "127.0.0.1", 0)
+        self.port = self._server.sockets[0].getsockname()[1]
+
+    async def _handle(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        self._writers.append(writer)
+        self.requests += 1
+        await reader.read()  # until the client gives up
+
+    async def stop(self) -> None:
+        for writer in self._writers:
+            writer.close()
+        if self._server is not None:
+            self._server.close()
+
+
+class PeakRss:
+    """Samples this process's RSS while running (peak in MB)."""
+
+    def __init__(self, interval: float = 0.05) -> None:
+        self.interval = interval
+        self.peak = 0.0
+        self._task: asyncio.Task[None] | None = None
+
+    async def _sample(self) -> None:
+        while True:
+            self.peak = max(self.peak, rss_mb())
+            await asyncio.sleep(self.interval)  # a sampler, not synchronisation
+
+    def __enter__(self) -> PeakRss:
+        self.peak = rss_mb()
+        self._task = asyncio.get_running_loop().create_task(self._sample())
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        if self._task is not None:
+            self._task.cancel()
+        self.peak = max(self.peak, rss_mb())
+
+
 def rsa_sign_rate(seconds: float = 1.0) -> float:
     """Baseline: RSA-2048 PKCS#1 v1.5 SHA-256 signatures per second on one core."""
     from cryptography.hazmat.primitives import hashes

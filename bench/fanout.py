@@ -3,26 +3,41 @@ servers (another process) that count duplicates and verify a sample of
 signatures. Baselines measured in the same run: RSA-2048 signatures/s on one
 core, and plain aiohttp POSTs/s to the same sinks.
 
-    .venv/bin/python bench/fanout.py            # 1k/100, 10k/1k, 100k/5k
-    .venv/bin/python bench/fanout.py --sizes 10000:1000 --no-shared-inbox
+Then three runs of one size in the same process, the healthy hosts' last
+delivery compared with the all-healthy run's:
+- all healthy;
+- slow host: one more host accepts connections and never answers;
+- flaky hosts: 30% of the hosts answer 503 for a while.
+
+The worker's peak RSS is sampled during each run: it should not grow with
+the number of followers (compare 10k and 100k).
+
+    .venv/bin/python bench/fanout.py      # 1k/100, 10k/1k, 100k/10k; faults at 5k/500
+    .venv/bin/python bench/fanout.py --sizes 10000:1000 --no-shared-inbox --faults 2000:200
 """
 
 from __future__ import annotations
 
 import argparse
 import asyncio
+import contextlib
 import os
+import random
 import sys
 import tempfile
 import time
+from collections.abc import AsyncIterator
 from pathlib import Path
+from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from bench.common import (
+    HangingServer,
+    PeakRss,
     raw_post_rate,
     rsa_sign_rate,
-    rss_mb,
+    sink_fail,
     sink_key,
     sink_reset,
     sink_stats,
@@ -30,15 +45,16 @@ from bench.common import (
     table,
 )
 from node.core.settings import Settings
-from node.federation import publishing
+from node.federation import delivery, publishing
 from node.federation.runtime import Node
 from node.groups import operations
 from node.storage import migrate
-from node.storage.models import Follower
+from node.storage.db import utcnow
+from node.storage.models import Follower, HostState, LocalActor
 
 
-async def run_size(followers: int, hosts: int, ports: list[int], shared: bool,
-                   database_url: str | None, concurrency: int) -> dict[str, float]:
+@contextlib.asynccontextmanager
+async def fresh_node(database_url: str | None, concurrency: int) -> AsyncIterator[Node]:
     with tempfile.TemporaryDirectory() as tmp:
         url = database_url or f"sqlite:///{tmp}/bench.sqlite3"
         env = {"HAMBASTEGI_DATA_DIR": tmp, "HAMBASTEGI_DATABASE_URL": url,
@@ -50,53 +66,131 @@ async def run_size(followers: int, hosts: int, ports: list[int], shared: bool,
         node = Node(settings)
         await node.start()
         try:
+            yield node
+        finally:
+            await node.close()
+
+
+async def add_followers(node: Node, actor: LocalActor, ports: list[int], followers: int,
+                        shared: bool) -> None:
+    """Accepted followers spread over the ports (hosts), with their lanes, as
+    following would have left them."""
+    rows = []
+    hosts = set()
+    for i in range(followers):
+        port = ports[i % len(ports)]
+        actor_uri = f"http://127.0.0.1:{port}/users/{i}"
+        inbox = f"{actor_uri}/inbox"
+        shared_inbox = f"http://127.0.0.1:{port}/inbox" if shared else None
+        target = delivery.deliver_to(actor_uri, inbox, shared_inbox)
+        host = delivery.inbox_host(target)
+        hosts.add(host)
+        rows.append({"local_actor_id": actor.id, "actor_uri": actor_uri, "inbox": inbox,
+                     "shared_inbox": shared_inbox, "deliver_to": target, "host": host,
+                     "follow_activity_id": f"http://127.0.0.1:{port}/follows/{i}",
+                     "state": "accepted"})
+    async with node.db.write() as session:
+        for start in range(0, len(rows), 5000):
+            await session.exec(Follower.__table__.insert(), params=rows[start:start + 5000])  # type: ignore[attr-defined,call-overload]
+        lanes = [{"host": h, "cursor": 0, "state": "idle", "attempts": 0,
+                  "consecutive_failures": 0, "next_attempt_at": utcnow()}
+                 for h in sorted(h for h in hosts if h)]
+        for start in range(0, len(lanes), 5000):
+            await session.exec(HostState.__table__.insert(), params=lanes[start:start + 5000])  # type: ignore[attr-defined,call-overload]
+
+
+async def publish(node: Node, actor: LocalActor) -> None:
+    async with node.db.write() as session:
+        group = await session.get(LocalActor, actor.id)
+        assert group is not None
+        await publishing.publish_note(session, group, node.urls,
+                                      text="Solidarity with the striking workers")
+
+
+async def run_size(followers: int, hosts: int, ports: list[int], shared: bool,
+                   database_url: str | None, concurrency: int) -> dict[str, float]:
+    async with fresh_node(database_url, concurrency) as node:
+        actor = await operations.create_group(node, "koeln", display_name="Köln",
+                                              language="de")
+        await sink_key(ports[0], node.urls.key_id("koeln"), actor.rsa_public_pem)
+        await add_followers(node, actor, ports[:hosts], followers, shared)
+        worker = node.delivery_worker()
+        with PeakRss() as rss:
+            started = time.perf_counter()
+            await publish(node, actor)
+            published = time.perf_counter() - started
+            sent = await worker.run_once()
+            elapsed = time.perf_counter() - started
+        worker.close()
+    stats = await sink_stats(ports[0])
+    return {"followers": followers, "hosts": hosts, "deliveries": sent,
+            "publish_s": published, "seconds": elapsed, "per_s": sent / elapsed,
+            "received": stats["distinct"], "duplicates": stats["duplicates"],
+            "verified": stats["verified"], "bad_sig": stats["bad"], "rss_peak": rss.peak}
+
+
+async def run_scenario(kind: str, followers: int, hosts: int, ports: list[int], shared: bool,
+                       database_url: str | None, concurrency: int) -> dict[str, Any]:
+    """The healthy hosts' last delivery, seconds after the publish call."""
+    await sink_reset(ports[0])
+    healthy_ports = ports[:hosts]
+    hang = HangingServer()
+    await hang.start()
+    flaky: list[int] = []
+    if kind == "flaky":
+        flaky = random.Random(7).sample(healthy_ports, k=round(0.3 * hosts))
+        healthy_ports = [p for p in healthy_ports if p not in set(flaky)]
+        await sink_fail(ports[0], flaky, seconds=600)
+    per_host = followers // hosts
+    expected = len(healthy_ports) * (1 if shared else per_host)
+    try:
+        async with fresh_node(database_url, concurrency) as node:
             actor = await operations.create_group(node, "koeln", display_name="Köln",
                                                   language="de")
             await sink_key(ports[0], node.urls.key_id("koeln"), actor.rsa_public_pem)
-            rows = []
-            for i in range(followers):
-                port = ports[i % hosts]
-                rows.append({"local_actor_id": actor.id,
-                             "actor_uri": f"http://127.0.0.1:{port}/users/{i}",
-                             "inbox": f"http://127.0.0.1:{port}/users/{i}/inbox",
-                             "shared_inbox": f"http://127.0.0.1:{port}/inbox" if shared else None,
-                             "follow_activity_id": f"http://127.0.0.1:{port}/follows/{i}",
-                             "state": "accepted"})
-            async with node.db.write() as session:
-                for start in range(0, len(rows), 5000):
-                    await session.exec(Follower.__table__.insert(), params=rows[start:start + 5000])  # type: ignore[attr-defined,call-overload]
-            rss_before = rss_mb()
+            await add_followers(node, actor, ports[:hosts], followers, shared)
+            if kind == "slow host":
+                await add_followers(node, actor, [hang.port], 1, shared)
             worker = node.delivery_worker()
-            started = time.perf_counter()
-            async with node.db.write() as session:
-                group = await session.get(type(actor), actor.id)
-                assert group is not None
-                await publishing.publish_note(session, group, node.urls,
-                                              text="Solidarity with the striking workers")
-            enqueued = time.perf_counter() - started
-            sent = await worker.run_once()
-            elapsed = time.perf_counter() - started
-            rss_after = rss_mb()
-        finally:
-            await node.close()
-    stats = await sink_stats(ports[0])
-    return {"followers": followers, "hosts": hosts, "deliveries": sent,
-            "enqueue_s": enqueued, "seconds": elapsed, "per_s": sent / elapsed,
-            "received": stats["distinct"], "duplicates": stats["duplicates"],
-            "verified": stats["verified"], "bad_sig": stats["bad"],
-            "rss_before": rss_before, "rss_after": rss_after}
+            stop = asyncio.Event()
+            task = asyncio.create_task(worker.run(stop))
+            with PeakRss() as rss:
+                started = time.time()
+                await publish(node, actor)
+                worker.wake()
+                deadline = time.monotonic() + 600
+                while time.monotonic() < deadline:
+                    stats = await sink_stats(ports[0])
+                    if stats["distinct"] >= expected:
+                        break
+                    await asyncio.sleep(0.2)  # polling the sinks, not synchronisation
+            healthy = {f"127.0.0.1:{p}" for p in healthy_ports}
+            last = max(at for host, at in stats["last_at"].items() if host in healthy)
+            stop.set()
+            await asyncio.wait_for(task, timeout=60)
+    finally:
+        await hang.stop()
+        await sink_reset(ports[0])
+    return {"kind": kind, "healthy_hosts": len(healthy_ports), "received": stats["distinct"],
+            "expected": expected, "last_s": last - started, "hang_requests": hang.requests,
+            "flaky_hosts": len(flaky), "duplicates": stats["duplicates"], "rss_peak": rss.peak}
 
 
 async def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__)
-    parser.add_argument("--sizes", default="1000:100,10000:1000,100000:5000")
+    parser.add_argument("--sizes", default="1000:100,10000:1000,100000:10000")
+    parser.add_argument("--faults", default="5000:500",
+                        help="followers:hosts of the healthy/slow/flaky runs ('' to skip)")
     parser.add_argument("--no-shared-inbox", action="store_true")
     parser.add_argument("--concurrency", type=int, default=64)
-    parser.add_argument("--database-url", help="default: a fresh SQLite file per size")
+    parser.add_argument("--database-url", help="default: a fresh SQLite file per run")
     args = parser.parse_args()
-    sizes = [tuple(int(x) for x in s.split(":")) for s in args.sizes.split(",")]
-    max_hosts = max(h for _, h in sizes)
+    sizes = [tuple(int(x) for x in s.split(":")) for s in args.sizes.split(",") if s]
+    faults = tuple(int(x) for x in args.faults.split(":")) if args.faults else None
+    max_hosts = max([h for _, h in sizes] + ([faults[1]] if faults else []))
+    shared = not args.no_shared_inbox
     sinks, ports = start_sinks(max_hosts, verify_every=50)
+    scenarios: list[dict[str, Any]] = []
     try:
         sign_rate = rsa_sign_rate()
         # Same shape as the fan-out: one POST to each of 1,000 hosts, new connections.
@@ -107,8 +201,12 @@ async def main() -> None:
         results = []
         for followers, hosts in sizes:
             await sink_reset(ports[0])
-            results.append(await run_size(followers, hosts, ports, not args.no_shared_inbox,
+            results.append(await run_size(followers, hosts, ports, shared,
                                           args.database_url, args.concurrency))
+        if faults is not None:
+            for kind in ("all healthy", "slow host", "flaky"):
+                scenarios.append(await run_scenario(kind, faults[0], faults[1], ports, shared,
+                                                    args.database_url, args.concurrency))
     finally:
         sinks.terminate()
     print(table("Baselines (same run, same machine)", ["baseline", "per second"], [
@@ -116,14 +214,25 @@ async def main() -> None:
         [f"plain aiohttp POSTs to the sinks (concurrency {args.concurrency})", post_rate],
     ]))
     print(table(
-        "Fan-out" + (" (no shared inboxes)" if args.no_shared_inbox else " (shared inboxes)"),
-        ["followers", "hosts", "deliveries", "enqueue s", "to last delivery s",
+        "Fan-out" + (" (shared inboxes)" if shared else " (no shared inboxes)"),
+        ["followers", "hosts", "deliveries", "publish s", "to last delivery s",
          "deliveries/s", "ratio to floor", "received", "duplicates", "sigs verified/bad",
-         "RSS before MB", "RSS after MB"],
-        [[r["followers"], r["hosts"], r["deliveries"], r["enqueue_s"], r["seconds"], r["per_s"],
+         "worker peak RSS MB"],
+        [[r["followers"], r["hosts"], r["deliveries"], r["publish_s"], r["seconds"], r["per_s"],
           f"{r['per_s'] / floor:.0%}", r["received"], r["duplicates"],
-          f"{r['verified']}/{r['bad_sig']}", r["rss_before"], r["rss_after"]]
+          f"{r['verified']}/{r['bad_sig']}", r["rss_peak"]]
          for r in results]))
+    if scenarios and faults is not None:
+        base = scenarios[0]["last_s"]
+        print(table(
+            f"Faults: {faults[0]:,} followers on {faults[1]:,} hosts (healthy hosts' last "
+            "delivery vs the all-healthy run; target <= 1.2x)",
+            ["run", "healthy hosts", "received/expected", "last healthy delivery s",
+             "ratio", "hanging host requests", "flaky hosts", "duplicates",
+             "worker peak RSS MB"],
+            [[s["kind"], s["healthy_hosts"], f"{s['received']}/{s['expected']}", s["last_s"],
+              f"{s['last_s'] / base:.2f}x", s["hang_requests"], s["flaky_hosts"],
+              s["duplicates"], s["rss_peak"]] for s in scenarios]))
     print(f"\nfloor = min(signing, plain POST) = {floor:,.0f}/s; pid {os.getpid()}")
 
 

@@ -4,7 +4,8 @@ arrives per (inbox, activity), verifies a sample of signatures against keys it
 fetches from the node, and serves actor documents for the ingest benchmark.
 
 Prints one JSON line with its ports, then serves until killed.
-Control: GET /_stats on the first port.
+Control on the first port: GET /_stats, POST /_reset, /_key, /_actor, and
+/_fail ({"ports": [...], "seconds": s}: those hosts answer 503 for a while).
 """
 
 from __future__ import annotations
@@ -14,6 +15,7 @@ import asyncio
 import json
 import resource
 import sys
+import time
 from collections import Counter
 from datetime import UTC, datetime
 from pathlib import Path
@@ -26,6 +28,10 @@ from node.federation import keys, signatures
 
 received: Counter[tuple[str, str]] = Counter()
 stats = {"posts": 0, "verified": 0, "bad": 0}
+# Hosts ("127.0.0.1:port") answering 503 until a moment (time.time()): flaky hosts.
+failing_until: dict[str, float] = {}
+# Per host: when its last accepted POST arrived (time.time()).
+last_at: dict[str, float] = {}
 public_keys: dict[str, keys.PublicKey] = {}
 actor_docs: dict[str, bytes] = {}
 
@@ -43,6 +49,9 @@ def make_app(verify_every: int, session_holder: list[ClientSession]) -> web.Appl
     async def inbox(request: web.Request) -> web.Response:
         body = await request.read()
         stats["posts"] += 1
+        if failing_until.get(request.host, 0.0) > time.time():
+            return web.Response(status=503)
+        last_at[request.host] = time.time()
         try:
             activity_id = json.loads(body).get("id", "")
         except ValueError:
@@ -63,11 +72,21 @@ def make_app(verify_every: int, session_holder: list[ClientSession]) -> web.Appl
 
     async def stats_view(request: web.Request) -> web.Response:
         duplicates = sum(n - 1 for n in received.values() if n > 1)
+        hosts = {host for host, _ in received}
         return web.json_response({**stats, "distinct": len(received),
-                                  "duplicates": duplicates})
+                                  "duplicates": duplicates, "last_at": last_at,
+                                  "hosts": len(hosts)})
+
+    async def fail(request: web.Request) -> web.Response:
+        data = await request.json()
+        until = time.time() + float(data["seconds"])
+        failing_until.update({f"127.0.0.1:{port}": until for port in data["ports"]})
+        return web.json_response({"ok": True})
 
     async def reset(request: web.Request) -> web.Response:
         received.clear()
+        last_at.clear()
+        failing_until.clear()
         stats.update(posts=0, verified=0, bad=0)
         return web.json_response({"ok": True})
 
@@ -90,6 +109,7 @@ def make_app(verify_every: int, session_holder: list[ClientSession]) -> web.Appl
     app = web.Application(client_max_size=2 * 1024 * 1024)
     app.router.add_get("/_stats", stats_view)
     app.router.add_post("/_reset", reset)
+    app.router.add_post("/_fail", fail)
     app.router.add_post("/_key", register_key)
     app.router.add_post("/_actor", register_actor)
     app.router.add_get("/users/{name}", actor)

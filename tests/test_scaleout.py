@@ -95,7 +95,9 @@ async def group_key(queue: Queue) -> keys.PublicKey:
 
 
 async def test_two_workers_send_every_inbox_exactly_once(queue: Queue) -> None:
-    sinks = SinkFarm(10, delay=0.02, verify_every=25, public_key=await group_key(queue))
+    # Slow hosts (a lane takes a few seconds): the second worker has started
+    # before the first could take every lane.
+    sinks = SinkFarm(10, delay=0.2, verify_every=25, public_key=await group_key(queue))
     await sinks.start()
     workers = [await queue.start_worker(), await queue.start_worker()]
     seen: set[str] = set()  # workers seen holding a lane
