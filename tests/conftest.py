@@ -39,7 +39,7 @@ class DatabaseFactory:
         self.tmp_path = tmp_path
         self.created: list[str] = []
 
-    async def new(self) -> str:
+    async def new(self, revision: str = "head") -> str:
         if PG_URL is None:
             path = self.tmp_path / f"db-{secrets.token_hex(4)}.sqlite3"
             url = f"sqlite+aiosqlite:///{path}"
@@ -53,7 +53,7 @@ class DatabaseFactory:
             self.created.append(name)
             parts = urlsplit(normalise_database_url(PG_URL))
             url = urlunsplit((parts.scheme, parts.netloc, "/" + name, "", ""))
-        await asyncio.to_thread(migrate.upgrade, url)
+        await asyncio.to_thread(migrate.upgrade, url, revision)
         return url
 
     async def drop_all(self) -> None:

@@ -1,6 +1,6 @@
 """The durable inbox queue: one ``inbox_item`` row per verified activity.
 
-The twin of the delivery queue (delivery.py), for what arrives::
+The twin of the delivery queue (delivery/), for what arrives::
 
     receive ──store──▶ pending ──claim──▶ processing ──complete──▶ done
                           ▲                    │   └─────────────▶ failed  (attempts used up)

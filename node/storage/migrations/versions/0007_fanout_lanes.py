@@ -137,7 +137,8 @@ def upgrade() -> None:
                       sa.column("inboxes", sa.JSON()), sa.column("created_at", sqlmodel.sql.sqltypes.UTCDateTime()))
     lanes = sa.table("host_state", sa.column("host", sa.String()),
                      sa.column("cursor", sa.Integer()),
-                     sa.column("consecutive_failures", sa.Integer()))
+                     sa.column("consecutive_failures", sa.Integer()),
+                     sa.column("next_attempt_at", sqlmodel.sql.sqltypes.UTCDateTime()))
     pending = conn.execute(sa.text(
         "SELECT activity_id, inbox_url, host FROM delivery "
         "WHERE state IN ('pending', 'sending') ORDER BY activity_id, id")).all()
@@ -161,8 +162,9 @@ def upgrade() -> None:
     if known - hosts:
         conn.execute(lanes.update().where(lanes.c.host.in_(sorted(known - hosts)))
                      .values(cursor=head))
-    new = [{"host": h, "cursor": 0, "consecutive_failures": 0} for h in sorted(hosts - known)]
-    new += [{"host": h, "cursor": head, "consecutive_failures": 0}
+    new = [{"host": h, "cursor": 0, "consecutive_failures": 0, "next_attempt_at": now}
+           for h in sorted(hosts - known)]
+    new += [{"host": h, "cursor": head, "consecutive_failures": 0, "next_attempt_at": now}
             for h in sorted(follower_hosts - hosts - known)]
     if new:
         conn.execute(lanes.insert(), new)
