@@ -93,14 +93,22 @@ async def fast_forward(session: AsyncSession, after: int) -> int:
 
 
 async def claim_lanes(db: Database, worker_id: str, limit: int, lease: timedelta, *,
-                      now: datetime | None = None, skip_after: int | None = None,
-                      ) -> tuple[list[LaneClaim], int | None]:
-    """Lease up to ``limit`` due lanes to ``worker_id``. With ``skip_after``,
-    fast-forwards first (see ``fast_forward``) and returns the new mark."""
+                      now: datetime | None = None, fast: bool = False,
+                      skip_after: int | None = None) -> tuple[list[LaneClaim], int | None]:
+    """Lease up to ``limit`` due lanes to ``worker_id``. With ``fast``, first
+    fast-forwards lanes past the fan-outs after ``skip_after`` (None: from the
+    lowest idle healthy lane; see ``fast_forward``) and returns the new mark."""
     now = now or utcnow()
     async with db.write() as session:
         conn = await session.connection()
-        mark = await fast_forward(session, skip_after) if skip_after is not None else None
+        mark: int | None = None
+        if fast:
+            if skip_after is None:
+                # A worker's first look: from the lowest idle healthy lane.
+                skip_after = int((await conn.execute(
+                    select(func.coalesce(func.min(L.cursor), 0))
+                    .where(L.state == "idle", L.attempts == 0))).scalar_one())
+            mark = await fast_forward(session, skip_after)
         head = select(func.coalesce(func.max(FANOUT.c.id), 0)).scalar_subquery()
         query = (select(L.host, L.cursor, L.attempts, L.done, L.signature_scheme)
                  .where(L.cursor < head, L.next_attempt_at <= now,

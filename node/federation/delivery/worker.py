@@ -161,21 +161,23 @@ class DeliveryWorker:
     async def run_once(self) -> int:
         """Work until nothing is due; returns how many inboxes were sent (tests)."""
         before = self.sent
-        while await self._step(drain=True):
+        while await self._step():
             pass
         return self.sent - before
 
-    async def _step(self, *, drain: bool = False) -> bool:
+    async def _step(self) -> bool:
         """Top up the lanes in hand, wait a little for progress, flush; False
         when there is nothing in hand and nothing due."""
         loop = asyncio.get_running_loop()
         free = self.concurrency - len(self._tasks)
         claimed = 0
         if free > 0 and (free * 4 >= self.concurrency or not self._tasks):
-            claims, mark = await claim_lanes(self.db, self.worker_id, min(free, self.batch),
-                                             self.lease, skip_after=self._mark)
-            if self._mark is None or mark is not None:
-                self._mark = mark
+            claims, self._mark = await claim_lanes(
+                self.db, self.worker_id, min(free, self.batch), self.lease, fast=True,
+                skip_after=self._mark)
+            # A lane still walked here (its lease ran out while this loop was
+            # held up, and it came back to us) keeps its one walk.
+            claims = [c for c in claims if c.host not in self._tasks]
             claimed = len(claims)
             if claims:
                 if not self._tasks:
