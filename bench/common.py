@@ -101,6 +101,7 @@ class PeakRss:
 
     def __init__(self, interval: float = 0.05) -> None:
         self.interval = interval
+        self.start = 0.0
         self.peak = 0.0
         self._task: asyncio.Task[None] | None = None
 
@@ -110,7 +111,7 @@ class PeakRss:
             await asyncio.sleep(self.interval)  # a sampler, not synchronisation
 
     def __enter__(self) -> PeakRss:
-        self.peak = rss_mb()
+        self.start = self.peak = rss_mb()
         self._task = asyncio.get_running_loop().create_task(self._sample())
         return self
 
