@@ -98,29 +98,37 @@ async def claim_lanes(db: Database, worker_id: str, limit: int, lease: timedelta
     """Lease up to ``limit`` due lanes to ``worker_id``. With ``fast``, first
     fast-forwards lanes past the fan-outs after ``skip_after`` (None: from the
     lowest idle healthy lane; see ``fast_forward``) and returns the new mark."""
-    now = now or utcnow()
     async with db.write() as session:
-        conn = await session.connection()
-        mark: int | None = None
-        if fast:
-            if skip_after is None:
-                # A worker's first look: from the lowest idle healthy lane.
-                skip_after = int((await conn.execute(
-                    select(func.coalesce(func.min(L.cursor), 0))
-                    .where(L.state == "idle", L.attempts == 0))).scalar_one())
-            mark = await fast_forward(session, skip_after)
-        head = select(func.coalesce(func.max(FANOUT.c.id), 0)).scalar_subquery()
-        query = (select(L.host, L.cursor, L.attempts, L.done, L.signature_scheme)
-                 .where(L.cursor < head, L.next_attempt_at <= now,
-                        (L.state == "idle") | (L.lease_until < now))
-                 .order_by(L.next_attempt_at).limit(limit))
-        if not db.is_sqlite:
-            query = query.with_for_update(skip_locked=True)
-        rows = (await conn.execute(query)).all()
-        if rows:
-            await conn.execute(update(HOST_STATE).where(L.host.in_([r[0] for r in rows]))
-                               .values(state="sending", worker_id=worker_id,
-                                       lease_until=now + lease))
+        return await _claim(session, db.is_sqlite, worker_id, limit, lease, now or utcnow(),
+                            fast, skip_after)
+
+
+async def _claim(session: AsyncSession, sqlite: bool, worker_id: str, limit: int,
+                 lease: timedelta, now: datetime, fast: bool,
+                 skip_after: int | None) -> tuple[list[LaneClaim], int | None]:
+    conn = await session.connection()
+    mark: int | None = skip_after
+    if fast:
+        if skip_after is None:
+            # A worker's first look: from the lowest idle healthy lane.
+            skip_after = int((await conn.execute(
+                select(func.coalesce(func.min(L.cursor), 0))
+                .where(L.state == "idle", L.attempts == 0))).scalar_one())
+        mark = await fast_forward(session, skip_after)
+    if limit <= 0:
+        return [], mark
+    head = select(func.coalesce(func.max(FANOUT.c.id), 0)).scalar_subquery()
+    query = (select(L.host, L.cursor, L.attempts, L.done, L.signature_scheme)
+             .where(L.cursor < head, L.next_attempt_at <= now,
+                    (L.state == "idle") | (L.lease_until < now))
+             .order_by(L.next_attempt_at).limit(limit))
+    if not sqlite:
+        query = query.with_for_update(skip_locked=True)
+    rows = (await conn.execute(query)).all()
+    if rows:
+        await conn.execute(update(HOST_STATE).where(L.host.in_([r[0] for r in rows]))
+                           .values(state="sending", worker_id=worker_id,
+                                   lease_until=now + lease))
     claims = [LaneClaim(host, cursor, attempts, frozenset(done or ()),
                         "rfc9421" if scheme == "rfc9421" else "cavage")
               for host, cursor, attempts, done, scheme in rows]
@@ -223,58 +231,78 @@ async def flush(db: Database, worker_id: str, writes: Iterable[LaneWrite],
     """Write lane progress and failures in one transaction, for lanes this
     worker still holds. A released lane becomes idle; the others keep their
     lease (renewed here too)."""
-    from node.federation.retry import lane_circuit
-
-    now = now or utcnow()
     by_host = {w.host: w for w in writes}
-    result = FlushResult()
     if not by_host:
-        return result
-    owned_q = (select(L.host).where(L.host.in_(sorted(by_host)), L.worker_id == worker_id,
-                                    L.state == "sending").order_by(L.host))
-    if not db.is_sqlite:
-        owned_q = owned_q.with_for_update()
+        return FlushResult()
     async with db.write() as session:
-        conn = await session.connection()
-        owned = {h for (h,) in (await conn.execute(owned_q)).all()}
-        params: list[dict[str, Any]] = []
-        for host in sorted(owned):
-            w = by_host[host]
-            params.append({
-                "h": host, "wid": worker_id, "cur": w.cursor, "att": w.attempts,
-                "next_at": w.next_attempt_at, "dn": w.done or None, "scheme": w.scheme,
-                "st": w.last_status, "err": (w.last_error or "")[:200] or None,
-                "circuit": lane_circuit(w.attempts, w.next_attempt_at),
-                "new_state": "idle" if w.release else "sending",
-                "lease": None if w.release else now + lease,
-                "new_wid": None if w.release else worker_id})
-        if params:
-            await conn.execute(_WRITE, params)
-            times: dict[str, Any] = {}
-            for host in owned:
-                w = by_host[host]
-                if w.succeeded:
-                    times.setdefault("ok", []).append(host)
-                if w.failed:
-                    times.setdefault("bad", []).append(host)
-            if times.get("ok"):
-                await conn.execute(update(HOST_STATE).where(L.host.in_(times["ok"]))
-                                   .values(last_success_at=now))
-            if times.get("bad"):
-                await conn.execute(update(HOST_STATE).where(L.host.in_(times["bad"]))
-                                   .values(last_failure_at=now))
-        mine = [f for f in failures if f.host in owned]
-        if mine:
-            await conn.execute(FAILURE.insert(), [
-                {"fanout_id": f.fanout_id, "activity_id": f.activity_id, "host": f.host,
-                 "inbox_url": f.inbox_url[:2048], "status": f.status,
-                 "error": (f.error or "")[:200] or None, "at": now} for f in mine])
-    result.written = owned
-    result.lost = set(by_host) - owned
+        result = await _flush(session, db.is_sqlite, worker_id, by_host, failures, lease,
+                              now or utcnow())
+    _log_lost(result, worker_id)
+    return result
+
+
+async def flush_and_claim(db: Database, worker_id: str, writes: Iterable[LaneWrite],
+                          failures: Sequence[Failure], lease: timedelta, limit: int, *,
+                          skip_after: int | None) -> tuple[FlushResult, list[LaneClaim],
+                                                           int | None]:
+    """``flush`` then ``claim_lanes`` (with fast-forward) in one transaction:
+    the worker's one write per step while lanes come and go."""
+    by_host = {w.host: w for w in writes}
+    now = utcnow()
+    async with db.write() as session:
+        result = (await _flush(session, db.is_sqlite, worker_id, by_host, failures, lease, now)
+                  if by_host else FlushResult())
+        claims, mark = await _claim(session, db.is_sqlite, worker_id, limit, lease, now,
+                                    True, skip_after)
+    _log_lost(result, worker_id)
+    return result, claims, mark
+
+
+def _log_lost(result: FlushResult, worker_id: str) -> None:
     for host in sorted(result.lost):
         log.info("lane progress ignored: the lease went to another worker",
                  extra={"host": log_host(host), "worker_id": worker_id})
-    return result
+
+
+async def _flush(session: AsyncSession, sqlite: bool, worker_id: str,
+                 by_host: dict[str, LaneWrite], failures: Sequence[Failure],
+                 lease: timedelta, now: datetime) -> FlushResult:
+    from node.federation.retry import lane_circuit
+
+    owned_q = (select(L.host).where(L.host.in_(sorted(by_host)), L.worker_id == worker_id,
+                                    L.state == "sending").order_by(L.host))
+    if not sqlite:
+        owned_q = owned_q.with_for_update()
+    conn = await session.connection()
+    owned = {h for (h,) in (await conn.execute(owned_q)).all()}
+    params: list[dict[str, Any]] = []
+    for host in sorted(owned):
+        w = by_host[host]
+        params.append({
+            "h": host, "wid": worker_id, "cur": w.cursor, "att": w.attempts,
+            "next_at": w.next_attempt_at, "dn": w.done or None, "scheme": w.scheme,
+            "st": w.last_status, "err": (w.last_error or "")[:200] or None,
+            "circuit": lane_circuit(w.attempts, w.next_attempt_at),
+            "new_state": "idle" if w.release else "sending",
+            "lease": None if w.release else now + lease,
+            "new_wid": None if w.release else worker_id})
+    if params:
+        await conn.execute(_WRITE, params)
+        ok = sorted(h for h in owned if by_host[h].succeeded)
+        bad = sorted(h for h in owned if by_host[h].failed)
+        if ok:
+            await conn.execute(update(HOST_STATE).where(L.host.in_(ok))
+                               .values(last_success_at=now))
+        if bad:
+            await conn.execute(update(HOST_STATE).where(L.host.in_(bad))
+                               .values(last_failure_at=now))
+    mine = [f for f in failures if f.host in owned]
+    if mine:
+        await conn.execute(FAILURE.insert(), [
+            {"fanout_id": f.fanout_id, "activity_id": f.activity_id, "host": f.host,
+             "inbox_url": f.inbox_url[:2048], "status": f.status,
+             "error": (f.error or "")[:200] or None, "at": now} for f in mine])
+    return FlushResult(owned, set(by_host) - owned)
 
 
 # --- reading: status of a post, depth of the queue ------------------------------------------

@@ -39,9 +39,8 @@ from node.federation.delivery.lanes import (
     LaneClaim,
     LaneWrite,
     Scheme,
-    claim_lanes,
     fanouts_after,
-    flush,
+    flush_and_claim,
     follower_targets,
     renew_lanes,
 )
@@ -166,23 +165,10 @@ class DeliveryWorker:
         return self.sent - before
 
     async def _step(self) -> bool:
-        """Top up the lanes in hand, wait a little for progress, flush; False
-        when there is nothing in hand and nothing due."""
+        """Wait a little for lanes in hand, then in one transaction write their
+        progress and top them up; False when there is nothing in hand and
+        nothing due."""
         loop = asyncio.get_running_loop()
-        free = self.concurrency - len(self._tasks)
-        claimed = 0
-        if free > 0 and (free * 4 >= self.concurrency or not self._tasks):
-            claims, self._mark = await claim_lanes(
-                self.db, self.worker_id, min(free, self.batch), self.lease, fast=True,
-                skip_after=self._mark)
-            # A lane still walked here (its lease ran out while this loop was
-            # held up, and it came back to us) keeps its one walk.
-            claims = [c for c in claims if c.host not in self._tasks]
-            claimed = len(claims)
-            if claims:
-                if not self._tasks:
-                    self._renew_at = loop.time() + self.lease.total_seconds() / 3
-                await self._start(claims)
         if self._tasks:
             wake = asyncio.create_task(self._wake.wait())
             try:
@@ -197,16 +183,27 @@ class DeliveryWorker:
                         log.error("lane crashed", exc_info=task.exception(),
                                   extra={"host": log_host(host)})
                         self._release_unchanged(host)
-            if loop.time() >= self._renew_at:
+            if self._tasks and loop.time() >= self._renew_at:
                 await self._renew()
                 self._renew_at = loop.time() + self.lease.total_seconds() / 3
-        due = (self._outcomes >= FLUSH_ROWS or not self._tasks or (
-            self._first_buffered is not None
-            and loop.time() - self._first_buffered >= FLUSH_SECONDS))
-        flushed = 0
-        if due and self._writes:
-            flushed = await self._flush()
-        return bool(self._tasks or claimed or flushed)
+        free = min(self.concurrency - len(self._tasks), self.batch)
+        # Top up when a quarter of the slots are free (fewer, larger claims).
+        claim = free > 0 and (free * 4 >= self.concurrency or not self._tasks)
+        flush_due = bool(self._writes) and (
+            self._outcomes >= FLUSH_ROWS or not self._tasks or claim or (
+                self._first_buffered is not None
+                and loop.time() - self._first_buffered >= FLUSH_SECONDS))
+        if not claim and not flush_due:
+            return bool(self._tasks)
+        flushed, claims = await self._flush(free if claim else 0)
+        # A lane still walked here (its lease ran out while this loop was held
+        # up, and it came back to us) keeps its one walk.
+        claims = [c for c in claims if c.host not in self._tasks]
+        if claims:
+            if not self._tasks:
+                self._renew_at = loop.time() + self.lease.total_seconds() / 3
+            await self._start(claims)
+        return bool(self._tasks or claims or flushed)
 
     async def _idle(self, stop: asyncio.Event) -> None:
         self.idle = True  # observable: tests and status wait for "nothing left to do"
@@ -367,27 +364,31 @@ class DeliveryWorker:
             self._buffer(LaneWrite(host, claim.cursor, claim.attempts, utcnow(),
                                    sorted(claim.done) or None, claim.scheme, release=True))
 
-    async def _flush(self) -> int:
+    async def _flush(self, claim: int = 0) -> tuple[int, list[LaneClaim]]:
+        """Write buffered progress and, with ``claim`` > 0, claim up to that many
+        lanes, in one transaction. Returns (lanes written, lanes claimed)."""
         writes, failures = list(self._writes.values()), self._failures
         self._writes, self._failures = {}, []
         self._outcomes, self._first_buffered = 0, None
         for attempt in (1, 2):
             try:
-                result = await flush(self.db, self.worker_id, writes, failures, self.lease)
+                result, claims, self._mark = await flush_and_claim(
+                    self.db, self.worker_id, writes, failures, self.lease, claim,
+                    skip_after=self._mark)
                 break
             except Exception:
                 if attempt == 2:
                     # The lanes stay leased; when the lease runs out they go again.
                     log.exception("recording lane progress failed",
                                   extra={"worker_id": self.worker_id, "lanes": len(writes)})
-                    return 0
+                    return 0, []
                 await asyncio.sleep(0.2)
         self.lost_leases += len(result.lost)
         self._lost |= result.lost
         for write in writes:
             if write.release or write.host in result.lost:
                 self._claims.pop(write.host, None)
-        return len(writes)
+        return len(writes), claims
 
     async def _renew(self) -> None:
         hosts = sorted(set(self._tasks) | {h for h, w in self._writes.items()})
