@@ -95,7 +95,7 @@ async def cli_env(tmp_path: Path, databases: DatabaseFactory) -> dict[str, str]:
 
 async def test_status_of_an_empty_node_says_none(cli_env: dict[str, str]) -> None:
     out = status_of(cli_env)
-    assert "deliveries queued (hosts): none" in out
+    assert "deliveries queued: none" in out
     assert "deliveries failed all time: 0" in out
     assert "inbox queued: none" in out
     assert "failing hosts: none" in out
@@ -142,8 +142,8 @@ async def test_status_separates_queue_recent_and_history_and_counts_failing_host
                                         status=410, error="http_410", at=now - age))
     await db.dispose()
     out = status_of(cli_env)
-    assert ("deliveries queued (hosts): behind=2, retrying=25; "
-            "log positions behind, summed over lanes: 27") in out
+    assert ("deliveries queued: behind=2, retrying=25 (hosts); "
+            "log positions behind, summed over hosts: 27") in out
     assert "delivery lanes (hosts): 30" in out
     assert "deliveries failed in the last hour: 4" in out
     assert "deliveries failed in the last day: 10" in out

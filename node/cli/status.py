@@ -66,8 +66,8 @@ async def print_status(node: Node) -> None:
              "sending": depth.sending}
     queued = counts(lanes)
     if queued != "none":
-        queued += f"; log positions behind, summed over lanes: {depth.positions_behind}"
-    print(f"deliveries queued (hosts): {queued}")
+        queued += f" (hosts); log positions behind, summed over hosts: {depth.positions_behind}"
+    print(f"deliveries queued: {queued}")
     print(f"delivery lanes (hosts): {depth.lanes}")
     for (label, _), failed in zip(windows, f_recent, strict=True):
         print(f"deliveries failed in the {label}: {failed}")
