@@ -146,10 +146,18 @@ async def test_worker_killed_mid_fan_out_loses_nothing_and_resumes_within_the_le
         restarted = time.monotonic()
         second = await queue.start_worker()
         try:
+            async def taken_over() -> bool:
+                return (await queue.recorded(60)) > recorded_at_kill
+
+            # The dead worker held every lane: nothing moves until its lease ends.
+            await wait_for(taken_over, timeout=LEASE_SECONDS + 30, interval=0.02,
+                           what="the dead worker's lanes taken over")
+            takeover = time.monotonic() - restarted
+
             async def all_sent() -> bool:
                 return (await queue.recorded(60)) == len(inboxes)
 
-            await wait_for(all_sent, timeout=LEASE_SECONDS + 30, what="every inbox after the kill")
+            await wait_for(all_sent, timeout=90, what="every inbox after the kill")
             elapsed = time.monotonic() - restarted
         finally:
             second.terminate()
@@ -162,6 +170,8 @@ async def test_worker_killed_mid_fan_out_loses_nothing_and_resumes_within_the_le
     # Only what the killed worker had in flight or had not recorded went twice.
     assert sinks.duplicates <= in_flight
     assert sinks.duplicates <= len(inboxes) - recorded_at_kill
-    # The dead worker's lanes came back when its short lease ended (issue #17: 15 s).
-    print(f"\ncompleted {elapsed:.1f} s after the restart (lease {LEASE_SECONDS} s)")
-    assert elapsed < LEASE_SECONDS + 12
+    # The dead worker's lanes came back when its short lease ended, not minutes
+    # later (the bound leaves room for starting a process on a busy machine).
+    print(f"\ntaken over {takeover:.1f} s, completed {elapsed:.1f} s after the restart "
+          f"(lease {LEASE_SECONDS} s)")
+    assert takeover < LEASE_SECONDS + 10
