@@ -114,8 +114,15 @@ async def edit_object(request: Request, token: ApiToken, body: dict[str, Any]) -
 
 async def delete_object(request: Request, token: ApiToken, body: dict[str, Any]) -> Response:
     node: Node = request.app.state.node
-    object_id = await operations.delete_post(node, request.path_params["uuid"],
-                                             allowed_actor=token.local_actor_id)
+    from node.news import operations as news
+
+    if await news.is_item(node, request.path_params["uuid"]):
+        # A news item goes with its language channels' copies.
+        object_id = await news.delete_item(node, request.path_params["uuid"],
+                                           allowed_actor=token.local_actor_id)
+    else:
+        object_id = await operations.delete_post(node, request.path_params["uuid"],
+                                                 allowed_actor=token.local_actor_id)
     return JSONResponse({"id": object_id, "deleted": True})
 
 
@@ -207,3 +214,10 @@ routes = [
     Route("/api/v1/groups/{username}/follow-requests/{request_id:int}/reject",
           endpoint(_decide(False)), methods=["POST"]),
 ]
+
+
+# News routes live in their own module (node/api/news.py), which imports the
+# helpers above; imported last so those exist when it does.
+from node.api import news as _news  # noqa: E402
+
+routes += _news.routes
