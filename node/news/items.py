@@ -252,8 +252,15 @@ def _markdown() -> Any:
     return MarkdownIt("commonmark", {"html": True}).enable("strikethrough")
 
 
+BETWEEN_BLOCKS_RE = re.compile(r">\n+<")
+
+
 def render_markdown(text: str) -> str:
-    return sanitise_html(_markdown().render(text)).strip()
+    # The parser's newlines between blocks would show as blank lines where a
+    # reader keeps whitespace (Mastodon's web client does); inside <pre> no
+    # newline sits between two tags, so code keeps its lines.
+    html_out = sanitise_html(_markdown().render(text)).strip()
+    return BETWEEN_BLOCKS_RE.sub("><", html_out)
 
 
 def plain_length(text: str) -> int:
