@@ -92,7 +92,11 @@ def _apply(obj: LocalObject, rendered: items.Rendered) -> None:
 
 
 def _fingerprint(obj: LocalObject) -> tuple[Any, ...]:
-    return (obj.object_type, obj.language, obj.names, obj.summaries, obj.contents, obj.extra)
+    """What a channel's followers see change. The ``url`` links to the other
+    languages are left out: a translation added elsewhere is saved into the
+    copy's document but is no reason to send its followers an Update."""
+    extra = {k: v for k, v in obj.extra.items() if k != "url"}
+    return (obj.object_type, obj.language, obj.names, obj.summaries, obj.contents, extra)
 
 
 async def _photo(session: AsyncSession, spec: dict[str, Any],
@@ -315,10 +319,12 @@ async def sync_channels(session: AsyncSession, urls: Urls, group: LocalActor,
                                  object_id=copy.id or 0))
             await send_to_followers(session, urls, channel_actor, "Create", copy)
             continue
-        before = _fingerprint(copy)
+        before, links = _fingerprint(copy), copy.extra.get("url")
         render_copy(urls, source, item, copy)
         if _fingerprint(copy) != before:
             copy.updated = utcnow()
             session.add(copy)
             await session.flush()
             await send_to_followers(session, urls, channel_actor, "Update", copy)
+        elif copy.extra.get("url") != links:
+            session.add(copy)
