@@ -63,7 +63,17 @@ async def enable_channels(request: Request, token: ApiToken, body: dict[str, Any
     return JSONResponse({"channels": ids}, status_code=201)
 
 
+async def publish_bulletin(request: Request, token: ApiToken, body: dict[str, Any]) -> Response:
+    from node.news import bulletin
+
+    actor = await _check_group(request, token)
+    number, object_id = await bulletin.publish(_node(request), actor.username,
+                                               since=body.get("since"))
+    return JSONResponse({"number": number, "id": object_id}, status_code=201)
+
+
 routes: list[Route] = [
+    Route("/api/v1/groups/{username}/bulletins", endpoint(publish_bulletin), methods=["POST"]),
     Route("/api/v1/groups/{username}/news", endpoint(create_item), methods=["POST"]),
     Route("/api/v1/groups/{username}/channels", endpoint(enable_channels), methods=["POST"]),
     Route("/api/v1/news/{uuid}", endpoint(replace_item), methods=["PUT"]),

@@ -141,6 +141,15 @@ def cmd_channel_list(args: argparse.Namespace, settings: Settings) -> None:
         print(f"{lang}\t{actor_id}")
 
 
+def cmd_bulletin_publish(args: argparse.Namespace, settings: Settings) -> None:
+    from node.cli.common import with_node
+    from node.news import bulletin
+
+    number, object_id = with_node(settings, lambda node: bulletin.publish(
+        node, args.group, since=args.since))
+    print(f"{number}\t{object_id}")
+
+
 def delete_any(node: Any, object_id: str) -> Any:
     """`hambastegi delete ID`: a news item goes with its channels' copies."""
     from node.groups import operations
@@ -183,7 +192,8 @@ def _version_flags(parser: argparse.ArgumentParser) -> None:
 
 
 def register(sub: Any, publish: Any, edit: Any) -> None:
-    """Add `publish news`, `edit news`, `news add-version|edit-version`, `channel …`."""
+    """Add `publish news`, `edit news`, `news add-version|edit-version`, `channel …`,
+    `bulletin publish`."""
     publish_news = publish.add_parser("news", help="a news item with versions per language")
     publish_news.add_argument("group")
     _item_flags(publish_news)
@@ -211,3 +221,11 @@ def register(sub: Any, publish: Any, edit: Any) -> None:
     listing = channel.add_parser("list", help="a group's channels")
     listing.add_argument("group")
     listing.set_defaults(func=cmd_channel_list)
+
+    bulletins = sub.add_parser("bulletin", help="numbered bulletins of news items")
+    bulletin_cmds = bulletins.add_subparsers(dest="bulletin_cmd", required=True)
+    publish_bulletin = bulletin_cmds.add_parser(
+        "publish", help="bulletin N+1 of the items since the last one; prints N and its id")
+    publish_bulletin.add_argument("group")
+    publish_bulletin.add_argument("--since", help="ISO 8601 date (default: the last bulletin)")
+    publish_bulletin.set_defaults(func=cmd_bulletin_publish)

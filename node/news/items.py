@@ -330,11 +330,12 @@ def ordered(versions: dict[str, Version], primary: str) -> list[str]:
 
 def render(*, versions: dict[str, Version], primary: str, photos: list[dict[str, Any]],
            hashtags: list[str], sources: list[str], country: str | None, sectors: list[str],
-           urls: Urls, self_url: str, sibling_url: dict[str, str]) -> Rendered:
+           urls: Urls, self_url: str, sibling_url: dict[str, str],
+           always_article: bool = False) -> Rendered:
     """Fields of the document presenting ``versions`` (every language for the item,
     one for a channel's copy). ``sibling_url``: where each other language is read."""
     main = versions[primary]
-    as_note = is_note(main)
+    as_note = not always_article and is_note(main)
     langs = ordered(versions, primary)
     names = {k: title for k in langs if (title := versions[k].title)}
     summaries = {k: s for k in langs

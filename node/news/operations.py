@@ -64,6 +64,7 @@ def render_item(urls: Urls, obj: LocalObject, item: NewsItem) -> None:
         sources=item.sources, country=item.country, sectors=item.sectors, urls=urls,
         self_url=urls.object(obj.uuid),
         sibling_url={lang: _page_anchor(urls, obj, lang) for lang in versions},
+        always_article=item.kind == "bulletin",
     )
     _apply(obj, rendered)
 
@@ -78,6 +79,7 @@ def render_copy(urls: Urls, source: LocalObject, item: NewsItem, copy: LocalObje
         sectors=item.sectors, urls=urls, self_url=urls.object(copy.uuid),
         sibling_url={other: _page_anchor(urls, source, other)
                      for other in items.ordered(versions, source.language) if other != lang},
+        always_article=item.kind == "bulletin",
     )
     _apply(copy, rendered)
 
@@ -144,13 +146,19 @@ async def create_item(node: Node, username: str, body: Any) -> str:
         await session.flush()
         item = NewsItem(object_id=obj.id or 0)
         await _fill(session, item, data, actor)
-        render_item(node.urls, obj, item)
-        session.add_all([obj, item])
-        await session.flush()
-        await send_to_followers(session, node.urls, actor, "Create", obj)
-        await sync_channels(session, node.urls, actor, obj, item)
+        await publish_new(session, node.urls, actor, obj, item)
     node.changed()
     return node.urls.object(obj.uuid)
+
+
+async def publish_new(session: AsyncSession, urls: Urls, actor: LocalActor, obj: LocalObject,
+                      item: NewsItem) -> None:
+    """Render a new item (or bulletin), Create it for the followers and the channels."""
+    render_item(urls, obj, item)
+    session.add_all([obj, item])
+    await session.flush()
+    await send_to_followers(session, urls, actor, "Create", obj)
+    await sync_channels(session, urls, actor, obj, item)
 
 
 async def load(session: AsyncSession, node: Node, object_id: str,

@@ -429,7 +429,27 @@ class NewsItem(SQLModel, table=True):
     sources: list[str] = Field(default_factory=list, sa_column=Column(JSON, nullable=False))
     country: str | None = Field(default=None, max_length=2)
     sectors: list[str] = Field(default_factory=list, sa_column=Column(JSON, nullable=False))
+    # "item", or "bulletin": a numbered digest of items, always an Article.
+    kind: str = Field(default="item", max_length=16)
     created_at: datetime = Field(default_factory=utcnow)
+
+
+class NewsBulletin(SQLModel, table=True):
+    """Bulletin number N of a group: the items published in (period_start, period_end].
+
+    Rows stay when a bulletin is deleted, so a number is never given twice."""
+
+    __tablename__ = "news_bulletin"
+    __table_args__ = (UniqueConstraint("group_id", "number"),)
+
+    id: int | None = Field(default=None, primary_key=True)
+    group_id: int = Field(foreign_key="local_actor.id", index=True)
+    number: int
+    object_id: int = Field(foreign_key="local_object.id", unique=True)
+    period_start: datetime
+    period_end: datetime
+    # The items listed (local_object ids), in the order listed.
+    item_ids: list[int] = Field(default_factory=list, sa_column=Column(JSON, nullable=False))
 
 
 class NewsChannel(SQLModel, table=True):

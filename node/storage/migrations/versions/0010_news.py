@@ -1,6 +1,7 @@
-"""news items, language channels and their copies (issue 13)
+"""news items, bulletins, language channels and their copies (issue 13)
 
-``news_item`` keeps what the editor wrote per language; ``news_channel`` ties a
+``news_item`` keeps what the editor wrote per language; ``news_bulletin`` numbers
+a group's bulletins (never reused); ``news_channel`` ties a
 language channel actor (``GROUP_LANG``) to its group; ``news_copy`` ties a
 channel's one-language object to the item it copies. What is served lives on
 ``local_object`` and ``local_actor``, whose change-counter triggers already
@@ -33,10 +34,25 @@ def upgrade() -> None:
         sa.Column("sources", sa.JSON(), nullable=False),
         sa.Column("country", sa.String(length=2), nullable=True),
         sa.Column("sectors", sa.JSON(), nullable=False),
+        sa.Column("kind", sa.String(length=16), nullable=False),
         sa.Column("created_at", sqlmodel.sql.sqltypes.UTCDateTime(), nullable=False),
         sa.PrimaryKeyConstraint("id"),
     )
     op.create_index("ix_news_item_object_id", "news_item", ["object_id"], unique=True)
+    op.create_table(
+        "news_bulletin",
+        sa.Column("id", sa.Integer(), nullable=False),
+        sa.Column("group_id", sa.Integer(), sa.ForeignKey("local_actor.id"), nullable=False),
+        sa.Column("number", sa.Integer(), nullable=False),
+        sa.Column("object_id", sa.Integer(), sa.ForeignKey("local_object.id"), nullable=False),
+        sa.Column("period_start", sqlmodel.sql.sqltypes.UTCDateTime(), nullable=False),
+        sa.Column("period_end", sqlmodel.sql.sqltypes.UTCDateTime(), nullable=False),
+        sa.Column("item_ids", sa.JSON(), nullable=False),
+        sa.PrimaryKeyConstraint("id"),
+        sa.UniqueConstraint("group_id", "number"),
+        sa.UniqueConstraint("object_id"),
+    )
+    op.create_index("ix_news_bulletin_group_id", "news_bulletin", ["group_id"])
     op.create_table(
         "news_channel",
         sa.Column("id", sa.Integer(), nullable=False),
@@ -67,4 +83,5 @@ def upgrade() -> None:
 def downgrade() -> None:
     op.drop_table("news_copy")
     op.drop_table("news_channel")
+    op.drop_table("news_bulletin")
     op.drop_table("news_item")
