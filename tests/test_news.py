@@ -349,3 +349,46 @@ async def test_cli_publishes_with_flags_adds_a_version_and_refuses_bad_input_in_
     listed = run_cli(env, "channel", "list", "koeln")
     assert listed.stdout.splitlines() == ["de\thttps://node.example/groups/koeln_de",
                                           "fa\thttps://node.example/groups/koeln_fa"]
+
+
+async def test_action_calls_reach_channels_as_events_of_their_own_in_one_language(
+        live_node: LiveNode) -> None:
+    from node.calls import operations as calls
+
+    token = await _token(live_node)
+    await channels.enable(live_node.node, "koeln", ["fa", "tr"])
+    call_id = await calls.create_call(live_node.node, "koeln", {
+        "language": "fa", "title": {"fa": "تجمع در برابر سازمان جهانی کار",
+                                    "de": "Kundgebung vor der ILO"},
+        "text": {"fa": "همه بیایید.", "de": "Kommt alle."},
+        "start": "2027-06-08T12:00", "timezone": "Europe/Zurich",
+        "place": {"name": "Place des Nations", "city": "Genève"}})
+    base = live_node.base_url
+    async with live_node.node.db.read() as session:
+        copies = (await session.exec(select(LocalObject, LocalActor).join(
+            LocalActor, LocalActor.id == LocalObject.local_actor_id)  # type: ignore[arg-type]
+            .where(LocalActor.username != "koeln"))).all()
+    assert [(a.username, o.object_type) for o, a in copies] == [("koeln_fa", "Event")]
+    copy_id = f"{base}/objects/{copies[0][0].uuid}"
+    doc = await _doc(copy_id)
+    jsonschema.validate(doc, schema("event.schema.json"))
+    assert doc["attributedTo"] == f"{base}/groups/koeln_fa"
+    assert list(doc["nameMap"]) == ["fa"] and list(doc["contentMap"]) == ["fa"]
+    assert "Kundgebung" not in json.dumps(doc, ensure_ascii=False)
+    assert doc["startTime"] == "2027-06-08T12:00:00+02:00"
+
+    await calls.change_status(live_node.node, call_id, "postponed", start="2027-06-15T12:00")
+    doc = await _doc(copy_id)
+    assert doc["startTime"] == "2027-06-15T12:00:00+02:00" and doc["status"] == "CONFIRMED"
+    assert doc["eventStatus"] == "https://schema.org/EventRescheduled"
+    deleted = await _api(live_node, "DELETE", f"/api/v1/objects/{call_id.rsplit('/', 1)[1]}",
+                         token)
+    assert deleted.status_code == 200, deleted.text
+    async with httpx.AsyncClient() as client:
+        gone = await client.get(copy_id, headers=AS)
+    assert gone.status_code == 410
+    async with live_node.node.db.read() as session:
+        kinds = [a.activity_type for a in (await session.exec(
+            select(Activity).where(Activity.object_uri == copy_id)
+            .order_by(Activity.id))).all()]  # type: ignore[arg-type]
+    assert kinds == ["Create", "Update", "Delete"]

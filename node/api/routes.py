@@ -123,6 +123,7 @@ async def delete_object(request: Request, token: ApiToken, body: dict[str, Any])
     else:
         object_id = await operations.delete_post(node, request.path_params["uuid"],
                                                  allowed_actor=token.local_actor_id)
+        await news.delete_copies(node, request.path_params["uuid"])
     return JSONResponse({"id": object_id, "deleted": True})
 
 

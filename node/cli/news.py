@@ -158,7 +158,9 @@ def delete_any(node: Any, object_id: str) -> Any:
     async def run() -> str:
         if await news.is_item(node, object_id):
             return await news.delete_item(node, object_id)
-        return await operations.delete_post(node, object_id)
+        deleted = await operations.delete_post(node, object_id)
+        await news.delete_copies(node, object_id)  # a call's channel copies go with it
+        return deleted
 
     return run()
 

@@ -26,12 +26,16 @@ from node.storage.models import LocalActor, LocalObject, NewsChannel, NewsCopy, 
 
 
 async def send_to_followers(session: AsyncSession, urls: Urls, actor: LocalActor,
-                            activity_type: str, obj: LocalObject) -> None:
-    """The one place news addresses followers (docs/ARCHITECTURE.md#2-the-delivery-queue):
-    Create/Update/Delete of ``obj`` (a Tombstone once deleted) to ``actor``'s followers."""
+                            activity_type: str, obj: LocalObject,
+                            document: dict[str, Any] | None = None) -> None:
+    """The one place news and channels address followers
+    (docs/ARCHITECTURE.md#2-the-delivery-queue): Create/Update/Delete of ``obj``
+    (a Tombstone once deleted; ``document`` if the caller built it, as for an
+    Event) to ``actor``'s followers."""
     await publishing.record_activity(
         session, actor, urls, activity_type=activity_type,
-        obj=object_document(obj, actor, urls, with_context=False),
+        obj=document if document is not None and obj.deleted_at is None
+        else object_document(obj, actor, urls, with_context=False),
         to=[PUBLIC], cc=[urls.followers(actor.username)],
         inboxes=await publishing.follower_inboxes(session, actor),
     )
@@ -291,6 +295,28 @@ async def channels_of(session: AsyncSession, group: LocalActor
         LocalActor, LocalActor.id == NewsChannel.actor_id  # type: ignore[arg-type]
     ).where(NewsChannel.group_id == group.id))
     return [(channel, actor) for channel, actor in rows.all()]
+
+
+async def delete_copies(node: Node, object_id: str) -> None:
+    """Delete every channel copy of one of our objects (a deleted action call)."""
+    async with node.db.write() as session:
+        source = await publishing.get_object(session, object_uuid_from(node, object_id))
+        if source is None:
+            return
+        for channel_actor, copy in await _copies(session, source):
+            await _delete(session, node.urls, channel_actor, copy)
+    node.changed()
+
+
+async def copies_of(session: AsyncSession, source: LocalObject
+                    ) -> list[tuple[LocalActor, LocalObject]]:
+    """(channel actor, copy) of every channel copy of ``source``."""
+    return await _copies(session, source)
+
+
+async def delete_copy(session: AsyncSession, urls: Urls, channel_actor: LocalActor,
+                      copy: LocalObject) -> None:
+    await _delete(session, urls, channel_actor, copy)
 
 
 async def _copies(session: AsyncSession, source: LocalObject
