@@ -4,11 +4,16 @@ from __future__ import annotations
 
 import asyncio
 import json
+from pathlib import Path
+
+import jsonschema
 
 from node.storage.models import Activity, Following, InboxItem
 from tests.conftest import NodeFactory, NodeProcess, wait_for
 from tests.test_federation import received, rows
 
+NEWS_SCHEMA = json.loads((Path(__file__).resolve().parent.parent / "schemas"
+                          / "news.schema.json").read_text())
 PERSIAN = "کارگران پتروشیمی ماهشهر برای دومین هفته در اعتصاب هستند."
 GERMAN = "Die Beschäftigten der Petrochemie in Mahshahr streiken seit zwei Wochen."
 ENGLISH = "Petrochemical workers in Mahshahr are on strike for a second week."
@@ -54,6 +59,8 @@ async def test_channel_follower_gets_only_persian_group_follower_gets_all_versio
     updates = await wait_for(two_updates, what="both Updates on B")
     assert await received(b, "Create", item_id)
     last = max((u.body["object"] for u in updates), key=lambda o: len(o["contentMap"]))
+    for update in updates:
+        jsonschema.validate(update.body["object"], NEWS_SCHEMA)
     assert list(last["contentMap"]) == ["fa", "de", "en"]
     assert last["content"] == last["contentMap"]["fa"] and PERSIAN in last["content"]
     assert GERMAN in last["contentMap"]["de"] and ENGLISH in last["contentMap"]["en"]
@@ -69,6 +76,7 @@ async def test_channel_follower_gets_only_persian_group_follower_gets_all_versio
     (create,) = await wait_for(channel_items, what="the channel's Create on B")
     assert create.activity_type == "Create"
     copy = create.body["object"]
+    jsonschema.validate(copy, NEWS_SCHEMA)
     assert copy["attributedTo"] == channel and copy["id"] != item_id
     assert list(copy["contentMap"]) == ["fa"] and PERSIAN in copy["content"]
     # Both Updates of the item have arrived on B, and the channel sent nothing after

@@ -93,18 +93,29 @@ def _version_body(args: argparse.Namespace) -> dict[str, Any]:
 
 def cmd_publish(args: argparse.Namespace, settings: Settings) -> None:
     from node.cli.common import with_node
+    from node.federation.runtime import Node
+    from node.groups.operations import require_group
     from node.news import operations as news
 
-    body = item_body(args, None)
-    print(with_node(settings, lambda node: news.create_item(node, args.group, body)))
+    async def run(node: Node) -> str:
+        # Texts given without --lang are in the group's language.
+        actor = await require_group(node, args.group)
+        return await news.create_item(node, args.group, item_body(args, actor.language))
+
+    print(with_node(settings, run))
 
 
 def cmd_edit(args: argparse.Namespace, settings: Settings) -> None:
     from node.cli.common import with_node
+    from node.federation.runtime import Node
     from node.news import operations as news
 
-    body = item_body(args, None)
-    print(with_node(settings, lambda node: news.replace_item(node, args.id, body)))
+    async def run(node: Node) -> str:
+        # Texts given without --lang are in the item's primary language.
+        language = await news.item_language(node, args.id)
+        return await news.replace_item(node, args.id, item_body(args, language))
+
+    print(with_node(settings, run))
 
 
 def cmd_add_version(args: argparse.Namespace, settings: Settings) -> None:

@@ -178,6 +178,13 @@ async def load(session: AsyncSession, node: Node, object_id: str,
     return actor, obj, item
 
 
+async def item_language(node: Node, object_id: str) -> str:
+    """The item's primary language (what an edit's untagged texts are written in)."""
+    async with node.db.read() as session:
+        _, obj, _ = await load(session, node, object_id, None)
+    return obj.language
+
+
 async def is_item(node: Node, object_id: str) -> bool:
     async with node.db.read() as session:
         obj = await publishing.get_object(session, object_uuid_from(node, object_id))
