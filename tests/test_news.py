@@ -222,6 +222,9 @@ async def test_added_and_corrected_versions_federate_as_updates_and_duplicates_a
                          {"text": "x"})
     assert missing.status_code == 404
     assert await _counts(live_node) == before  # nothing stored, nothing queued
+    as_note = await _api(live_node, "PATCH", f"/api/v1/objects/{uuid}", token, {"text": "x"})
+    assert as_note.status_code == 400 and "news item" in as_note.json()["error"]
+    assert await _counts(live_node) == before
     fixed = await _api(live_node, "PUT", f"/api/v1/news/{uuid}/versions/en", token,
                        {"title": "Strike", "text": "Workers **still** strike."})
     assert fixed.status_code == 200, fixed.text

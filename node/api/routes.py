@@ -107,6 +107,9 @@ async def create_note(request: Request, token: ApiToken, body: dict[str, Any]) -
 
 async def edit_object(request: Request, token: ApiToken, body: dict[str, Any]) -> Response:
     node: Node = request.app.state.node
+    from node.news import operations as news
+
+    await news.refuse_note_edit(node, request.path_params["uuid"])
     object_id = await operations.edit_note(node, request.path_params["uuid"], text=_text(body),
                                            allowed_actor=token.local_actor_id)
     return JSONResponse({"id": object_id})

@@ -139,7 +139,7 @@ def cmd_publish_note(args: argparse.Namespace, settings: Settings) -> None:
 
 
 def cmd_edit_note(args: argparse.Namespace, settings: Settings) -> None:
-    print(with_node(settings, lambda node: operations.edit_note(node, args.id, text=args.text)))
+    print(with_node(settings, lambda node: cli_news.edit_note(node, args.id, args.text)))
 
 
 def cmd_delete(args: argparse.Namespace, settings: Settings) -> None:

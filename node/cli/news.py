@@ -161,6 +161,18 @@ def cmd_bulletin_publish(args: argparse.Namespace, settings: Settings) -> None:
     print(f"{number}\t{object_id}")
 
 
+def edit_note(node: Any, object_id: str, text: str) -> Any:
+    """`hambastegi edit note`, refused for news items and channel copies."""
+    from node.groups import operations
+    from node.news import operations as news
+
+    async def run() -> str:
+        await news.refuse_note_edit(node, object_id)
+        return await operations.edit_note(node, object_id, text=text)
+
+    return run()
+
+
 def delete_any(node: Any, object_id: str) -> Any:
     """`hambastegi delete ID`: a news item goes with its channels' copies."""
     from node.groups import operations

@@ -185,6 +185,23 @@ async def item_language(node: Node, object_id: str) -> str:
     return obj.language
 
 
+async def refuse_note_edit(node: Node, object_id: str) -> None:
+    """`edit note` would replace a news item's versions (or a channel copy) with one
+    plain text that the next change overwrites: point to the news commands instead."""
+    async with node.db.read() as session:
+        obj = await publishing.get_object(session, object_uuid_from(node, object_id))
+        if obj is None:
+            return
+        copy = (await session.exec(
+            select(NewsCopy.id).where(NewsCopy.object_id == obj.id))).first()
+    if copy is not None:
+        raise OperationError("that is a language channel's copy; change the original item "
+                             "or call and the copy follows")
+    if await is_item(node, object_id):
+        raise OperationError("that is a news item; change it with `hambastegi news "
+                             "edit-version` or `edit news` (PUT /api/v1/news/{uuid})")
+
+
 async def is_item(node: Node, object_id: str) -> bool:
     async with node.db.read() as session:
         obj = await publishing.get_object(session, object_uuid_from(node, object_id))
