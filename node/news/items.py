@@ -255,7 +255,10 @@ def _markdown() -> Any:
 BETWEEN_BLOCKS_RE = re.compile(r">\n+<")
 
 
+@lru_cache(maxsize=64)
 def render_markdown(text: str) -> str:
+    # Cached: one change renders each version's text up to three times
+    # (validation, the Note/Article rule, content and excerpt; bench/news_render.py).
     # The parser's newlines between blocks would show as blank lines where a
     # reader keeps whitespace (Mastodon's web client does); inside <pre> no
     # newline sits between two tags, so code keeps its lines.
