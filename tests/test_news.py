@@ -218,6 +218,9 @@ async def test_added_and_corrected_versions_federate_as_updates_and_duplicates_a
     bad_tag = await _api(live_node, "POST", f"/api/v1/news/{uuid}/versions", token,
                          {"language": "english", "text": "x"})
     assert bad_tag.status_code == 400 and "'english'" in bad_tag.json()["error"]
+    untagged = await _api(live_node, "POST", f"/api/v1/news/{uuid}/versions", token,
+                          {"text": "x"})
+    assert untagged.status_code == 400 and "language tag is required" in untagged.json()["error"]
     missing = await _api(live_node, "PUT", f"/api/v1/news/{uuid}/versions/de", token,
                          {"text": "x"})
     assert missing.status_code == 404

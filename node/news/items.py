@@ -79,6 +79,8 @@ class NewsInput:
 
 
 def language(tag: Any, where: str) -> str:
+    if tag is None:
+        raise NewsError(f"{where}: a language tag is required, such as fa, de or ckb")
     try:
         return languages.validate(tag)
     except languages.LanguageError as exc:
