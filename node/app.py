@@ -29,7 +29,7 @@ from node.federation import delivery, inbox, nodeinfo, webfinger
 from node.federation.runtime import Node
 from node.inbound import INBOUND
 from node.storage.models import InboxItem
-from node.web import collections, documents
+from node.web import collections, documents, feeds
 from node.web import pages as web
 
 log = logging.getLogger("hambastegi")
@@ -143,6 +143,8 @@ def build_routes() -> list[Route]:
         Route("/objects/{uuid}/organizers", collections.organizers),
         Route("/objects/{uuid}/calendar.ics", calendar.event_ics),
         Route("/groups/{username}/calendar.ics", calendar.group_ics),
+        Route("/groups/{username}/feed.atom", feeds.atom),
+        Route("/groups/{username}/feed.json", feeds.json_feed),
         Route("/activities/{uuid}", documents.activity),
         Route("/tags/{tag}", web.tag_page),
         Route("/media/{kind}/{name}", documents.media),

@@ -8,7 +8,8 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
 # Distribution name → the module the node imports (or names as a SQLAlchemy driver).
-MODULES = {"pillow": "PIL", "http-sfv": "http_sfv", "prometheus-client": "prometheus_client"}
+MODULES = {"pillow": "PIL", "http-sfv": "http_sfv", "prometheus-client": "prometheus_client",
+           "markdown-it-py": "markdown_it"}
 
 
 def runtime_dependencies() -> list[str]:

@@ -107,6 +107,9 @@ async def create_note(request: Request, token: ApiToken, body: dict[str, Any]) -
 
 async def edit_object(request: Request, token: ApiToken, body: dict[str, Any]) -> Response:
     node: Node = request.app.state.node
+    from node.news import operations as news
+
+    await news.refuse_note_edit(node, request.path_params["uuid"])
     object_id = await operations.edit_note(node, request.path_params["uuid"], text=_text(body),
                                            allowed_actor=token.local_actor_id)
     return JSONResponse({"id": object_id})
@@ -114,8 +117,16 @@ async def edit_object(request: Request, token: ApiToken, body: dict[str, Any]) -
 
 async def delete_object(request: Request, token: ApiToken, body: dict[str, Any]) -> Response:
     node: Node = request.app.state.node
-    object_id = await operations.delete_post(node, request.path_params["uuid"],
-                                             allowed_actor=token.local_actor_id)
+    from node.news import operations as news
+
+    if await news.is_item(node, request.path_params["uuid"]):
+        # A news item goes with its language channels' copies.
+        object_id = await news.delete_item(node, request.path_params["uuid"],
+                                           allowed_actor=token.local_actor_id)
+    else:
+        object_id = await operations.delete_post(node, request.path_params["uuid"],
+                                                 allowed_actor=token.local_actor_id)
+        await news.delete_copies(node, request.path_params["uuid"])
     return JSONResponse({"id": object_id, "deleted": True})
 
 
@@ -207,3 +218,10 @@ routes = [
     Route("/api/v1/groups/{username}/follow-requests/{request_id:int}/reject",
           endpoint(_decide(False)), methods=["POST"]),
 ]
+
+
+# News routes live in their own module (node/api/news.py), which imports the
+# helpers above; imported last so those exist when it does.
+from node.api import news as _news  # noqa: E402
+
+routes += _news.routes

@@ -100,6 +100,10 @@ async def send_event(session: AsyncSession, urls: Urls, actor: LocalActor, obj: 
         cc=[urls.followers(actor.username)], inboxes=inboxes,
         to_followers=True,
     )
+    from node.calls import channel_copies
+
+    # Each language channel gets its language's version as an Event of its own.
+    await channel_copies.sync(session, urls, actor, obj, event)
 
 
 async def _flyer(session: AsyncSession, spec: dict[str, Any] | None,

@@ -12,6 +12,7 @@ import sys
 from collections.abc import Sequence
 
 from node.cli import events as cli_events
+from node.cli import news as cli_news
 from node.cli.common import CliError, load_settings, prepare, with_node
 from node.core import logs
 from node.core.settings import Settings, SettingsError
@@ -138,11 +139,11 @@ def cmd_publish_note(args: argparse.Namespace, settings: Settings) -> None:
 
 
 def cmd_edit_note(args: argparse.Namespace, settings: Settings) -> None:
-    print(with_node(settings, lambda node: operations.edit_note(node, args.id, text=args.text)))
+    print(with_node(settings, lambda node: cli_news.edit_note(node, args.id, args.text)))
 
 
 def cmd_delete(args: argparse.Namespace, settings: Settings) -> None:
-    print(with_node(settings, lambda node: operations.delete_post(node, args.id)))
+    print(with_node(settings, lambda node: cli_news.delete_any(node, args.id)))
 
 
 def cmd_follow(args: argparse.Namespace, settings: Settings) -> None:
@@ -262,6 +263,7 @@ def build_parser() -> argparse.ArgumentParser:
     edit = sub.add_parser("edit", help="edit a post").add_subparsers(dest="edit_cmd",
                                                                      required=True)
     cli_events.register(sub, publish, edit)
+    cli_news.register(sub, publish, edit)
     edit_note = edit.add_parser("note")
     edit_note.add_argument("id", help="the object's id (URL) or uuid")
     edit_note.add_argument("--text", required=True)

@@ -37,6 +37,11 @@ EXTENSION_TERMS: dict[str, Any] = {
     "value": "schema:value",
     # Not in the ActivityStreams context; Mastodon defines it the same way.
     "Hashtag": "as:Hashtag",
+    # News items (node/news/items.py, FEDERATION.md "News items").
+    "hb": "https://hambastegi.org/ns#",
+    "country": "hb:country",
+    "sectors": "hb:sector",
+    "sources": {"@id": "hb:source", "@type": "@id"},
 }
 
 CONTEXT: list[Any] = [AS_CONTEXT, SECURITY_CONTEXT, MULTIKEY_CONTEXT, EXTENSION_TERMS]

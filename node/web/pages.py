@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import re
 from collections.abc import Sequence
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -30,6 +31,23 @@ _env = Environment(
 
 def direction(language: str) -> str:
     return "rtl" if language.split("-")[0] in RTL_LANGUAGES else "ltr"
+
+
+def when(moment: datetime, language: str) -> str:
+    """A date and time in the reader's language and script where Babel knows it
+    (``1 دسامبر 2026، 14:05``), else ISO-like; always UTC, and said so."""
+    from babel.core import UnknownLocaleError
+    from babel.dates import format_datetime
+
+    try:
+        shown = format_datetime(moment, "medium", tzinfo=UTC,
+                                locale=language.replace("-", "_"))
+    except (UnknownLocaleError, ValueError):
+        shown = moment.astimezone(UTC).strftime("%Y-%m-%d %H:%M")
+    return f"{shown} UTC"
+
+
+_env.filters["when"] = when
 
 
 def _versions(mapping: dict[str, str], primary: str) -> list[dict[str, Any]]:
