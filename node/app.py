@@ -6,24 +6,23 @@ import asyncio
 import contextlib
 import hmac
 import logging
-import time
 from collections.abc import AsyncIterator
 from typing import Any
 
 from sqlalchemy import func
 from sqlmodel import select
 from starlette.applications import Starlette
+from starlette.middleware.exceptions import ExceptionMiddleware
 from starlette.requests import Request
 from starlette.responses import JSONResponse, PlainTextResponse, Response
 from starlette.routing import Route
-from starlette.types import ASGIApp, Receive, Scope, Send
+from starlette.types import ASGIApp
 
 from node.api import events as api_events
 from node.api import routes as api
 from node.calls import calendar
-from node.core.httpsecurity import NulBytesMiddleware, SecurityHeadersMiddleware
 from node.core.metrics import METRICS
-from node.core.server import BodyTimeoutMiddleware
+from node.core.middleware import NodeMiddleware
 from node.core.settings import Settings
 from node.federation import inbox, nodeinfo, webfinger
 from node.federation.runtime import Node
@@ -81,40 +80,20 @@ async def metrics(request: Request) -> Response:
                              media_type="text/plain; version=0.0.4")
 
 
-class LatencyMiddleware:
-    """Request latency per route template (never per URL: no ids, no cardinality blow-up)."""
+class NodeApp(Starlette):
+    """Starlette with one middleware layer (node/core/middleware.py) around its exception
+    handling, in place of its ServerErrorMiddleware and of five stacked layers
+    (docs/ARCHITECTURE.md#8-the-read-path)."""
 
-    def __init__(self, app: ASGIApp) -> None:
-        self.app = app
-
-    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if scope["type"] != "http":
-            await self.app(scope, receive, send)
-            return
-        started = time.perf_counter()
-        try:
-            await self.app(scope, receive, send)
-        finally:
-            route = scope.get("route")
-            name = getattr(route, "path", "other")
-            METRICS.observe_request(name, time.perf_counter() - started)
-
-
-class ChangeSyncMiddleware:
-    """Before a GET is answered (possibly from the document cache), apply changes
-    other processes committed: the ChangeWatcher clears the cache if there were any."""
-
-    def __init__(self, app: ASGIApp, node: Node) -> None:
-        self.app = app
+    def __init__(self, node: Node, **kwargs: Any) -> None:
+        super().__init__(**kwargs)
         self.node = node
 
-    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if scope["type"] == "http" and scope["method"] in {"GET", "HEAD"}:
-            try:
-                await self.node.changes.sync()
-            except Exception:  # the cache is cleared; the handler reports the database
-                log.warning("change counter unreadable")
-        await self.app(scope, receive, send)
+    def build_middleware_stack(self) -> ASGIApp:
+        inner = ExceptionMiddleware(self.router, handlers=dict(self.exception_handlers))
+        return NodeMiddleware(inner, body_timeout=self.node.settings.body_timeout,
+                              before_read=self.node.changes.sync,
+                              observe=METRICS.observe_request)
 
 
 def build_routes() -> list[Route]:
@@ -172,11 +151,6 @@ def create_app(settings: Settings, *, run_worker: bool = True,
                     await asyncio.wait_for(task, timeout=10)
             await node.close()
 
-    app = Starlette(routes=build_routes(), lifespan=lifespan)
+    app = NodeApp(node, routes=build_routes(), lifespan=lifespan)
     app.state.node = node
-    app.add_middleware(ChangeSyncMiddleware, node=node)
-    app.add_middleware(LatencyMiddleware)
-    app.add_middleware(NulBytesMiddleware)
-    app.add_middleware(SecurityHeadersMiddleware)
-    app.add_middleware(BodyTimeoutMiddleware, timeout=settings.body_timeout)
     return app
