@@ -31,8 +31,16 @@ def process_identifier() -> str:
     """Host and pid: compose's containers share the metrics volume, and each is pid 1.
 
     ``_`` separates fields in prometheus_client's file names, so it must not appear.
+    prometheus_client calls this on every value written (to notice a fork), so the
+    host name is looked up once per process id.
     """
-    return f"{socket.gethostname()}-{os.getpid()}".replace("_", "-")
+    pid = os.getpid()
+    if _identity[0] != pid:
+        _identity[:] = [pid, f"{socket.gethostname()}-{pid}".replace("_", "-")]
+    return str(_identity[1])
+
+
+_identity: list[int | str] = [0, ""]
 
 
 def _alive(pid: int) -> bool:
