@@ -91,9 +91,11 @@ class NodeApp(Starlette):
 
     def build_middleware_stack(self) -> ASGIApp:
         inner = ExceptionMiddleware(self.router, handlers=dict(self.exception_handlers))
-        return NodeMiddleware(inner, body_timeout=self.node.settings.body_timeout,
+        settings = self.node.settings
+        # Latencies only where /metrics can be read: without a token nobody can.
+        return NodeMiddleware(inner, body_timeout=settings.body_timeout,
                               before_read=self.node.changes.sync,
-                              observe=METRICS.observe_request)
+                              observe=METRICS.observe_request if settings.metrics_token else None)
 
 
 def build_routes() -> list[Route]:

@@ -21,8 +21,6 @@ import logging
 import resource
 from typing import Any
 
-from uvicorn.protocols.http.h11_impl import H11Protocol
-
 log = logging.getLogger("hambastegi")
 
 # Descriptors kept free for the database, media files and outbound requests.
@@ -101,13 +99,19 @@ class HeadDeadline:
             self.transport.close()
 
 
-class GuardedH11Protocol(HeadDeadline, H11Protocol):
-    """uvicorn's pure-Python h11 protocol with the head deadline and the connection cap."""
+def _h11_protocol() -> type[Any]:
+    # Imported only when asked for: h11 is the fallback.
+    from uvicorn.protocols.http.h11_impl import H11Protocol
 
-    def handle_events(self) -> None:
-        super().handle_events()
-        if self.cycle is not None and not self.cycle.response_complete:
-            self._head_arrived()
+    class GuardedH11Protocol(HeadDeadline, H11Protocol):
+        """uvicorn's pure-Python h11 protocol with the head deadline and the connection cap."""
+
+        def handle_events(self) -> None:
+            super().handle_events()
+            if self.cycle is not None and not self.cycle.response_complete:
+                self._head_arrived()
+
+    return GuardedH11Protocol
 
 
 def event_loop() -> str:
@@ -149,7 +153,7 @@ def guarded_protocol(header_timeout: float, max_connections: int,
     """
     base: type[Any] | None = _httptools_protocol() if http == "httptools" else None
     if base is None:
-        base = GuardedH11Protocol
+        base = _h11_protocol()
     return type("Guarded", (base,), {
         "header_timeout": header_timeout, "max_connections": max_connections})
 
