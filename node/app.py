@@ -83,7 +83,7 @@ async def metrics(request: Request) -> Response:
 class NodeApp(Starlette):
     """Starlette with one middleware layer (node/core/middleware.py) around its exception
     handling, in place of its ServerErrorMiddleware and of five stacked layers
-    (docs/ARCHITECTURE.md#8-the-read-path)."""
+    (docs/ARCHITECTURE.md#7-the-read-path)."""
 
     def __init__(self, node: Node, **kwargs: Any) -> None:
         super().__init__(**kwargs)

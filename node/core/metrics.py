@@ -69,7 +69,7 @@ def clean_dead_processes(directory: Path) -> int:
 class Metrics:
     """prometheus_client is imported with the first value counted, not at import: an
     idle node (and one without HAMBASTEGI_METRICS_TOKEN, whose web process observes no
-    latencies, node/app.py) does not carry it (docs/ARCHITECTURE.md#8-the-read-path)."""
+    latencies, node/app.py) does not carry it (docs/ARCHITECTURE.md#7-the-read-path)."""
 
     def __init__(self) -> None:
         self.multiproc_dir: Path | None = None

@@ -3,7 +3,7 @@
 Each layer of ASGI middleware costs a coroutine call, and a wrapped ``send`` and
 ``receive``, on every request; five of them (body deadline, security headers, NUL
 bytes, latency, the change check) took a fifth of a cached GET's CPU
-(docs/ARCHITECTURE.md#8-the-read-path). Here, in order:
+(docs/ARCHITECTURE.md#7-the-read-path). Here, in order:
 
 1. NUL bytes in the path or query → 400 (``httpsecurity.has_nul_byte``);
 2. GET/HEAD: ``before_read`` (the change check, so no cached document older than

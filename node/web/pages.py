@@ -29,7 +29,7 @@ RTL_LANGUAGES = frozenset({"fa", "ar", "ckb", "he", "ur", "ps", "yi", "sd", "ug"
 @functools.cache
 def _environment() -> Environment:
     # Built on the first page, not at import: jinja2 is ~2 MB a node that serves only
-    # federation traffic never needs (idle RSS, docs/ARCHITECTURE.md#8-the-read-path).
+    # federation traffic never needs (idle RSS, docs/ARCHITECTURE.md#7-the-read-path).
     from jinja2 import Environment, FileSystemLoader, select_autoescape
 
     return Environment(
