@@ -225,8 +225,22 @@ def start_node(data_dir: str, **extra: str) -> Server:
     return Server(argv, env, port)
 
 
-def start_bare() -> Server:
+# The server stacks the bare app is measured on (bench/readpath.py); the node runs the
+# first one (node/core/server.py, deploy/README.md).
+STACKS = {
+    "uvicorn httptools+uvloop": ["-m", "uvicorn", "--http", "httptools", "--loop", "uvloop"],
+    "uvicorn h11+asyncio": ["-m", "uvicorn", "--http", "h11", "--loop", "asyncio"],
+    "granian (asgi, 1 worker)": ["-m", "granian", "--interface", "asgi", "--workers", "1"],
+}
+
+
+def start_bare(stack: str = "uvicorn httptools+uvloop") -> Server:
     port = free_port()
-    return Server([PYTHON, "-m", "uvicorn", "bench.bare_app:app", "--port", str(port),
-                   "--no-access-log", "--log-level", "warning"],
-                  {**os.environ, "PYTHONPATH": str(ROOT)}, port)
+    args = STACKS[stack]
+    if args[1] == "uvicorn":
+        argv = [PYTHON, *args, "bench.bare_app:app", "--port", str(port),
+                "--no-access-log", "--log-level", "warning"]
+    else:
+        argv = [PYTHON, *args, "--port", str(port), "--no-access-log", "--log-level",
+                "warning", "bench.bare_app:app"]
+    return Server(argv, {**os.environ, "PYTHONPATH": str(ROOT)}, port)

@@ -1,12 +1,18 @@
-"""Read path: WebFinger, actor, outbox page and an HTML event page under wrk,
-against a bare Starlette JSON endpoint under the same uvicorn.
+"""Read path: WebFinger, actor, outbox page and the HTML group and event pages of a
+`hambastegi serve` under wrk, against a bare Starlette JSON endpoint on the same
+server stack (uvicorn with httptools and uvloop); and that bare app on each candidate
+stack, so the choice of server is a measurement (deploy/README.md). One run, one
+machine: every ratio is against a baseline measured minutes earlier.
 
     .venv/bin/python bench/readpath.py [--seconds 5] [--connections 32]
+
+granian is not a dependency; to include it: .venv/bin/pip install granian.
 """
 
 from __future__ import annotations
 
 import argparse
+import importlib.util
 import json
 import re
 import shutil
@@ -17,9 +23,11 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from bench.common import cli, node_env, start_bare, start_node, table
+from bench.common import STACKS, cli, node_env, start_bare, start_node, table
 
 AS = "Accept: application/activity+json"
+HTML = "Accept: text/html"
+NODE_STACK = "uvicorn httptools+uvloop"
 
 
 def wrk(url: str, seconds: int, connections: int, header: str | None = None) -> float:
@@ -35,6 +43,16 @@ def wrk(url: str, seconds: int, connections: int, header: str | None = None) -> 
     return float(match.group(1))
 
 
+def bare_rate(stack: str, seconds: int, connections: int) -> float | None:
+    if stack.startswith("granian") and importlib.util.find_spec("granian") is None:
+        return None
+    bare = start_bare(stack)
+    try:
+        return wrk(f"{bare.base}/json", seconds, connections)
+    finally:
+        bare.stop()
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--seconds", type=int, default=5)
@@ -42,6 +60,8 @@ def main() -> None:
     args = parser.parse_args()
     if shutil.which("wrk") is None:
         sys.exit("wrk is needed: apt-get install wrk")
+    seconds, conns = args.seconds, args.connections
+    stacks = {stack: bare_rate(stack, seconds, conns) for stack in STACKS}
     with tempfile.TemporaryDirectory() as tmp:
         node = start_node(tmp)
         env = node_env(tmp, node.port)
@@ -54,28 +74,38 @@ def main() -> None:
         (Path(tmp) / "call.json").write_text(json.dumps(call))
         event = cli(env, "publish", "call", "koeln", "--json", str(Path(tmp) / "call.json"))
         idle_rss = node.rss()
-        bare = start_bare()
         try:
             host = f"127.0.0.1:{node.port}"
-            baseline = wrk(f"{bare.base}/json", args.seconds, args.connections)
             rows = []
             for name, url, header in (
                 ("WebFinger", f"{node.base}/.well-known/webfinger?resource=acct:koeln@{host}",
                  None),
                 ("actor (AS JSON)", f"{node.base}/groups/koeln", AS),
                 ("outbox page", f"{node.base}/groups/koeln/outbox?page=1", AS),
-                ("HTML event page", event, "Accept: text/html"),
+                ("HTML group page", f"{node.base}/groups/koeln", HTML),
+                ("HTML event page", event, HTML),
             ):
-                rate = wrk(url, args.seconds, args.connections, header)
-                rows.append([name, rate, f"{rate / baseline:.0%}"])
+                rows.append([name, wrk(url, seconds, conns, header)])
             busy_rss = node.rss()
         finally:
-            bare.stop()
             node.stop()
-    rows.insert(0, ["bare Starlette JSON (baseline)", baseline, "100%"])
-    print(table(f"Read path (wrk, {args.connections} connections, {args.seconds} s each)",
-                ["endpoint", "requests/s", "ratio to bare"], rows))
-    print(f"\nnode RSS idle {idle_rss:.1f} MB (one `hambastegi serve` process, worker "
+    # The same-stack baseline, measured before and after the node: the mean of both
+    # evens out some of the drift of a shared machine.
+    after = bare_rate(NODE_STACK, seconds, conns)
+    before = stacks[NODE_STACK]
+    assert before is not None and after is not None
+    baseline = (before + after) / 2
+    print(table(f"Read path (wrk, {conns} connections, {seconds} s each; node on {NODE_STACK})",
+                ["endpoint", "requests/s", "ratio to bare"],
+                [[f"bare Starlette JSON on {NODE_STACK} (baseline)", baseline, "100%"],
+                 *[[name, rate, f"{rate / baseline:.0%}"] for name, rate in rows]]))
+    print(table(f"Server stacks: the bare app on each (wrk, {conns} connections)",
+                ["stack", "requests/s", f"ratio to {NODE_STACK}"],
+                [[stack, "not installed" if rate is None else rate,
+                  "" if rate is None else f"{rate / baseline:.0%}"]
+                 for stack, rate in stacks.items()]))
+    print(f"\nbaseline runs: {before:,.0f} before the node, {after:,.0f} after")
+    print(f"node RSS idle {idle_rss:.1f} MB (one `hambastegi serve` process, worker "
           f"included), after the read load {busy_rss:.1f} MB")
 
 

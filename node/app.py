@@ -6,24 +6,23 @@ import asyncio
 import contextlib
 import hmac
 import logging
-import time
 from collections.abc import AsyncIterator
 from typing import Any
 
 from sqlalchemy import func
 from sqlmodel import select
 from starlette.applications import Starlette
+from starlette.middleware.exceptions import ExceptionMiddleware
 from starlette.requests import Request
 from starlette.responses import JSONResponse, PlainTextResponse, Response
 from starlette.routing import Route
-from starlette.types import ASGIApp, Receive, Scope, Send
+from starlette.types import ASGIApp
 
 from node.api import events as api_events
 from node.api import routes as api
 from node.calls import calendar
-from node.core.httpsecurity import NulBytesMiddleware, SecurityHeadersMiddleware
 from node.core.metrics import METRICS
-from node.core.server import BodyTimeoutMiddleware
+from node.core.middleware import NodeMiddleware
 from node.core.settings import Settings
 from node.federation import delivery, inbox, nodeinfo, webfinger
 from node.federation.runtime import Node
@@ -87,59 +86,43 @@ async def metrics(request: Request) -> Response:
                              media_type="text/plain; version=0.0.4")
 
 
-class LatencyMiddleware:
-    """Request latency per route template (never per URL: no ids, no cardinality blow-up)."""
+class NodeApp(Starlette):
+    """Starlette with one middleware layer (node/core/middleware.py) around its exception
+    handling, in place of its ServerErrorMiddleware and of five stacked layers
+    (docs/ARCHITECTURE.md#7-the-read-path)."""
 
-    def __init__(self, app: ASGIApp) -> None:
-        self.app = app
-
-    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if scope["type"] != "http":
-            await self.app(scope, receive, send)
-            return
-        started = time.perf_counter()
-        try:
-            await self.app(scope, receive, send)
-        finally:
-            route = scope.get("route")
-            name = getattr(route, "path", "other")
-            METRICS.observe_request(name, time.perf_counter() - started)
-
-
-class ChangeSyncMiddleware:
-    """Before a GET is answered (possibly from the document cache), apply changes
-    other processes committed: the ChangeWatcher clears the cache if there were any."""
-
-    def __init__(self, app: ASGIApp, node: Node) -> None:
-        self.app = app
+    def __init__(self, node: Node, **kwargs: Any) -> None:
+        super().__init__(**kwargs)
         self.node = node
 
-    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if scope["type"] == "http" and scope["method"] in {"GET", "HEAD"}:
-            try:
-                await self.node.changes.sync()
-            except Exception:  # the cache is cleared; the handler reports the database
-                log.warning("change counter unreadable")
-        await self.app(scope, receive, send)
+    def build_middleware_stack(self) -> ASGIApp:
+        inner = ExceptionMiddleware(self.router, handlers=dict(self.exception_handlers))
+        settings = self.node.settings
+        # Latencies only where /metrics can be read: without a token nobody can.
+        return NodeMiddleware(inner, body_timeout=settings.body_timeout,
+                              before_read=self.node.changes.sync,
+                              observe=METRICS.observe_request if settings.metrics_token else None)
 
 
 def build_routes() -> list[Route]:
+    # Starlette tries routes in order and no two paths here overlap, so the hot reads
+    # come first: each route passed costs a regex match (bench/readpath.py).
     return [
-        Route("/", web.index),
         Route("/.well-known/webfinger", webfinger.webfinger),
+        Route("/groups/{username}", documents.group_actor),
+        Route("/groups/{username}/outbox", collections.outbox),
+        Route("/objects/{uuid}", documents.local_object),
+        Route("/groups/{username}/inbox", inbox.receive, methods=["POST"]),
+        Route("/inbox", inbox.receive, methods=["POST"]),
+        Route("/", web.index),
         Route("/.well-known/host-meta", webfinger.host_meta),
         Route("/.well-known/nodeinfo", nodeinfo.well_known),
         Route("/nodeinfo/{version}", nodeinfo.nodeinfo),
         Route("/actor", documents.instance_actor),
         Route("/actor/inbox", inbox.receive_instance, methods=["POST"]),
-        Route("/inbox", inbox.receive, methods=["POST"]),
-        Route("/groups/{username}", documents.group_actor),
-        Route("/groups/{username}/inbox", inbox.receive, methods=["POST"]),
-        Route("/groups/{username}/outbox", collections.outbox),
         Route("/groups/{username}/followers", collections.followers),
         Route("/groups/{username}/following", collections.following),
         Route("/groups/{username}/featured", collections.featured),
-        Route("/objects/{uuid}", documents.local_object),
         Route("/objects/{uuid}/organizers", collections.organizers),
         Route("/objects/{uuid}/calendar.ics", calendar.event_ics),
         Route("/groups/{username}/calendar.ics", calendar.group_ics),
@@ -180,11 +163,6 @@ def create_app(settings: Settings, *, run_worker: bool = True,
                     await asyncio.wait_for(task, timeout=10)
             await node.close()
 
-    app = Starlette(routes=build_routes(), lifespan=lifespan)
+    app = NodeApp(node, routes=build_routes(), lifespan=lifespan)
     app.state.node = node
-    app.add_middleware(ChangeSyncMiddleware, node=node)
-    app.add_middleware(LatencyMiddleware)
-    app.add_middleware(NulBytesMiddleware)
-    app.add_middleware(SecurityHeadersMiddleware)
-    app.add_middleware(BodyTimeoutMiddleware, timeout=settings.body_timeout)
     return app

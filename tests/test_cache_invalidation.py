@@ -45,6 +45,24 @@ async def test_cli_edit_and_new_group_are_seen_on_the_next_get(nodes: NodeFactor
     assert after == before + 1
 
 
+async def test_the_cached_html_group_page_shows_a_post_published_by_the_cli_next(
+        nodes: NodeFactory) -> None:
+    node = await nodes.create("cache")
+    await asyncio.to_thread(node.cli, "group", "create", "koeln", "--language", "de")
+    await asyncio.to_thread(node.cli, "publish", "note", "koeln", "--text", "erste")
+    page = f"{node.base_url}/groups/koeln"
+    html = {"Accept": "text/html"}
+    async with httpx.AsyncClient() as client:
+        for _ in range(2):  # the second answer comes from the cache
+            first = await client.get(page, headers=html)
+            assert first.status_code == 200
+            assert "erste" in first.text and "zweite" not in first.text
+        await asyncio.to_thread(node.cli, "publish", "note", "koeln", "--text", "zweite")
+        assert "zweite" in (await client.get(page, headers=html)).text
+        # The JSON actor at the same URL is a different cached document.
+        assert (await client.get(page, headers=AS)).json()["type"] == "Group"
+
+
 class Counter:
     """A change counter whose reads the test can hold open."""
 

@@ -6,8 +6,6 @@ that must always hold are added to it when missing, so no handler can forget the
 
 from __future__ import annotations
 
-from starlette.types import ASGIApp, Message, Receive, Scope, Send
-
 # Documents other than HTML (JSON, calendars, media) load nothing at all.
 DEFAULT_CSP = ("default-src 'none'; frame-ancestors 'none'; base-uri 'none'; "
                "form-action 'none'; object-src 'none'")
@@ -34,50 +32,42 @@ def complete_csp(policy: str) -> str:
     return "; ".join([policy.strip().rstrip(";"), *missing]) if missing else policy
 
 
-class SecurityHeadersMiddleware:
-    def __init__(self, app: ASGIApp) -> None:
-        self.app = app
+def secure_headers(headers: list[tuple[bytes, bytes]] | tuple[()]) -> list[tuple[bytes, bytes]]:
+    """A response's raw headers with the fixed ones set and the CSP completed.
 
-    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if scope["type"] != "http":
-            await self.app(scope, receive, send)
-            return
-
-        async def send_with_headers(message: Message) -> None:
-            if message["type"] == "http.response.start":
-                # Raw header pairs, not MutableHeaders: this runs on every response.
-                kept: list[tuple[bytes, bytes]] = []
-                policy: str | None = None
-                for name, value in message.get("headers", ()):
-                    lowered = name.lower()
-                    if lowered == b"content-security-policy":
-                        policy = value.decode("latin-1")
-                    elif lowered not in FIXED_NAMES:
-                        kept.append((name, value))
-                csp = DEFAULT_CSP_RAW if policy is None else complete_csp(policy).encode()
-                message["headers"] = [*kept, *FIXED_RAW, (b"content-security-policy", csp)]
-            await send(message)
-
-        await self.app(scope, receive, send_with_headers)
+    Raw header pairs, not MutableHeaders: this runs on every response.
+    """
+    kept: list[tuple[bytes, bytes]] = []
+    policy: bytes | None = None
+    for name, value in headers:
+        lowered = name.lower()
+        if lowered == b"content-security-policy":
+            policy = value
+        elif lowered not in FIXED_NAMES:
+            kept.append((name, value))
+    if policy is None:
+        csp = DEFAULT_CSP_RAW
+    else:  # pages send the same few policies: complete each once
+        csp = _completed.get(policy) or _complete_raw(policy)
+    kept.extend(FIXED_RAW)
+    kept.append((b"content-security-policy", csp))
+    return kept
 
 
-class NulBytesMiddleware:
-    """400 for a NUL byte anywhere in the path or query (raw or %00-encoded).
+_completed: dict[bytes, bytes] = {}
+
+
+def _complete_raw(policy: bytes) -> bytes:
+    done = complete_csp(policy.decode("latin-1")).encode("latin-1")
+    if len(_completed) < 64:  # a handler echoing input into its CSP cannot grow this
+        _completed[policy] = done
+    return done
+
+
+def has_nul_byte(path: str, query: bytes) -> bool:
+    """A NUL byte anywhere in the path or query (raw or %00-encoded).
 
     No URL of this node contains one, and PostgreSQL refuses NUL in text: left in,
     ``/groups/%00`` reached a query and failed with a 500 instead of a 4xx.
     """
-
-    def __init__(self, app: ASGIApp) -> None:
-        self.app = app
-
-    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if scope["type"] == "http":
-            query = bytes(scope.get("query_string", b"")).lower()
-            if "\x00" in scope["path"] or b"%00" in query or b"\x00" in query:
-                await send({"type": "http.response.start", "status": 400,
-                            "headers": [(b"content-type", b"application/json")]})
-                await send({"type": "http.response.body",
-                            "body": b'{"error":"NUL byte in the request URL"}'})
-                return
-        await self.app(scope, receive, send)
+    return "\x00" in path or (bool(query) and (b"\x00" in query or b"%00" in query))

@@ -15,23 +15,26 @@ import os
 import socket
 from collections.abc import Iterable
 from pathlib import Path
-
-import prometheus_client
-from prometheus_client import CollectorRegistry, Counter, Histogram, generate_latest, values
-from prometheus_client.multiprocess import MultiProcessCollector
+from typing import Any
 
 LATENCY_BUCKETS = (0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0)
 MULTIPROC_ENV = "PROMETHEUS_MULTIPROC_DIR"
-
-prometheus_client.disable_created_metrics()  # type: ignore[no-untyped-call]  # *_created: noise
 
 
 def process_identifier() -> str:
     """Host and pid: compose's containers share the metrics volume, and each is pid 1.
 
     ``_`` separates fields in prometheus_client's file names, so it must not appear.
+    prometheus_client calls this on every value written (to notice a fork), so the
+    host name is looked up once per process id.
     """
-    return f"{socket.gethostname()}-{os.getpid()}".replace("_", "-")
+    pid = os.getpid()
+    if _identity[0] != pid:
+        _identity[:] = [pid, f"{socket.gethostname()}-{pid}".replace("_", "-")]
+    return str(_identity[1])
+
+
+_identity: list[int | str] = [0, ""]
 
 
 def _alive(pid: int) -> bool:
@@ -64,16 +67,38 @@ def clean_dead_processes(directory: Path) -> int:
 
 
 class Metrics:
+    """prometheus_client is imported with the first value counted, not at import: an
+    idle node (and one without HAMBASTEGI_METRICS_TOKEN, whose web process observes no
+    latencies, node/app.py) does not carry it (docs/ARCHITECTURE.md#7-the-read-path)."""
+
     def __init__(self) -> None:
-        self.registry = CollectorRegistry(auto_describe=True)
         self.multiproc_dir: Path | None = None
-        self._inbox = Counter("hambastegi_inbox_requests", "Inbox POSTs by outcome.",
-                              ["outcome"], registry=self.registry)
-        self._deliveries = Counter("hambastegi_deliveries", "Delivery attempts by outcome.",
-                                   ["outcome"], registry=self.registry)
-        self._latency = Histogram("hambastegi_request_seconds",
-                                  "HTTP request latency by route.", ["route"],
-                                  buckets=LATENCY_BUCKETS, registry=self.registry)
+        self._made: dict[str, Any] | None = None
+        # Label children by route: ``labels()`` takes a lock and builds a key on every
+        # call, and this runs on every request (routes are a fixed, small set).
+        self._route_latency: dict[str, Any] = {}
+
+    def _instruments(self) -> dict[str, Any]:
+        if self._made is None:
+            import prometheus_client
+            from prometheus_client import CollectorRegistry, Counter, Histogram
+
+            prometheus_client.disable_created_metrics()  # type: ignore[no-untyped-call]  # *_created: noise
+            if self.multiproc_dir is not None:
+                self._multiprocess_values()
+            registry = CollectorRegistry(auto_describe=True)
+            self._made = {
+                "registry": registry,
+                "inbox": Counter("hambastegi_inbox_requests", "Inbox POSTs by outcome.",
+                                 ["outcome"], registry=registry),
+                "deliveries": Counter("hambastegi_deliveries",
+                                      "Delivery attempts by outcome.", ["outcome"],
+                                      registry=registry),
+                "latency": Histogram("hambastegi_request_seconds",
+                                     "HTTP request latency by route.", ["route"],
+                                     buckets=LATENCY_BUCKETS, registry=registry),
+            }
+        return self._made
 
     def configure_multiprocess(self, directory: Path) -> None:
         """Write this process's values under ``directory`` and read everyone's.
@@ -84,24 +109,37 @@ class Metrics:
         directory.mkdir(parents=True, exist_ok=True, mode=0o700)
         clean_dead_processes(directory)
         os.environ[MULTIPROC_ENV] = str(directory)
-        values.ValueClass = values.MultiProcessValue(process_identifier)  # type: ignore[no-untyped-call]
         self.multiproc_dir = directory
+        if self._made is not None:
+            self._multiprocess_values()
+
+    @staticmethod
+    def _multiprocess_values() -> None:
+        from prometheus_client import values
+
+        values.ValueClass = values.MultiProcessValue(process_identifier)  # type: ignore[no-untyped-call]
 
     def inbox(self, outcome: str) -> None:
-        self._inbox.labels(outcome).inc()
+        self._instruments()["inbox"].labels(outcome).inc()
 
     def delivery(self, outcome: str, count: int = 1) -> None:
-        self._deliveries.labels(outcome).inc(count)
+        self._instruments()["deliveries"].labels(outcome).inc(count)
 
     def observe_request(self, route: str, seconds: float) -> None:
-        self._latency.labels(route).observe(seconds)
+        child = self._route_latency.get(route)
+        if child is None:
+            child = self._route_latency[route] = self._instruments()["latency"].labels(route)
+        child.observe(seconds)
 
     def render(self, gauges: Iterable[tuple[str, str, dict[str, str], float]] = ()) -> str:
+        from prometheus_client import CollectorRegistry, generate_latest
+        from prometheus_client.multiprocess import MultiProcessCollector
+
         if self.multiproc_dir is not None:
             registry = CollectorRegistry()
             MultiProcessCollector(registry, path=str(self.multiproc_dir))  # type: ignore[no-untyped-call]
         else:
-            registry = self.registry
+            registry = self._instruments()["registry"]
         lines = [generate_latest(registry).decode().rstrip("\n")]
         seen: set[str] = set()
         for name, help_text, labels, reading in gauges:

@@ -7,8 +7,8 @@ connection holds a file descriptor; a few hundred of them are enough to stop a
 node under systemd's default limit of 1,024. So:
 
 - the request head must be complete within ``header_timeout`` of the connection
-  opening or of the previous response (``GuardedH11Protocol``);
-- the body must be complete within ``body_timeout`` of the head (``BodyTimeoutMiddleware``,
+  opening or of the previous response (``HeadDeadline``, on httptools or h11);
+- the body must be complete within ``body_timeout`` of the head (``node.core.middleware``,
   answered 408 and closed);
 - connections beyond ``max_connections`` are closed at once, below the descriptor limit
   (``raise_open_files_limit`` lifts the soft limit to the hard one first).
@@ -20,9 +20,6 @@ import asyncio
 import logging
 import resource
 from typing import Any
-
-from starlette.types import ASGIApp, Message, Receive, Scope, Send
-from uvicorn.protocols.http.h11_impl import H11Protocol
 
 log = logging.getLogger("hambastegi")
 
@@ -48,37 +45,41 @@ def connection_cap(max_connections: int, open_files: int) -> int:
     return max(1, min(max_connections, open_files - RESERVED_FILES))
 
 
-class GuardedH11Protocol(H11Protocol):
-    """uvicorn's h11 protocol with a deadline for each request head and a connection cap."""
+class HeadDeadline:
+    """The head deadline and the connection cap, for either of uvicorn's HTTP/1.1 protocols.
+
+    Mixed in before the protocol class; the protocol subclass calls ``_head_arrived``
+    once a complete request head has been parsed.
+    """
 
     header_timeout: float = 10.0
     max_connections: int = 1024
+    # Provided by uvicorn's protocol classes.
+    connections: set[Any]
+    cycle: Any
+    transport: asyncio.Transport
+    loop: asyncio.AbstractEventLoop
+    _head_timer: asyncio.TimerHandle | None = None
 
-    def __init__(self, *args: Any, **kwargs: Any) -> None:
-        super().__init__(*args, **kwargs)
-        self._head_timer: asyncio.TimerHandle | None = None
-
-    def connection_made(self, transport: asyncio.Transport) -> None:  # type: ignore[override]
-        super().connection_made(transport)
+    def connection_made(self, transport: asyncio.BaseTransport) -> None:
+        super().connection_made(transport)  # type: ignore[misc]
         if len(self.connections) > self.max_connections:
             # Refused before a byte is read: the descriptor is freed at once.
-            transport.abort()
+            self.transport.abort()
             return
         self._arm_head_timer()
 
     def connection_lost(self, exc: Exception | None) -> None:
         self._cancel_head_timer()
-        super().connection_lost(exc)
-
-    def handle_events(self) -> None:
-        super().handle_events()
-        if self.cycle is not None and not self.cycle.response_complete:
-            self._cancel_head_timer()  # a complete head arrived; the body has its own limit
+        super().connection_lost(exc)  # type: ignore[misc]
 
     def on_response_complete(self) -> None:
         if not self.transport.is_closing():
             self._arm_head_timer()  # the next request on this connection gets a deadline too
-        super().on_response_complete()
+        super().on_response_complete()  # type: ignore[misc]
+
+    def _head_arrived(self) -> None:
+        self._cancel_head_timer()  # a complete head arrived; the body has its own limit
 
     def _arm_head_timer(self) -> None:
         self._cancel_head_timer()
@@ -98,9 +99,62 @@ class GuardedH11Protocol(H11Protocol):
             self.transport.close()
 
 
-def guarded_protocol(header_timeout: float, max_connections: int) -> type[H11Protocol]:
-    """The protocol class for ``uvicorn.run(http=…)`` with these limits."""
-    return type("GuardedH11", (GuardedH11Protocol,), {
+def _h11_protocol() -> type[Any]:
+    # Imported only when asked for: h11 is the fallback.
+    from uvicorn.protocols.http.h11_impl import H11Protocol
+
+    class GuardedH11Protocol(HeadDeadline, H11Protocol):
+        """uvicorn's pure-Python h11 protocol with the head deadline and the connection cap."""
+
+        def handle_events(self) -> None:
+            super().handle_events()
+            if self.cycle is not None and not self.cycle.response_complete:
+                self._head_arrived()
+
+    return GuardedH11Protocol
+
+
+def event_loop() -> str:
+    """The event loop ``serve`` runs (uvicorn's "auto" picks the same): uvloop when
+    installed; bench/readpath.py measures it against asyncio."""
+    try:
+        import uvloop  # noqa: F401
+    except ImportError:
+        return "asyncio"
+    return "uvloop"
+
+
+def _httptools_protocol() -> type[Any] | None:
+    try:
+        import httptools  # noqa: F401  # the C parser uvicorn's protocol below wraps
+        from uvicorn.protocols.http.httptools_impl import HttpToolsProtocol
+    except ImportError:  # httptools missing: the h11 protocol serves (a fifth of the speed)
+        return None
+
+    class GuardedHttpToolsProtocol(HeadDeadline, HttpToolsProtocol):
+        """uvicorn's httptools (C parser) protocol with the same limits.
+
+        The server stack is chosen by measurement (bench/readpath.py, deploy/README.md):
+        h11 parsing and writing took over half the CPU of a cached GET.
+        """
+
+        def on_headers_complete(self) -> None:
+            super().on_headers_complete()
+            self._head_arrived()
+
+    return GuardedHttpToolsProtocol
+
+
+def guarded_protocol(header_timeout: float, max_connections: int,
+                     http: str = "httptools") -> type[Any]:
+    """The protocol class for ``uvicorn.run(http=…)`` with these limits.
+
+    ``http``: "httptools" (the default; h11 when httptools is not installed) or "h11".
+    """
+    base: type[Any] | None = _httptools_protocol() if http == "httptools" else None
+    if base is None:
+        base = _h11_protocol()
+    return type("Guarded", (base,), {
         "header_timeout": header_timeout, "max_connections": max_connections})
 
 
@@ -110,54 +164,3 @@ BODILESS = frozenset({"GET", "HEAD", "OPTIONS"})
 
 class BodyTooSlow(Exception):
     """The request body did not arrive within the body timeout."""
-
-
-class BodyTimeoutMiddleware:
-    """The whole request body must arrive within ``timeout`` seconds of the request head.
-
-    A per-read timeout would not do: a sender trickling a byte just inside it could
-    hold the connection for ever. After the body, ``receive`` is passed through
-    untouched (waiting for a disconnect is not reading a body).
-    """
-
-    def __init__(self, app: ASGIApp, timeout: float) -> None:
-        self.app = app
-        self.timeout = timeout
-
-    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if scope["type"] != "http" or scope["method"] in BODILESS:
-            await self.app(scope, receive, send)
-            return
-        loop = asyncio.get_running_loop()
-        deadline = loop.time() + self.timeout
-        body_done = False
-        response_started = False
-
-        async def timed_receive() -> Message:
-            nonlocal body_done
-            if body_done:
-                return await receive()
-            try:
-                async with asyncio.timeout_at(deadline):
-                    message = await receive()
-            except TimeoutError:
-                raise BodyTooSlow from None
-            if message["type"] != "http.request" or not message.get("more_body", False):
-                body_done = True
-            return message
-
-        async def tracking_send(message: Message) -> None:
-            nonlocal response_started
-            if message["type"] == "http.response.start":
-                response_started = True
-            await send(message)
-
-        try:
-            await self.app(scope, timed_receive, tracking_send)
-        except BodyTooSlow:
-            if response_started:
-                raise
-            await send({"type": "http.response.start", "status": 408, "headers": [
-                (b"content-type", b"application/json"), (b"connection", b"close")]})
-            await send({"type": "http.response.body",
-                        "body": b'{"error":"request body too slow"}'})

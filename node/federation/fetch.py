@@ -14,6 +14,8 @@ into networks it cannot reach, so every request is held to these rules:
 
 Transport: aiohttp, measured 5-15x faster than plain httpx for many small
 loopback POSTs on this machine, with one session and a bounded keep-alive pool.
+It is imported with the first request, not with this module: an idle node that
+has sent and fetched nothing does not carry its ~9 MB (docs/ARCHITECTURE.md#7-the-read-path).
 """
 
 from __future__ import annotations
@@ -27,16 +29,17 @@ import time
 from collections.abc import AsyncIterator, Callable, Mapping
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
-from typing import Any, Literal
+from typing import TYPE_CHECKING, Any, Literal, cast
 
-import aiohttp
-from aiohttp.abc import AbstractResolver, ResolveResult
-from aiohttp.resolver import ThreadedResolver
 from multidict import CIMultiDict
 from yarl import URL
 
 from node.core.jsonsafe import JsonError, parse_object
 from node.storage.db import in_write_transaction
+
+if TYPE_CHECKING:
+    import aiohttp
+    from aiohttp.abc import AbstractResolver, ResolveResult
 
 log = logging.getLogger("hambastegi.fetch")
 
@@ -139,17 +142,22 @@ def allow_all_policy(ip: IPAddress) -> bool:
     return True
 
 
-class GuardedResolver(AbstractResolver):
+class GuardedResolver:
     """Resolves, then keeps only the addresses the policy allows.
 
     The connector connects to exactly what this returns (and caches only
     that), so a name cannot be checked against one answer and connected
-    to another.
+    to another. An aiohttp ``AbstractResolver`` in all but name: subclassing
+    it would import aiohttp with this module.
     """
 
     def __init__(self, policy: AddressPolicy, inner: AbstractResolver | None = None) -> None:
         self._policy = policy
-        self._inner = inner if inner is not None else ThreadedResolver()
+        if inner is None:
+            from aiohttp.resolver import ThreadedResolver
+
+            inner = ThreadedResolver()
+        self._inner = inner
 
     async def resolve(self, host: str, port: int = 0,
                       family: socket.AddressFamily = socket.AF_INET) -> list[ResolveResult]:
@@ -228,11 +236,13 @@ def _log_host(url: URL) -> str | None:
 
 
 def _chain_has(exc: BaseException, kind: type[BaseException]) -> bool:
+    from aiohttp import ClientConnectorError  # only reached after a request
+
     seen: BaseException | None = exc
     while seen is not None:
         if isinstance(seen, kind):
             return True
-        if isinstance(seen, aiohttp.ClientConnectorError) and isinstance(seen.os_error, kind):
+        if isinstance(seen, ClientConnectorError) and isinstance(seen.os_error, kind):
             return True
         seen = seen.__cause__ or seen.__context__
     return False
@@ -257,9 +267,7 @@ class GuardedClient:
         self.user_agent = user_agent
         self.max_bytes = max_bytes
         self.max_redirects = max_redirects
-        self._timeout = aiohttp.ClientTimeout(total=total_timeout, connect=connect_timeout,
-                                              sock_connect=connect_timeout,
-                                              sock_read=read_timeout)
+        self._timeouts = (total_timeout, connect_timeout, read_timeout)
         self._limit = limit
         self._limit_per_host = limit_per_host
         self._session: aiohttp.ClientSession | None = None
@@ -267,14 +275,20 @@ class GuardedClient:
         self._get_schemes: dict[str, Scheme] = {}
 
     async def start(self) -> None:
-        if self._session is not None:
-            return
+        """Nothing to do yet: the session (and aiohttp) comes with the first request."""
+
+    def _make_session(self) -> aiohttp.ClientSession:
+        import aiohttp
+
+        total, connect, read = self._timeouts
         connector = aiohttp.TCPConnector(
-            resolver=GuardedResolver(self.policy), limit=self._limit,
+            resolver=cast("AbstractResolver", GuardedResolver(self.policy)), limit=self._limit,
             limit_per_host=self._limit_per_host, ttl_dns_cache=60,
         )
-        self._session = aiohttp.ClientSession(
-            connector=connector, timeout=self._timeout,
+        return aiohttp.ClientSession(
+            connector=connector,
+            timeout=aiohttp.ClientTimeout(total=total, connect=connect, sock_connect=connect,
+                                          sock_read=read),
             trust_env=False,  # an environment proxy would connect for us, past the guard
             headers={"User-Agent": self.user_agent},
             cookie_jar=aiohttp.DummyCookieJar(),  # remote servers must not track us
@@ -324,8 +338,7 @@ class GuardedClient:
 
     async def _ensure_session(self) -> aiohttp.ClientSession:
         if self._session is None:
-            await self.start()
-        assert self._session is not None
+            self._session = self._make_session()
         return self._session
 
     @asynccontextmanager
@@ -334,6 +347,8 @@ class GuardedClient:
         """One request, never following redirects; transport errors become FetchErrors."""
         self._check_not_in_transaction(url)
         session = await self._ensure_session()
+        import aiohttp  # imported by _ensure_session already: a dictionary lookup
+
         try:
             async with session.request(method, url, headers=headers, data=body,
                                        allow_redirects=False) as response:

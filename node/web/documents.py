@@ -34,20 +34,25 @@ def not_found(request: Request, what: str = "not found") -> Response:
 
 async def _actor_response(request: Request, username: str) -> Response:
     node: Node = request.app.state.node
-    key = ("actor", username)
+    as_json = wants_activity_json(request)
+    # The JSON document and the HTML page, each cached until something changes (cache.py).
+    key = ("actor", username) if as_json else ("actor-page", username)
     body = node.doc_cache.get(key)
-    actor: LocalActor | None = None
-    if body is None or not wants_activity_json(request):
-        async with node.db.read() as session:
-            actor = await groups.get_actor(session, username)
-        if actor is None:
-            return not_found(request, "no such group")
-        if body is None:
-            body = node.doc_cache.put(key, actor_document(actor, node.urls))
-    if wants_activity_json(request):
+    if body is not None:
+        if as_json:
+            return as_response(body, etag=node.doc_cache.etag(key), request=request, max_age=60)
+        return web.html_response(body)
+    async with node.db.read() as session:
+        actor = await groups.get_actor(session, username)
+    if actor is None:
+        return not_found(request, "no such group")
+    if as_json:
+        body = node.doc_cache.put(key, actor_document(actor, node.urls))
         return as_response(body, etag=node.doc_cache.etag(key), request=request, max_age=60)
-    assert actor is not None
-    return await web.actor_page(request, actor)
+    response = await web.actor_page(request, actor)
+    if response.status_code == 200:
+        node.doc_cache.put_raw(key, bytes(response.body))
+    return response
 
 
 async def group_actor(request: Request) -> Response:

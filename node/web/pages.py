@@ -5,13 +5,13 @@ are already sanitised HTML.
 
 from __future__ import annotations
 
+import functools
 import re
 from collections.abc import Sequence
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from jinja2 import Environment, FileSystemLoader, select_autoescape
 from markupsafe import Markup
 from starlette.requests import Request
 from starlette.responses import HTMLResponse, Response
@@ -20,13 +20,24 @@ from node.federation import local_actors as groups
 from node.federation.runtime import Node
 from node.storage.models import LocalActor, LocalObject
 
+if TYPE_CHECKING:
+    from jinja2 import Environment
+
 RTL_LANGUAGES = frozenset({"fa", "ar", "ckb", "he", "ur", "ps", "yi", "sd", "ug", "dv"})
 
-_env = Environment(
-    loader=FileSystemLoader(Path(__file__).parent / "templates"),
-    autoescape=select_autoescape(["html"]),
-    enable_async=False,
-)
+
+
+@functools.cache
+def _environment() -> Environment:
+    # Built on the first page, not at import: jinja2 is ~2 MB a node that serves only
+    # federation traffic never needs (idle RSS, docs/ARCHITECTURE.md#7-the-read-path).
+    from jinja2 import Environment, FileSystemLoader, select_autoescape
+
+    return Environment(
+        loader=FileSystemLoader(Path(__file__).parent / "templates"),
+        autoescape=select_autoescape(["html"]),
+        enable_async=False,
+    )
 
 
 def direction(language: str) -> str:
@@ -56,7 +67,7 @@ def _versions(mapping: dict[str, str], primary: str) -> list[dict[str, Any]]:
 
 
 def render(template: str, status_code: int = 200, **context: Any) -> HTMLResponse:
-    html = _env.get_template(template).render(direction=direction, **context)
+    html = _environment().get_template(template).render(direction=direction, **context)
     return html_response(html.encode(), status_code)
 
 

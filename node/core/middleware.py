@@ -1,0 +1,125 @@
+"""The one middleware every request passes: one pure ASGI layer instead of five.
+
+Each layer of ASGI middleware costs a coroutine call, and a wrapped ``send`` and
+``receive``, on every request; five of them (body deadline, security headers, NUL
+bytes, latency, the change check) took a fifth of a cached GET's CPU
+(docs/ARCHITECTURE.md#7-the-read-path). Here, in order:
+
+1. NUL bytes in the path or query → 400 (``httpsecurity.has_nul_byte``);
+2. GET/HEAD: ``before_read`` (the change check, so no cached document older than
+   another process's commit is served);
+3. requests with a body: the whole body within ``body_timeout`` of the head → else 408
+   and close (``server.BodyTooSlow``);
+4. every response start: the security headers (``httpsecurity.secure_headers``);
+5. after the response: latency per route template (``observe``).
+
+It is the outermost layer and stands in for Starlette's ServerErrorMiddleware
+(``node.app.NodeApp``), so a 500 carries the headers too.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+from collections.abc import Awaitable, Callable
+
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
+
+from node.core.httpsecurity import has_nul_byte, secure_headers
+from node.core.server import BODILESS, BodyTooSlow
+
+log = logging.getLogger("hambastegi")
+
+READS = frozenset({"GET", "HEAD"})
+NUL_BODY = b'{"error":"NUL byte in the request URL"}'
+SLOW_BODY = b'{"error":"request body too slow"}'
+ERROR_BODY = b"Internal Server Error"
+JSON = (b"content-type", b"application/json")
+TEXT = (b"content-type", b"text/plain; charset=utf-8")
+
+
+class NodeMiddleware:
+    def __init__(self, app: ASGIApp, *, body_timeout: float,
+                 before_read: Callable[[], Awaitable[None]] | None = None,
+                 observe: Callable[[str, float], None] | None = None) -> None:
+        self.app = app
+        self.body_timeout = body_timeout
+        self.before_read = before_read
+        self.observe = observe
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        started = time.perf_counter()
+        response_started = False
+
+        async def secured_send(message: Message) -> None:
+            nonlocal response_started
+            if message["type"] == "http.response.start":
+                response_started = True
+                message["headers"] = secure_headers(message.get("headers", ()))
+            await send(message)
+
+        try:
+            if has_nul_byte(scope["path"], scope.get("query_string", b"")):
+                await self._answer(secured_send, 400, NUL_BODY)
+                return
+            method = scope["method"]
+            if method in READS and self.before_read is not None:
+                try:
+                    await self.before_read()
+                except Exception:  # the cache is cleared; the handler reports the database
+                    log.warning("change counter unreadable")
+            if method in BODILESS:
+                await self.app(scope, receive, secured_send)
+                return
+            try:
+                await self.app(scope, self._timed(receive), secured_send)
+            except BodyTooSlow:
+                if response_started:
+                    raise
+                await self._answer(secured_send, 408, SLOW_BODY, close=True)
+        except Exception:
+            # In place of Starlette's ServerErrorMiddleware: a 500 if nothing was sent
+            # yet, and the exception goes on to the server, which logs it.
+            if not response_started:
+                await self._answer(secured_send, 500, ERROR_BODY, content_type=TEXT)
+            raise
+        finally:
+            if self.observe is not None:
+                route = scope.get("route")
+                self.observe(getattr(route, "path", "other"), time.perf_counter() - started)
+
+    def _timed(self, receive: Receive) -> Receive:
+        """``receive`` with one deadline for the whole body.
+
+        A per-read timeout would not do: a sender trickling a byte just inside it could
+        hold the connection for ever. After the body, ``receive`` is passed through
+        untouched (waiting for a disconnect is not reading a body).
+        """
+        deadline = asyncio.get_running_loop().time() + self.body_timeout
+        body_done = False
+
+        async def timed_receive() -> Message:
+            nonlocal body_done
+            if body_done:
+                return await receive()
+            try:
+                async with asyncio.timeout_at(deadline):
+                    message = await receive()
+            except TimeoutError:
+                raise BodyTooSlow from None
+            if message["type"] != "http.request" or not message.get("more_body", False):
+                body_done = True
+            return message
+
+        return timed_receive
+
+    @staticmethod
+    async def _answer(send: Send, status: int, body: bytes, *, close: bool = False,
+                      content_type: tuple[bytes, bytes] = JSON) -> None:
+        headers = [content_type, (b"connection", b"close")] if close else [content_type]
+        await send({"type": "http.response.start", "status": status, "headers": headers})
+        await send({"type": "http.response.body", "body": body})
