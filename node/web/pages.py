@@ -26,18 +26,19 @@ if TYPE_CHECKING:
 RTL_LANGUAGES = frozenset({"fa", "ar", "ckb", "he", "ur", "ps", "yi", "sd", "ug", "dv"})
 
 
-
 @functools.cache
 def _environment() -> Environment:
     # Built on the first page, not at import: jinja2 is ~2 MB a node that serves only
     # federation traffic never needs (idle RSS, docs/ARCHITECTURE.md#7-the-read-path).
     from jinja2 import Environment, FileSystemLoader, select_autoescape
 
-    return Environment(
+    env = Environment(
         loader=FileSystemLoader(Path(__file__).parent / "templates"),
         autoescape=select_autoescape(["html"]),
         enable_async=False,
     )
+    env.filters["when"] = when
+    return env
 
 
 def direction(language: str) -> str:
@@ -57,8 +58,6 @@ def when(moment: datetime, language: str) -> str:
         shown = moment.astimezone(UTC).strftime("%Y-%m-%d %H:%M")
     return f"{shown} UTC"
 
-
-_env.filters["when"] = when
 
 
 def _versions(mapping: dict[str, str], primary: str) -> list[dict[str, Any]]:
