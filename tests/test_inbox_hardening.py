@@ -79,10 +79,10 @@ async def test_database_driver_errors_answer_503_not_500(
     for error in (OperationalError("INSERT", {}, Exception("server closed the connection")),
                   InterfaceError("INSERT", {}, Exception("connection is closed")),
                   TimeoutError()):
-        async def broken(rows: list[dict[str, Any]], error: BaseException = error) -> set[str]:
+        async def broken(batch: list[Any], error: BaseException = error) -> set[str]:
             raise error
 
-        monkeypatch.setattr(writer, "_insert", broken)
+        monkeypatch.setattr(writer, "_write", broken)
         response = await signed_post(f"{group}/inbox", remote.activity(alice, "Like", group),
                                      alice)
         assert response.status_code == 503, (error, response.text)

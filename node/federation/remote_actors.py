@@ -137,16 +137,21 @@ def parse_actor(doc: dict[str, Any]) -> RemoteActor:
     )
 
 
+ACTOR_COLUMNS = (
+    "uri", "actor_type", "username", "domain", "display_name", "inbox", "shared_inbox", "url",
+    "public_key_id", "public_key_pem", "assertion_keys", "raw", "fetched_at", "deleted",
+)
+
+
+def actor_values(actor: RemoteActor) -> dict[str, Any]:
+    """The columns of a parsed actor, as the upsert takes them (here and in the
+    inbox's group commit, inbox_queue.InboxWriter)."""
+    return {c: getattr(actor, c) for c in ACTOR_COLUMNS}
+
+
 async def store_actor(node: Node, actor: RemoteActor) -> RemoteActor:
     """Insert or refresh the cached row (concurrent inbox requests may race here)."""
-    values = {
-        c: getattr(actor, c)
-        for c in (
-            "uri", "actor_type", "username", "domain", "display_name", "inbox",
-            "shared_inbox", "url", "public_key_id", "public_key_pem", "assertion_keys",
-            "raw", "fetched_at", "deleted",
-        )
-    }
+    values = actor_values(actor)
     node.key_cache.forget_actor(actor.uri)
     insert = sqlite_insert if node.db.is_sqlite else pg_insert
     stmt = insert(RemoteActor).values(**values)
@@ -231,7 +236,14 @@ async def lookup_key(
     with refresh=True). A known actor signing with a key id it does not list
     (rotation to a new key id) is refetched, at most once a minute per actor.
     Failures are remembered for a minute: the same unknown key id costs no
-    second fetch.
+    second fetch. Requests arriving while a key id is being fetched wait for
+    that fetch (single-flight): a burst from one new actor costs one GET.
+
+    A freshly fetched actor is not stored here: its ``id`` is None until the
+    inbox stores it in the same group commit as the activity it signed
+    (``actor_values``, inbox_queue.InboxWriter), so first contact costs no
+    write transaction of its own, and a request refused after the lookup
+    stores nothing. Its key is cached meanwhile.
     """
     if not refresh:
         cached: tuple[RemoteActor, keys.PublicKey] | None = node.key_cache.get(key_id)
@@ -240,6 +252,18 @@ async def lookup_key(
         failed = node.key_cache.failure(key_id)
         if failed is not None:
             raise RemoteError(failed, "failed moments ago")
+    return await node.key_fetches.run((key_id, refresh), lambda: _find_key(node, key_id,
+                                                                            refresh))
+
+
+async def _find_key(node: Node, key_id: str,
+                    refresh: bool) -> tuple[RemoteActor, keys.PublicKey]:
+    """The stored owner, else a fetch; runs once per key id at a time."""
+    if not refresh:
+        # Someone may have stored or cached it while this waited to start.
+        cached: tuple[RemoteActor, keys.PublicKey] | None = node.key_cache.get(key_id)
+        if cached is not None:
+            return cached
         actor = await _stored_owner(node, key_id)
         if actor is not None:
             if _lists_key(actor, key_id):
@@ -254,11 +278,13 @@ async def lookup_key(
     except RemoteError as exc:
         node.key_cache.fail(key_id, exc.reason)
         raise
+    node.key_cache.forget_actor(found[0].uri)  # keys of its older document
     node.key_cache.put(key_id, found)
     return found
 
 
 async def _fetch_key(node: Node, key_id: str) -> tuple[RemoteActor, keys.PublicKey]:
+    """The key's owner as its documents say now (not stored: see lookup_key)."""
     doc = await fetch_document(node, strip_fragment(key_id))
     if not set(as_list(doc.get("type"))) & ACTOR_TYPES:
         # A standalone key document: it names its owner, who must list it.
@@ -275,8 +301,7 @@ async def _fetch_key(node: Node, key_id: str) -> tuple[RemoteActor, keys.PublicK
         if not same_origin(parsed.uri, key_id):
             raise RemoteError("bad_key", "key and actor on different origins")
     key = _key_from_actor(parsed, key_id)  # the owner must list the key
-    actor = await store_actor(node, parsed)
-    return actor, key
+    return parsed, key
 
 
 def _lists_key(actor: RemoteActor, key_id: str) -> bool:

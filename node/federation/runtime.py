@@ -8,11 +8,18 @@ import os
 from collections.abc import Callable
 from datetime import timedelta
 from pathlib import Path
-from typing import Literal
+from typing import Any, Literal
 
 from sqlalchemy import make_url, text
 
-from node.core.cache import ChangeWatcher, DocCache, HostBuckets, KeyCache
+from node.core.cache import (
+    ChangeWatcher,
+    DocCache,
+    GroupLookups,
+    HostBuckets,
+    KeyCache,
+    SingleFlight,
+)
 from node.core.settings import Settings
 from node.core.urls import INSTANCE_USERNAME, Urls
 from node.federation.delivery import DeliveryWorker
@@ -68,12 +75,16 @@ class Node:
         )
         self.inbox_wake = asyncio.Event()
         self.doc_cache = DocCache()
+        # Which group an inbox path names: the per-group inbox's lookup, cached.
+        self.group_lookups = GroupLookups()
         # Other processes' changes reach this process's cache through the database.
         self._wal_index = sqlite_wal_index(settings.database_url)
         self.changes = ChangeWatcher(
-            self._change_counter, self.doc_cache.clear, min_interval=COUNTER_READ_SPACING,
+            self._change_counter, self._drop_cached, min_interval=COUNTER_READ_SPACING,
             probe=self._wal_index_header if self._wal_index is not None else None)
         self.key_cache = KeyCache()
+        # Key fetches in flight, by (key id, refresh): one GET however many wait.
+        self.key_fetches: SingleFlight[Any] = SingleFlight()
         self.fetch_buckets = HostBuckets()
         self.inbox_writer = InboxWriter(self.db)
         # Set by the in-process delivery worker so publishing sends at once.
@@ -105,6 +116,10 @@ class Node:
         finally:
             os.close(fd)
 
+    def _drop_cached(self) -> None:
+        self.doc_cache.clear()
+        self.group_lookups.clear()
+
     async def _change_counter(self) -> int:
         async with self.db.read_engine.connect() as conn:
             return int((await conn.execute(CHANGE_COUNTER)).scalar_one())
@@ -115,7 +130,7 @@ class Node:
         Other processes learn of it from the change counter, which the database's
         triggers bumped in the same transaction as the change (ChangeWatcher).
         """
-        self.doc_cache.clear()
+        self._drop_cached()
         self.delivery_wake()
 
     def delivery_worker(self) -> DeliveryWorker:
