@@ -209,8 +209,10 @@ class Server:
 
     def __init__(self, argv: list[str], env: dict[str, str], port: int) -> None:
         self.port = port
+        # BENCH_SERVER_LOG=file: the servers' stderr (crashes, warnings) goes there.
+        log = os.environ.get("BENCH_SERVER_LOG")
         self.proc = subprocess.Popen(argv, env=env, stdout=subprocess.DEVNULL,
-                                     stderr=subprocess.DEVNULL)
+                                     stderr=open(log, "ab") if log else subprocess.DEVNULL)
         deadline = time.monotonic() + 30
         while time.monotonic() < deadline:
             try:
@@ -235,6 +237,12 @@ class Server:
 
     def rss(self) -> float:
         return rss_mb(self.proc.pid)
+
+    def cpu_seconds(self) -> float:
+        """User + system CPU time of the process (all threads), from /proc: on a
+        shared machine the cost per request is steadier than requests/s."""
+        fields = Path(f"/proc/{self.proc.pid}/stat").read_text().rsplit(")", 1)[1].split()
+        return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
     def stop(self) -> None:
         spy: subprocess.Popen[bytes] | None = getattr(self, "_spy", None)

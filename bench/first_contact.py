@@ -99,8 +99,10 @@ async def main() -> None:
             signed_parts = await in_processes(sign_follows, [
                 (target, group_uri, ports, private_pems, part, tag) for part in slices])
             signed: list[Signed] = [r for part in signed_parts for r in part]  # type: ignore[attr-defined]
+            cpu = node.cpu_seconds()
             fired = await fire_from_processes(target, signed, concurrency=args.concurrency,
                                               processes=args.clients)
+            cpu = node.cpu_seconds() - cpu
             remote = await sink_stats(ports[0])
             db = sqlite3.connect(data / "hambastegi.sqlite3")
             actors = db.execute("select count(*) from remote_actor").fetchone()[0]
@@ -112,11 +114,14 @@ async def main() -> None:
     print(table(f"First contact: Follows from {args.actors:,} new actors on {args.hosts} hosts "
                 f"(SQLite, key fetched before the 202)",
                 ["requests", "accepted", "refused", "seconds", "accepted/s", "p50 ms", "p99 ms",
-                 "actor GETs", "refetched", "actors stored", "rows stored"],
+                 "node CPU ms/req", "actor GETs", "refetched", "actors stored", "rows stored"],
                 [[args.actors, fired.accepted, args.actors - fired.accepted, fired.seconds,
                   fired.rate, fired.percentile(0.5), fired.percentile(0.99),
+                  cpu * 1000 / max(1, fired.accepted),
                   remote["actor_gets"], remote["actor_refetches"], actors, stored]]))
-    print(f"\nstatuses {fired.statuses}; concurrency {args.concurrency} from {args.clients} "
+    print("\nnode CPU: the serving process's user+system time during the volley (all its "
+          "threads; the workers handling the Follows and sending Accepts included)")
+    print(f"statuses {fired.statuses}; concurrency {args.concurrency} from {args.clients} "
           f"client processes; {args.keys} RSA keys shared by the actors")
 
 

@@ -126,8 +126,8 @@ async def main() -> None:
     parser.add_argument("--verify-every", type=int, default=0)
     parser.add_argument("--actor-keys", help="JSON list of public PEMs for /users/f<n>")
     args = parser.parse_args()
-    if args.actor_keys:
-        key_pool.extend(json.loads(Path(args.actor_keys).read_text()))
+    if args.actor_keys:  # before serving: nothing waits on the loop yet
+        key_pool.extend(json.loads(Path(args.actor_keys).read_text()))  # noqa: ASYNC240
     _soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
     resource.setrlimit(resource.RLIMIT_NOFILE, (hard, hard))
     holder: list[ClientSession] = [ClientSession()]

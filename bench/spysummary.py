@@ -33,6 +33,8 @@ def main() -> None:
     parser.add_argument("file")
     parser.add_argument("--top", type=int, default=25)
     parser.add_argument("--match", default="", help="only frames whose text contains this")
+    parser.add_argument("--thread", choices=("event loop", "aiosqlite", "other"),
+                        help="only this kind of thread (needs py-spy --threads)")
     args = parser.parse_args()
     threads: Counter[str] = Counter()
     inclusive: Counter[str] = Counter()
@@ -46,10 +48,14 @@ def main() -> None:
         total += n
         frames = [short(f) for f in stack.split(";")]
         if frames[0].startswith("thread ("):  # py-spy --threads: the thread first
-            kind = "event loop" if any("run_forever" in f for f in frames) else \
+            # The main thread runs the loop; sqlalchemy's greenlets show as
+            # stacks of their own, without the loop's frames.
+            kind = "event loop" if "MainThread" in frames[0] else \
                 "aiosqlite" if any("aiosqlite" in f for f in frames) else "other"
             threads[kind] += n
             frames = frames[1:]
+            if args.thread is not None and kind != args.thread:
+                continue
         if not frames:
             continue
         for frame in set(frames):

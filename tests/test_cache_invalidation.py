@@ -4,9 +4,14 @@ other web processes) at once: the next request after the change sees it."""
 from __future__ import annotations
 
 import asyncio
+import sqlite3
+import subprocess
+import sys
+from pathlib import Path
 
 import httpx
 
+from node.federation.runtime import WalIndexProbe
 from tests.conftest import NodeFactory, wait_for
 
 AS = {"Accept": "application/activity+json"}
@@ -97,3 +102,46 @@ async def test_a_sync_after_a_change_waits_for_a_read_that_sees_it() -> None:
 
 async def _true(value: bool) -> bool:
     return value
+
+
+# The DMS byte of the -shm file: every SQLite connection of a process holds a
+# read lock on it; a process finding no such lock takes itself for the first and
+# resets the wal-index under the others (https://sqlite.org/walformat.html).
+SHM_DMS = 128
+LOCK_QUERY = """
+import fcntl, os, struct, sys
+fd = os.open(sys.argv[1], os.O_RDWR)
+probe = struct.pack("hhqqi4x", fcntl.F_WRLCK, os.SEEK_SET, int(sys.argv[2]), 1, 0)
+print(struct.unpack("hhqqi4x", fcntl.fcntl(fd, fcntl.F_GETLK, probe))[0] != fcntl.F_UNLCK)
+"""
+
+
+def shm_locked_by_another_process(shm: Path) -> bool:
+    result = subprocess.run([sys.executable, "-c", LOCK_QUERY, str(shm), str(SHM_DMS)],
+                            capture_output=True, text=True, check=True)
+    return result.stdout.strip() == "True"
+
+
+def test_reading_the_wal_index_keeps_this_processes_sqlite_locks(tmp_path: Path) -> None:
+    """Closing any descriptor of a file drops the process's POSIX locks on it:
+    a probe that opened and closed the -shm let the next process (the CLI)
+    reset the wal-index under the server, which died of SIGBUS."""
+    database = tmp_path / "db.sqlite3"
+    conn = sqlite3.connect(database)
+    conn.execute("PRAGMA journal_mode=WAL")
+    conn.execute("CREATE TABLE t (x)")
+    conn.execute("INSERT INTO t VALUES (1)")
+    conn.commit()
+    shm = Path(f"{database}-shm")
+    assert shm_locked_by_another_process(shm)
+    probe = WalIndexProbe(shm)
+    first = probe()
+    assert first is not None and len(first) == 48
+    assert probe() == first  # nothing committed in between
+    assert shm_locked_by_another_process(shm)
+    conn.execute("INSERT INTO t VALUES (2)")
+    conn.commit()
+    assert probe() != first
+    assert shm_locked_by_another_process(shm)
+    conn.close()
+    probe.close()

@@ -252,8 +252,9 @@ async def lookup_key(
         failed = node.key_cache.failure(key_id)
         if failed is not None:
             raise RemoteError(failed, "failed moments ago")
-    return await node.key_fetches.run((key_id, refresh), lambda: _find_key(node, key_id,
-                                                                            refresh))
+    found: tuple[RemoteActor, keys.PublicKey] = await node.key_fetches.run(
+        (key_id, refresh), lambda: _find_key(node, key_id, refresh))
+    return found
 
 
 async def _find_key(node: Node, key_id: str,
