@@ -169,8 +169,8 @@ async def main() -> None:
                      bare_fired)]))
     print(f"\nshared {shared_fired.statuses}, group {group_fired.statuses}; rows stored {stored}; "
           f"replies kept for moderation {kept} ({drained:.1f} s after the volley); "
-          f"node RSS idle {idle_rss:.1f} MB, after load {busy_rss:.1f} MB; concurrency {args.concurrency} from {args.clients} "
-          "client processes")
+          f"node RSS idle {idle_rss:.1f} MB, after load {busy_rss:.1f} MB; "
+          f"concurrency {args.concurrency} from {args.clients} client processes")
     print("node CPU: the serving process's user+system time during the volley, per accepted "
           "request (its workers included); steadier than accepted/s on a shared machine")
 
