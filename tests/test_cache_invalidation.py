@@ -10,9 +10,12 @@ import sys
 from pathlib import Path
 
 import httpx
+from sqlmodel import col, delete, select
 
 from node.federation.runtime import WalIndexProbe
+from node.storage.models import InboxItem, LocalActor
 from tests.conftest import NodeFactory, wait_for
+from tests.fediverse import FakeRemote, signed_post
 
 AS = {"Accept": "application/activity+json"}
 
@@ -145,3 +148,30 @@ def test_reading_the_wal_index_keeps_this_processes_sqlite_locks(tmp_path: Path)
     assert shm_locked_by_another_process(shm)
     conn.close()
     probe.close()
+
+
+# --- the group inbox's cached lookup follows groups made and removed elsewhere ------------
+
+
+async def test_group_inbox_lookup_follows_groups_created_and_deleted_by_other_processes(
+        nodes: NodeFactory, remote: FakeRemote) -> None:
+    node = await nodes.create("inboxes")
+    alice = remote.add_actor("alice")
+    inbox = f"{node.actor_url('bonn')}/inbox"
+
+    async def post() -> int:
+        listen = remote.activity(alice, "Listen", node.actor_url("bonn"))
+        return (await signed_post(inbox, listen, alice)).status_code
+
+    assert await post() == 404
+    assert await post() == 404  # now from the cache
+    await asyncio.to_thread(node.cli, "group", "create", "bonn", "--language", "de")
+    assert await post() == 202  # the CLI's commit moved the change counter
+    assert await post() == 202
+    # Removed by another process (no command does it; a database tool could).
+    async with node.db().write() as session:
+        group = (await session.exec(select(LocalActor).where(
+            col(LocalActor.username) == "bonn"))).one()
+        await session.exec(delete(InboxItem).where(col(InboxItem.recipient_id) == group.id))
+        await session.exec(delete(LocalActor).where(col(LocalActor.id) == group.id))
+    assert await post() == 404

@@ -152,9 +152,14 @@ class SingleFlight(Generic[T]):
 
     def __init__(self) -> None:
         self._running: dict[Hashable, asyncio.Future[T]] = {}
+        self._waiting: dict[Hashable, int] = {}
 
     def __len__(self) -> int:
         return len(self._running)
+
+    def waiting(self, key: Hashable) -> int:
+        """How many callers wait for the run of ``key`` now (tests, metrics)."""
+        return self._waiting.get(key, 0)
 
     async def run(self, key: Hashable, start: Callable[[], Coroutine[Any, Any, T]]) -> T:
         running = self._running.get(key)
@@ -162,7 +167,13 @@ class SingleFlight(Generic[T]):
             running = asyncio.ensure_future(start())
             self._running[key] = running
             running.add_done_callback(lambda done: self._finished(key, done))
-        return await asyncio.shield(running)
+        self._waiting[key] = self._waiting.get(key, 0) + 1
+        try:
+            return await asyncio.shield(running)
+        finally:
+            self._waiting[key] -= 1
+            if not self._waiting[key]:
+                del self._waiting[key]
 
     def _finished(self, key: Hashable, done: asyncio.Future[T]) -> None:
         if self._running.get(key) is done:
