@@ -16,12 +16,13 @@ the key's owner (key-id squatting, docs/ARCHITECTURE.md, security).
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import contextvars
 import ipaddress
 import logging
 import re
-from collections.abc import Iterator, Mapping
+from collections.abc import Awaitable, Iterator, Mapping
 from datetime import timedelta
 from typing import Any
 from urllib.parse import urlencode, urlsplit, urlunsplit
@@ -168,10 +169,15 @@ async def store_actor(node: Node, actor: RemoteActor) -> RemoteActor:
 
 def _metered_signer(node: Node) -> Any:
     """The instance signer, charging each GET it signs to the budgets: the
-    guarded client signs every hop and every knock, so this counts them all."""
+    guarded client signs every hop and every knock, so this counts them all.
+    The budgets are charged here, on the event loop; the RSA signature is made
+    in the node's signing threads (the library releases the GIL), so a burst
+    of first contacts does not queue every request behind a millisecond of
+    signing per fetch."""
     signer = node.instance_signer
 
-    def sign(method: str, url: str, body: bytes | None, scheme: Scheme) -> Mapping[str, str]:
+    def sign(method: str, url: str, body: bytes | None,
+             scheme: Scheme) -> Awaitable[Mapping[str, str]]:
         budget = _budget.get()
         if budget is not None:
             if budget[0] <= 0:
@@ -179,7 +185,8 @@ def _metered_signer(node: Node) -> Any:
             budget[0] -= 1
         if not node.fetch_buckets.take(urlsplit(url).netloc.lower()):
             raise FetchError("host_rate_limited", "too many fetches from this host just now")
-        return signer(method, url, body, scheme)
+        return asyncio.get_running_loop().run_in_executor(
+            node.signing_threads, signer, method, url, body, scheme)
 
     return sign
 

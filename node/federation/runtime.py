@@ -6,6 +6,7 @@ import asyncio
 import logging
 import os
 from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
 from datetime import timedelta
 from pathlib import Path
 from typing import Any, Literal
@@ -123,6 +124,9 @@ class Node:
         self.key_cache = KeyCache()
         # Key fetches in flight, by (key id, refresh): one GET however many wait.
         self.key_fetches: SingleFlight[Any] = SingleFlight()
+        # RSA signatures of the node's own GETs, off the event loop (remote_actors).
+        self.signing_threads = ThreadPoolExecutor(max_workers=2,
+                                                  thread_name_prefix="sign-get")
         self.fetch_buckets = HostBuckets()
         self.inbox_writer = InboxWriter(self.db)
         # Set by the in-process delivery worker so publishing sends at once.
@@ -136,6 +140,7 @@ class Node:
         self._instance_signer = actor_signer(instance, self.urls)
 
     async def close(self) -> None:
+        self.signing_threads.shutdown(wait=False, cancel_futures=True)
         await self.client.close()
         await self.db.dispose()
         if self._wal_probe is not None:  # after the connections: nothing of ours is locked
