@@ -12,6 +12,7 @@ from pathlib import Path
 import httpx
 from sqlmodel import col, delete, select
 
+from node.core.cache import BatchedReads, SingleFlight
 from node.federation.runtime import WalIndexProbe
 from node.storage.models import InboxItem, LocalActor
 from tests.conftest import NodeFactory, wait_for
@@ -175,3 +176,51 @@ async def test_group_inbox_lookup_follows_groups_created_and_deleted_by_other_pr
         await session.exec(delete(InboxItem).where(col(InboxItem.recipient_id) == group.id))
         await session.exec(delete(LocalActor).where(col(LocalActor.id) == group.id))
     assert await post() == 404
+
+
+# --- the inbox's shared reads and fetches -----------------------------------------------------
+
+
+async def test_concurrent_reads_share_one_query_and_errors_reach_every_caller() -> None:
+    calls: list[list[str]] = []
+    failing = False
+
+    async def read_many(keys: list[str]) -> dict[str, int]:
+        calls.append(keys)
+        if failing:
+            raise OSError("database gone")
+        return {key: len(key) for key in keys if key != "missing"}
+
+    reads: BatchedReads[str, int] = BatchedReads(read_many)
+    found = await asyncio.gather(*(reads.get(k) for k in ["a", "bb", "a", "missing"]))
+    assert found == [1, 2, 1, None]
+    assert calls == [["a", "bb", "missing"]]
+    failing = True
+    results = await asyncio.gather(reads.get("c"), reads.get("dd"), return_exceptions=True)
+    assert all(isinstance(r, OSError) for r in results), results
+    assert len(calls) == 2
+
+
+async def test_a_caller_that_goes_away_does_not_cancel_the_shared_fetch() -> None:
+    started = 0
+    release = asyncio.Event()
+
+    async def fetch() -> str:
+        nonlocal started
+        started += 1
+        await release.wait()
+        return "key"
+
+    flights: SingleFlight[str] = SingleFlight()
+    first = asyncio.ensure_future(flights.run("k", fetch))
+    second = asyncio.ensure_future(flights.run("k", fetch))
+    await wait_for(lambda: _is(flights.waiting("k") == 2), what="both waiting")
+    first.cancel()  # its client hung up
+    release.set()
+    assert await second == "key"
+    assert started == 1
+    assert len(flights) == 0 and flights.waiting("k") == 0
+
+
+async def _is(value: bool) -> bool:
+    return value

@@ -182,6 +182,54 @@ class SingleFlight(Generic[T]):
             done.exception()  # retrieved: every waiter may have gone
 
 
+K = TypeVar("K", bound=Hashable)
+
+
+class BatchedReads(Generic[K, T]):
+    """Reads of one kind asked for together become one query: the callers of
+    one loop turn share a call of ``read_many`` (keys → found values; a key
+    missing from its answer is None). The read twin of the inbox's group
+    commit: a burst of first contacts looks its key owners up in one SELECT
+    instead of one each (docs/ARCHITECTURE.md §3, verify)."""
+
+    def __init__(self, read_many: Callable[[list[K]], Awaitable[dict[K, T]]],
+                 max_batch: int = 500) -> None:
+        self._read_many = read_many
+        self._max = max_batch
+        self._pending: dict[K, asyncio.Future[T | None]] = {}
+        self._reading = False
+
+    async def get(self, key: K) -> T | None:
+        future = self._pending.get(key)
+        if future is None:
+            future = asyncio.get_running_loop().create_future()
+            self._pending[key] = future
+            if not self._reading:
+                self._reading = True
+                asyncio.get_running_loop().create_task(self._read())
+        return await asyncio.shield(future)
+
+    async def _read(self) -> None:
+        try:
+            while self._pending:
+                await asyncio.sleep(0)  # one loop turn: let concurrent callers join
+                keys = list(self._pending)[:self._max]
+                batch = {key: self._pending.pop(key) for key in keys}
+                try:
+                    found = await self._read_many(keys)
+                except Exception as exc:  # every caller must hear of it
+                    for future in batch.values():
+                        if not future.done():
+                            future.set_exception(exc)
+                            future.exception()  # retrieved: callers may have gone
+                    continue
+                for key, future in batch.items():
+                    if not future.done():
+                        future.set_result(found.get(key))
+        finally:
+            self._reading = False
+
+
 class GroupLookups:
     """Which local actor an inbox path names (``/groups/NAME/inbox`` → its row
     id, or None for no such group), kept like keys: the inbox must not query

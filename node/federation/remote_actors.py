@@ -31,6 +31,7 @@ from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlmodel import col, select
 
+from node.core.cache import BatchedReads
 from node.core.jsonsafe import as_id, as_list
 from node.federation import keys
 from node.federation.fetch import FetchError, Scheme
@@ -218,19 +219,38 @@ def names_actor(key_id: str, actor_uri: str) -> bool:
 
 
 async def _stored_owner(node: Node, key_id: str) -> RemoteActor | None:
-    """The cached actor that owns the key, or None (fetch it then).
+    """The cached actor that owns the key, or None (fetch it then); concurrent
+    lookups share one query (``_stored_owners``)."""
+    if node.owner_reads is None:
+        node.owner_reads = BatchedReads(lambda key_ids: _stored_owners(node, key_ids))
+    owner: RemoteActor | None = await node.owner_reads.get(key_id)
+    return owner
 
-    Only an actor the key id names may answer for it; any other row listing
+
+async def _stored_owners(node: Node, key_ids: list[str]) -> dict[str, RemoteActor]:
+    """Only an actor the key id names may answer for it; any other row listing
     the same key id (an actor can put anything in its own document) is ignored.
-    """
-    document = strip_fragment(key_id)
+    The most specific name wins (…/users/a over …/users when both exist)."""
+    documents = {strip_fragment(key_id) for key_id in key_ids}
     async with node.db.read() as session:
         rows = (await session.exec(select(RemoteActor).where(
-            (col(RemoteActor.uri) == document) | (col(RemoteActor.public_key_id) == key_id)
+            col(RemoteActor.uri).in_(documents) | col(RemoteActor.public_key_id).in_(key_ids)
         ))).all()
-    named = [row for row in rows if names_actor(key_id, row.uri)]
-    # The most specific name wins (…/users/a over …/users when both exist).
-    return max(named, key=lambda row: len(row.uri), default=None)
+    by_uri = {row.uri: row for row in rows}
+    by_key: dict[str, list[RemoteActor]] = {}
+    for row in rows:
+        if row.public_key_id is not None:
+            by_key.setdefault(row.public_key_id, []).append(row)
+    owners: dict[str, RemoteActor] = {}
+    for key_id in key_ids:
+        document = by_uri.get(strip_fragment(key_id))
+        listed = by_key.get(key_id, [])
+        named = [row for row in ([document] if document is not None else []) + listed
+                 if names_actor(key_id, row.uri)]
+        best = max(named, key=lambda row: len(row.uri), default=None)
+        if best is not None:
+            owners[key_id] = best
+    return owners
 
 
 async def lookup_key(

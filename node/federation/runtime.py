@@ -14,6 +14,7 @@ from typing import Any, Literal
 from sqlalchemy import make_url, text
 
 from node.core.cache import (
+    BatchedReads,
     ChangeWatcher,
     DocCache,
     GroupLookups,
@@ -124,6 +125,8 @@ class Node:
         self.key_cache = KeyCache()
         # Key fetches in flight, by (key id, refresh): one GET however many wait.
         self.key_fetches: SingleFlight[Any] = SingleFlight()
+        # The stored owners of key ids, read together (set by remote_actors on first use).
+        self.owner_reads: BatchedReads[str, Any] | None = None
         # RSA signatures of the node's own GETs, off the event loop (remote_actors).
         self.signing_threads = ThreadPoolExecutor(max_workers=2,
                                                   thread_name_prefix="sign-get")
