@@ -12,7 +12,7 @@ from pathlib import Path
 import httpx
 from sqlmodel import col, delete, select
 
-from node.core.cache import BatchedReads, SingleFlight
+from node.core.cache import BatchedReads, GroupLookups, SingleFlight
 from node.federation.runtime import WalIndexProbe
 from node.storage.models import InboxItem, LocalActor
 from tests.conftest import NodeFactory, wait_for
@@ -224,3 +224,26 @@ async def test_a_caller_that_goes_away_does_not_cancel_the_shared_fetch() -> Non
 
 async def _is(value: bool) -> bool:
     return value
+
+
+async def test_group_lookups_share_a_read_and_keep_none_begun_before_a_change() -> None:
+    lookups = GroupLookups()
+    reads = 0
+    gate = asyncio.Event()
+
+    async def read() -> int | None:
+        nonlocal reads
+        reads += 1
+        await gate.wait()
+        return 7
+
+    pending = [asyncio.ensure_future(lookups.lookup("koeln", read)) for _ in range(5)]
+    await wait_for(lambda: _is(reads == 1), what="the one read")
+    lookups.clear()  # a change was seen while the read ran
+    gate.set()
+    assert await asyncio.gather(*pending) == [7] * 5
+    assert reads == 1
+    assert await lookups.lookup("koeln", read) == 7
+    assert reads == 2  # the earlier answer was not kept
+    assert await lookups.lookup("koeln", read) == 7
+    assert reads == 2  # this one was

@@ -235,26 +235,37 @@ class GroupLookups:
     id, or None for no such group), kept like keys: the inbox must not query
     the database per request for what changes once in a blue moon. Cleared
     whenever a change to the served tables is seen (``ChangeWatcher``, across
-    processes); entries also expire, in case a change is missed."""
+    processes); entries also expire, in case a change is missed. After a
+    clear, the requests for one group share one read (single-flight), and a
+    read that began before a clear is not kept."""
 
     def __init__(self, ttl: float = 60.0, max_entries: int = 4096) -> None:
         self._ttl = ttl
         self._max = max_entries
         self._entries: dict[str, tuple[float, int | None]] = {}
+        self._reads: SingleFlight[int | None] = SingleFlight()
+        self._generation = 0
 
-    def get(self, name: str) -> tuple[bool, int | None]:
-        """(known, id): known False means ask the database."""
+    async def lookup(self, name: str,
+                     read: Callable[[], Coroutine[Any, Any, int | None]]) -> int | None:
         entry = self._entries.get(name)
-        if entry is None or entry[0] < time.monotonic():
-            return False, None
-        return True, entry[1]
+        if entry is not None and entry[0] >= time.monotonic():
+            return entry[1]
+        return await self._reads.run((name, self._generation),
+                                     lambda: self._read(name, read))
 
-    def put(self, name: str, actor_id: int | None) -> None:
-        if len(self._entries) >= self._max:
-            self._entries.clear()
-        self._entries[name] = (time.monotonic() + self._ttl, actor_id)
+    async def _read(self, name: str,
+                    read: Callable[[], Coroutine[Any, Any, int | None]]) -> int | None:
+        generation = self._generation
+        actor_id = await read()
+        if generation == self._generation:  # no change seen meanwhile
+            if len(self._entries) >= self._max:
+                self._entries.clear()
+            self._entries[name] = (time.monotonic() + self._ttl, actor_id)
+        return actor_id
 
     def clear(self) -> None:
+        self._generation += 1
         self._entries.clear()
 
 

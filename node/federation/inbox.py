@@ -206,14 +206,13 @@ async def recipient(node: Node, username: str) -> int | None:
     by another process is seen by the next request. Concurrent requests share
     one counter read, and it needs none while nothing was committed."""
     await node.changes.sync()
-    known, actor_id = node.group_lookups.get(username)
-    if known:
-        return actor_id
-    async with node.db.read() as session:
-        group = await groups.get_group(session, username)
-    actor_id = group.id if group is not None else None
-    node.group_lookups.put(username, actor_id)
-    return actor_id
+
+    async def read() -> int | None:
+        async with node.db.read() as session:
+            group = await groups.get_group(session, username)
+        return group.id if group is not None else None
+
+    return await node.group_lookups.lookup(username, read)
 
 
 def database_busy(exc: BaseException) -> bool:
