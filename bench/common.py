@@ -4,12 +4,15 @@ from __future__ import annotations
 
 import asyncio
 import json
+import multiprocessing
 import os
 import signal
 import socket
 import subprocess
 import sys
 import time
+from concurrent.futures import ProcessPoolExecutor
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -34,9 +37,12 @@ def free_port() -> int:
         return int(sock.getsockname()[1])
 
 
-def start_sinks(ports: int, *, verify_every: int = 0) -> tuple[subprocess.Popen[str], list[int]]:
+def start_sinks(ports: int, *, verify_every: int = 0,
+                actor_keys: str | None = None) -> tuple[subprocess.Popen[str], list[int]]:
     cmd = [PYTHON, str(ROOT / "bench" / "sinkserver.py"), "--ports", str(ports),
            "--verify-every", str(verify_every)]
+    if actor_keys is not None:
+        cmd += ["--actor-keys", actor_keys]
     proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, text=True)
     assert proc.stdout is not None
     line = proc.stdout.readline()
@@ -152,6 +158,91 @@ async def raw_post_rate(urls: list[str], body: bytes, concurrency: int) -> float
         return len(urls) / (time.perf_counter() - started)
 
 
+Signed = tuple[bytes, dict[str, str]]
+
+
+@dataclass
+class Fired:
+    """What a volley of POSTs got: statuses, per-request latencies, wall time."""
+
+    statuses: dict[int, int]
+    latencies: list[float]  # seconds, of the requests answered 202
+    seconds: float
+
+    @property
+    def accepted(self) -> int:
+        return self.statuses.get(202, 0)
+
+    @property
+    def rate(self) -> float:
+        return self.accepted / self.seconds if self.seconds else 0.0
+
+    def percentile(self, q: float) -> float:
+        """In milliseconds."""
+        if not self.latencies:
+            return float("nan")
+        ordered = sorted(self.latencies)
+        return ordered[min(len(ordered) - 1, int(q * len(ordered)))] * 1000
+
+
+def _warm(seconds: float) -> None:
+    time.sleep(seconds)
+
+
+def _fire_chunk(url: str, requests: list[Signed], concurrency: int,
+                start_at: float) -> tuple[dict[int, int], list[float], float, float]:
+    """One client process's share (runs in a spawned process)."""
+    async def run() -> tuple[dict[int, int], list[float], float, float]:
+        statuses: dict[int, int] = {}
+        latencies: list[float] = []
+        connector = aiohttp.TCPConnector(limit=concurrency)
+        async with aiohttp.ClientSession(connector=connector) as session:
+            queue = iter(requests)
+
+            async def client() -> None:
+                for body, headers in queue:
+                    sent = time.perf_counter()
+                    async with session.post(url, data=body, headers=headers) as response:
+                        await response.read()
+                    statuses[response.status] = statuses.get(response.status, 0) + 1
+                    if response.status == 202:
+                        latencies.append(time.perf_counter() - sent)
+
+            await asyncio.sleep(max(0.0, start_at - time.time()))
+            started = time.time()
+            await asyncio.gather(*(client() for _ in range(concurrency)))
+            return statuses, latencies, started, time.time()
+
+    return asyncio.run(run())
+
+
+async def fire_from_processes(url: str, requests: list[Signed], *, concurrency: int,
+                              processes: int = 2) -> Fired:
+    """POST pre-signed requests from ``processes`` client processes (the node
+    under test keeps its core; one Python client would be the bottleneck),
+    ``concurrency`` connections in all, starting together."""
+    chunks = [requests[i::processes] for i in range(processes)]
+    per = max(1, concurrency // processes)
+    loop = asyncio.get_running_loop()
+    context = multiprocessing.get_context("spawn")
+    with ProcessPoolExecutor(processes, mp_context=context) as pool:
+        # Every process is up (spawned, aiohttp imported) before the clock starts.
+        await asyncio.gather(*(loop.run_in_executor(pool, _warm, 0.3)
+                               for _ in range(processes)))
+        start_at = time.time() + 0.5 + len(requests) / 20_000
+        results = await asyncio.gather(*(
+            loop.run_in_executor(pool, _fire_chunk, url, chunk, per, start_at)
+            for chunk in chunks))
+    statuses: dict[int, int] = {}
+    latencies: list[float] = []
+    for chunk_statuses, chunk_latencies, _, _ in results:
+        for status, n in chunk_statuses.items():
+            statuses[status] = statuses.get(status, 0) + n
+        latencies.extend(chunk_latencies)
+    seconds = max(r[3] for r in results) - min(r[2] for r in results)
+    return Fired(statuses, latencies, seconds)
+
+
 def table(title: str, headers: list[str], rows: list[list[Any]]) -> str:
     cells = [[str(h) for h in headers]] + [[_fmt(c) for c in row] for row in rows]
     widths = [max(len(r[i]) for r in cells) for i in range(len(headers))]
@@ -177,8 +268,10 @@ class Server:
 
     def __init__(self, argv: list[str], env: dict[str, str], port: int) -> None:
         self.port = port
+        # BENCH_SERVER_LOG=file: the servers' stderr (crashes, warnings) goes there.
+        log = os.environ.get("BENCH_SERVER_LOG")
         self.proc = subprocess.Popen(argv, env=env, stdout=subprocess.DEVNULL,
-                                     stderr=subprocess.DEVNULL)
+                                     stderr=open(log, "ab") if log else subprocess.DEVNULL)
         deadline = time.monotonic() + 30
         while time.monotonic() < deadline:
             try:
@@ -188,6 +281,15 @@ class Server:
                 time.sleep(0.05)
         raise RuntimeError(f"server on {port} did not start")
 
+    def profile(self, path: str) -> None:
+        """Sample this process with py-spy until stop() (collapsed stacks in ``path``)."""
+        # BENCH_PYSPY_GIL=1: only samples holding the GIL (Python CPU time).
+        only_gil = ["--gil"] if os.environ.get("BENCH_PYSPY_GIL") else []
+        self._spy = subprocess.Popen(
+            [str(Path(PYTHON).parent / "py-spy"), "record", "--pid", str(self.proc.pid),
+             "--format", "raw", "--rate", "200", "--threads", *only_gil, "--output", path],
+            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+
     @property
     def base(self) -> str:
         return f"http://127.0.0.1:{self.port}"
@@ -195,7 +297,17 @@ class Server:
     def rss(self) -> float:
         return rss_mb(self.proc.pid)
 
+    def cpu_seconds(self) -> float:
+        """User + system CPU time of the process (all threads), from /proc: on a
+        shared machine the cost per request is steadier than requests/s."""
+        fields = Path(f"/proc/{self.proc.pid}/stat").read_text().rsplit(")", 1)[1].split()
+        return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
     def stop(self) -> None:
+        spy: subprocess.Popen[bytes] | None = getattr(self, "_spy", None)
+        if spy is not None:
+            spy.send_signal(signal.SIGINT)
+            spy.wait(timeout=30)
         # SIGINT: uvicorn shuts down cleanly (and a profiler writes its report).
         self.proc.send_signal(signal.SIGINT)
         self.proc.wait(timeout=30)
@@ -215,14 +327,19 @@ def cli(env: dict[str, str], *args: str) -> str:
 
 
 def start_node(data_dir: str, **extra: str) -> Server:
-    """`hambastegi serve`; BENCH_PROFILE=file.txt runs it under pyinstrument."""
+    """`hambastegi serve`; BENCH_PROFILE=file.txt runs it under pyinstrument,
+    BENCH_PYSPY=file.txt samples it with py-spy (collapsed stacks; summarise them
+    with bench/spysummary.py)."""
     port = free_port()
     env = node_env(data_dir, port, **extra)
     argv = [PYTHON, "-m", "node.cli.main", "serve", "--port", str(port)]
     if os.environ.get("BENCH_PROFILE"):
         argv = [PYTHON, "-m", "pyinstrument", "-r", "text", "-o",
                 os.environ["BENCH_PROFILE"], *argv[1:]]
-    return Server(argv, env, port)
+    server = Server(argv, env, port)
+    if os.environ.get("BENCH_PYSPY"):
+        server.profile(os.environ["BENCH_PYSPY"])
+    return server
 
 
 # The server stacks the bare app is measured on (bench/readpath.py); the node runs the

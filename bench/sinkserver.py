@@ -27,13 +27,17 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 from node.federation import keys, signatures
 
 received: Counter[tuple[str, str]] = Counter()
-stats = {"posts": 0, "verified": 0, "bad": 0}
+stats = {"posts": 0, "verified": 0, "bad": 0, "actor_gets": 0}
 # Hosts ("127.0.0.1:port") answering 503 until a moment (time.time()): flaky hosts.
 failing_until: dict[str, float] = {}
 # Per host: when its last accepted POST arrived (time.time()).
 last_at: dict[str, float] = {}
 public_keys: dict[str, keys.PublicKey] = {}
 actor_docs: dict[str, bytes] = {}
+# First-contact benchmark: actors made up on request, ``/users/f<n>`` on any port,
+# signing with pre-generated key n mod len(pool) (RSA keys take long to make).
+key_pool: list[str] = []
+actor_gets: Counter[str] = Counter()
 
 
 async def key_for(key_id: str, session: ClientSession) -> keys.PublicKey:
@@ -43,6 +47,16 @@ async def key_for(key_id: str, session: ClientSession) -> keys.PublicKey:
             doc = await r.json(content_type=None)
         public_keys[key_id] = keys.load_public_pem(doc["publicKey"]["publicKeyPem"])
     return public_keys[key_id]
+
+
+def made_up_actor(host: str, name: str, pem: str) -> bytes:
+    actor_id = f"http://{host}/users/{name}"
+    return json.dumps({
+        "@context": ["https://www.w3.org/ns/activitystreams", "https://w3id.org/security/v1"],
+        "id": actor_id, "type": "Person", "preferredUsername": name, "name": name,
+        "inbox": actor_id + "/inbox", "endpoints": {"sharedInbox": f"http://{host}/inbox"},
+        "publicKey": {"id": actor_id + "#main-key", "owner": actor_id, "publicKeyPem": pem},
+    }).encode()
 
 
 def make_app(verify_every: int, session_holder: list[ClientSession]) -> web.Application:
@@ -73,9 +87,11 @@ def make_app(verify_every: int, session_holder: list[ClientSession]) -> web.Appl
     async def stats_view(request: web.Request) -> web.Response:
         duplicates = sum(n - 1 for n in received.values() if n > 1)
         hosts = {host for host, _ in received}
+        refetched = sum(n - 1 for n in actor_gets.values() if n > 1)
         return web.json_response({**stats, "distinct": len(received),
                                   "duplicates": duplicates, "last_at": last_at,
-                                  "hosts": len(hosts)})
+                                  "hosts": len(hosts), "actors_fetched": len(actor_gets),
+                                  "actor_refetches": refetched})
 
     async def fail(request: web.Request) -> web.Response:
         data = await request.json()
@@ -87,7 +103,8 @@ def make_app(verify_every: int, session_holder: list[ClientSession]) -> web.Appl
         received.clear()
         last_at.clear()
         failing_until.clear()
-        stats.update(posts=0, verified=0, bad=0)
+        stats.update(posts=0, verified=0, bad=0, actor_gets=0)
+        actor_gets.clear()
         return web.json_response({"ok": True})
 
     async def register_key(request: web.Request) -> web.Response:
@@ -101,7 +118,13 @@ def make_app(verify_every: int, session_holder: list[ClientSession]) -> web.Appl
         return web.json_response({"ok": True})
 
     async def actor(request: web.Request) -> web.Response:
-        doc = actor_docs.get(request.match_info["name"])
+        name = request.match_info["name"]
+        stats["actor_gets"] += 1
+        actor_gets[request.host + name] += 1
+        doc = actor_docs.get(name)
+        if doc is None and key_pool and name[:1] == "f" and name[1:].isdigit():
+            doc = made_up_actor(request.host, name,
+                                key_pool[int(name[1:]) % len(key_pool)])
         if doc is None:
             return web.Response(status=404)
         return web.Response(body=doc, content_type="application/activity+json")
@@ -121,7 +144,10 @@ async def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("--ports", type=int, default=10)
     parser.add_argument("--verify-every", type=int, default=0)
+    parser.add_argument("--actor-keys", help="JSON list of public PEMs for /users/f<n>")
     args = parser.parse_args()
+    if args.actor_keys:  # before serving: nothing waits on the loop yet
+        key_pool.extend(json.loads(Path(args.actor_keys).read_text()))  # noqa: ASYNC240
     _soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
     resource.setrlimit(resource.RLIMIT_NOFILE, (hard, hard))
     holder: list[ClientSession] = [ClientSession()]

@@ -10,11 +10,13 @@ import threading
 from typing import Any
 
 from aiohttp import web
-from sqlalchemy.exc import InterfaceError, OperationalError
+from sqlalchemy.exc import IntegrityError, InterfaceError, OperationalError
+from sqlmodel import col, select
 
 from node.core.cache import HostBuckets
 from node.federation import keys
-from node.storage.models import Follower, InboxItem
+from node.federation.inbox_queue import new_item
+from node.storage.models import Follower, InboxItem, RemoteActor
 from tests.conftest import PG_URL, LiveNode, wait_for
 from tests.fediverse import AS_JSON, FakeRemote, LoopbackServer, new_actor, signed_post
 from tests.test_inbox import count, follow, setup_group
@@ -79,10 +81,10 @@ async def test_database_driver_errors_answer_503_not_500(
     for error in (OperationalError("INSERT", {}, Exception("server closed the connection")),
                   InterfaceError("INSERT", {}, Exception("connection is closed")),
                   TimeoutError()):
-        async def broken(rows: list[dict[str, Any]], error: BaseException = error) -> set[str]:
+        async def broken(batch: list[Any], error: BaseException = error) -> set[str]:
             raise error
 
-        monkeypatch.setattr(writer, "_insert", broken)
+        monkeypatch.setattr(writer, "_write", broken)
         response = await signed_post(f"{group}/inbox", remote.activity(alice, "Like", group),
                                      alice)
         assert response.status_code == 503, (error, response.text)
@@ -249,3 +251,118 @@ async def test_malformed_activity_or_object_ids_are_400(live_node: LiveNode,
         response = await signed_post(f"{group}/inbox", activity, alice)
         assert response.status_code == 400, (activity, response.text)
     assert await count(live_node, InboxItem) == before
+
+
+# --- first contact: concurrent key fetches, single-flight, the actor in the group commit -----
+
+
+async def test_a_burst_from_one_new_actor_fetches_its_document_once(
+        live_node: LiveNode, remote: FakeRemote) -> None:
+    group = await setup_group(live_node)
+    alice = remote.add_actor("alice")
+    fetch = remote.hold(lambda r: r.path == "/users/alice")  # the first GET waits
+    likes = [remote.activity(alice, "Like", group) for _ in range(12)]
+    posts = [asyncio.ensure_future(signed_post(f"{group}/inbox", like, alice))
+             for like in likes]
+    flights = live_node.node.key_fetches
+
+    async def all_waiting() -> bool:
+        return flights.waiting((alice.key_id, False)) == len(likes)
+
+    await wait_for(all_waiting, what="every request waiting for the one fetch")
+    fetch.release()
+    assert [r.status_code for r in await asyncio.gather(*posts)] == [202] * len(likes)
+    assert remote.fetches["/users/alice"] == 1, remote.fetches
+    assert await count(live_node, RemoteActor) == 1
+    assert await count(live_node, InboxItem) == len(likes)
+
+
+async def test_concurrent_first_contacts_are_all_accepted_and_their_actors_stored(
+        live_node: LiveNode, remote: FakeRemote) -> None:
+    group = await setup_group(live_node)
+    actors = [remote.add_actor(f"new{n}") for n in range(25)]
+    responses = await asyncio.gather(*(
+        signed_post(f"{group}/inbox", remote.activity(actor, "Follow", group), actor)
+        for actor in actors))
+    assert [r.status_code for r in responses] == [202] * len(actors)
+    assert sum(remote.fetches.values()) == len(actors)
+    # Stored in the commit of their activities: there before the worker looks.
+    async with live_node.node.db.read() as session:
+        stored = set((await session.exec(select(RemoteActor.uri))).all())
+        queued = set((await session.exec(select(InboxItem.actor_uri))).all())
+    assert stored == queued == {actor.id for actor in actors}
+
+    async def all_followers() -> bool:
+        return await count(live_node, Follower) == len(actors)
+
+    await wait_for(all_followers, what="every follow handled")
+
+
+async def test_a_remote_hanging_on_the_actor_fetch_does_not_block_other_actors(
+        live_node: LiveNode, remote: FakeRemote) -> None:
+    group = await setup_group(live_node)
+    async with LoopbackServer() as tarpit:
+        slow = new_actor("slow", tarpit.base)
+        tarpit.hang("/users/slow")
+        stuck = asyncio.ensure_future(
+            signed_post(f"{group}/inbox", remote.activity(slow, "Follow", group), slow))
+        await wait_for(lambda: _true(tarpit.requests), what="the hanging fetch")
+        others = [remote.add_actor(f"quick{n}") for n in range(5)]
+        responses = await asyncio.gather(*(
+            signed_post(f"{group}/inbox", remote.activity(actor, "Follow", group), actor)
+            for actor in others))
+        assert [r.status_code for r in responses] == [202] * len(others)
+        assert not stuck.done()
+    assert (await stuck).status_code == 401  # the tarpit closed: no key
+    assert await count(live_node, RemoteActor, col(RemoteActor.uri) == slow.id) == 0
+
+
+async def _true(value: Any) -> bool:
+    return bool(value)
+
+
+async def test_an_actor_document_with_another_key_is_refused_and_nothing_stored(
+        live_node: LiveNode, remote: FakeRemote) -> None:
+    group = await setup_group(live_node)
+    mallory = remote.add_actor("mallory")
+    document = mallory.document()
+    other_key = keys.generate_rsa()
+    document["publicKey"] = {**document["publicKey"],
+                             "publicKeyPem": keys.public_to_pem(other_key.public_key())}
+    mallory.doc_override = document
+    response = await signed_post(f"{group}/inbox", remote.activity(mallory, "Follow", group),
+                                 mallory)
+    assert response.status_code == 401
+    assert response.json()["reason"] == "bad_signature"
+    # Refused after the lookup: neither the activity nor its actor is stored.
+    assert await count(live_node, RemoteActor) == 0
+    assert await count(live_node, InboxItem) == 0
+
+
+async def test_an_oversized_actor_document_is_refused_and_nothing_stored(
+        live_node: LiveNode, remote: FakeRemote) -> None:
+    group = await setup_group(live_node)
+    bloated = remote.add_actor("bloated")
+    bloated.doc_override = {**bloated.document(), "summary": "x" * (2 * 1024 * 1024)}
+    response = await signed_post(f"{group}/inbox", remote.activity(bloated, "Follow", group),
+                                 bloated)
+    assert response.status_code == 401
+    assert response.json()["reason"] == "key_unavailable"
+    assert await count(live_node, RemoteActor) == 0
+    assert await count(live_node, InboxItem) == 0
+
+
+async def test_a_row_the_database_refuses_fails_alone_not_its_whole_batch(
+        live_node: LiveNode) -> None:
+    """A group deleted between its lookup and the commit: the row's foreign key
+    fails; the requests that arrived with it are stored all the same."""
+    writer = live_node.node.inbox_writer
+    rows = [new_item({"id": f"https://r.example/a/{n}"}, f"https://r.example/a/{n}", "Like",
+                     "https://r.example/u", None) for n in range(3)]
+    orphan = new_item({"id": "https://r.example/a/x"}, "https://r.example/a/x", "Like",
+                      "https://r.example/u", 999_999)
+    results = await asyncio.gather(*(writer.add(row) for row in [rows[0], orphan, *rows[1:]]),
+                                   return_exceptions=True)
+    assert results[0] is True and results[2] is True and results[3] is True, results
+    assert isinstance(results[1], IntegrityError), results
+    assert await count(live_node, InboxItem) == 3

@@ -12,13 +12,15 @@ from __future__ import annotations
 import asyncio
 import hashlib
 import time
-from collections.abc import Awaitable, Callable, Hashable
-from typing import Any
+from collections.abc import Awaitable, Callable, Coroutine, Hashable
+from typing import Any, Generic, TypeVar
 
 import orjson
 
 DEFAULT_TTL = 10.0
 MAX_ENTRIES = 4096
+
+T = TypeVar("T")
 
 
 class DocCache:
@@ -73,6 +75,9 @@ class KeyCache:
         self._failure_ttl = failure_ttl
         self._refetch_interval = refetch_interval
         self._entries: dict[str, tuple[float, Any]] = {}
+        # actor uri → its cached key ids: forgetting an actor must not scan
+        # every entry (first contact with thousands of actors did, per actor).
+        self._by_actor: dict[str, set[str]] = {}
         self._failures: dict[str, tuple[float, str]] = {}
         self._refetched: dict[str, float] = {}
 
@@ -83,19 +88,33 @@ class KeyCache:
         return entry[1]
 
     def put(self, key_id: str, value: Any) -> None:
+        """``value``: (actor, key); the actor's ``uri`` indexes it."""
         if len(self._entries) >= self._max:
             self._entries.clear()
+            self._by_actor.clear()
+        previous = self._entries.get(key_id)
+        if previous is not None:
+            self._unindex(key_id, previous[1][0].uri)
         self._entries[key_id] = (time.monotonic() + self._ttl, value)
+        self._by_actor.setdefault(value[0].uri, set()).add(key_id)
         self._failures.pop(key_id, None)
 
     def clear(self) -> None:
         self._entries.clear()
+        self._by_actor.clear()
         self._failures.clear()
         self._refetched.clear()
 
     def forget_actor(self, actor_uri: str) -> None:
-        for key_id in [k for k, (_, v) in self._entries.items() if v[0].uri == actor_uri]:
-            del self._entries[key_id]
+        for key_id in self._by_actor.pop(actor_uri, ()):
+            self._entries.pop(key_id, None)
+
+    def _unindex(self, key_id: str, actor_uri: str) -> None:
+        key_ids = self._by_actor.get(actor_uri)
+        if key_ids is not None:
+            key_ids.discard(key_id)
+            if not key_ids:
+                del self._by_actor[actor_uri]
 
     def fail(self, key_id: str, reason: str) -> None:
         if len(self._failures) >= self._max:
@@ -119,6 +138,135 @@ class KeyCache:
             self._refetched.clear()
         self._refetched[actor_uri] = now
         return True
+
+
+class SingleFlight(Generic[T]):
+    """One run of a coroutine per key at a time: callers arriving while it runs
+    wait for its result (or its exception) instead of starting their own.
+
+    The inbox's first contact: a burst of requests signed by one unknown actor
+    fetches its document once (docs/ARCHITECTURE.md §3, verify). The run is a
+    task of its own, so a caller that goes away (its client hung up) does not
+    cancel it for the others; it runs in the first caller's context, so the
+    first caller's fetch budget pays for it."""
+
+    def __init__(self) -> None:
+        self._running: dict[Hashable, asyncio.Future[T]] = {}
+        self._waiting: dict[Hashable, int] = {}
+
+    def __len__(self) -> int:
+        return len(self._running)
+
+    def waiting(self, key: Hashable) -> int:
+        """How many callers wait for the run of ``key`` now (tests, metrics)."""
+        return self._waiting.get(key, 0)
+
+    async def run(self, key: Hashable, start: Callable[[], Coroutine[Any, Any, T]]) -> T:
+        running = self._running.get(key)
+        if running is None:
+            running = asyncio.ensure_future(start())
+            self._running[key] = running
+            running.add_done_callback(lambda done: self._finished(key, done))
+        self._waiting[key] = self._waiting.get(key, 0) + 1
+        try:
+            return await asyncio.shield(running)
+        finally:
+            self._waiting[key] -= 1
+            if not self._waiting[key]:
+                del self._waiting[key]
+
+    def _finished(self, key: Hashable, done: asyncio.Future[T]) -> None:
+        if self._running.get(key) is done:
+            del self._running[key]
+        if not done.cancelled():
+            done.exception()  # retrieved: every waiter may have gone
+
+
+K = TypeVar("K", bound=Hashable)
+
+
+class BatchedReads(Generic[K, T]):
+    """Reads of one kind asked for together become one query: the callers of
+    one loop turn share a call of ``read_many`` (keys → found values; a key
+    missing from its answer is None). The read twin of the inbox's group
+    commit: a burst of first contacts looks its key owners up in one SELECT
+    instead of one each (docs/ARCHITECTURE.md §3, verify)."""
+
+    def __init__(self, read_many: Callable[[list[K]], Awaitable[dict[K, T]]],
+                 max_batch: int = 500) -> None:
+        self._read_many = read_many
+        self._max = max_batch
+        self._pending: dict[K, asyncio.Future[T | None]] = {}
+        self._reading = False
+
+    async def get(self, key: K) -> T | None:
+        future = self._pending.get(key)
+        if future is None:
+            future = asyncio.get_running_loop().create_future()
+            self._pending[key] = future
+            if not self._reading:
+                self._reading = True
+                asyncio.get_running_loop().create_task(self._read())
+        return await asyncio.shield(future)
+
+    async def _read(self) -> None:
+        try:
+            while self._pending:
+                await asyncio.sleep(0)  # one loop turn: let concurrent callers join
+                keys = list(self._pending)[:self._max]
+                batch = {key: self._pending.pop(key) for key in keys}
+                try:
+                    found = await self._read_many(keys)
+                except Exception as exc:  # every caller must hear of it
+                    for future in batch.values():
+                        if not future.done():
+                            future.set_exception(exc)
+                            future.exception()  # retrieved: callers may have gone
+                    continue
+                for key, future in batch.items():
+                    if not future.done():
+                        future.set_result(found.get(key))
+        finally:
+            self._reading = False
+
+
+class GroupLookups:
+    """Which local actor an inbox path names (``/groups/NAME/inbox`` → its row
+    id, or None for no such group), kept like keys: the inbox must not query
+    the database per request for what changes once in a blue moon. Cleared
+    whenever a change to the served tables is seen (``ChangeWatcher``, across
+    processes); entries also expire, in case a change is missed. After a
+    clear, the requests for one group share one read (single-flight), and a
+    read that began before a clear is not kept."""
+
+    def __init__(self, ttl: float = 60.0, max_entries: int = 4096) -> None:
+        self._ttl = ttl
+        self._max = max_entries
+        self._entries: dict[str, tuple[float, int | None]] = {}
+        self._reads: SingleFlight[int | None] = SingleFlight()
+        self._generation = 0
+
+    async def lookup(self, name: str,
+                     read: Callable[[], Coroutine[Any, Any, int | None]]) -> int | None:
+        entry = self._entries.get(name)
+        if entry is not None and entry[0] >= time.monotonic():
+            return entry[1]
+        return await self._reads.run((name, self._generation),
+                                     lambda: self._read(name, read))
+
+    async def _read(self, name: str,
+                    read: Callable[[], Coroutine[Any, Any, int | None]]) -> int | None:
+        generation = self._generation
+        actor_id = await read()
+        if generation == self._generation:  # no change seen meanwhile
+            if len(self._entries) >= self._max:
+                self._entries.clear()
+            self._entries[name] = (time.monotonic() + self._ttl, actor_id)
+        return actor_id
+
+    def clear(self) -> None:
+        self._generation += 1
+        self._entries.clear()
 
 
 class HostBuckets:

@@ -20,13 +20,14 @@ has sent and fetched nothing does not carry its ~9 MB (docs/ARCHITECTURE.md#7-th
 
 from __future__ import annotations
 
+import inspect
 import ipaddress
 import logging
 import os
 import re
 import socket
 import time
-from collections.abc import AsyncIterator, Callable, Mapping
+from collections.abc import AsyncIterator, Awaitable, Callable, Mapping
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Literal, cast
@@ -47,6 +48,10 @@ IPAddress = ipaddress.IPv4Address | ipaddress.IPv6Address
 AddressPolicy = Callable[[IPAddress], bool]
 Scheme = Literal["cavage", "rfc9421"]
 Signer = Callable[[str, str, bytes | None, Scheme], Mapping[str, str]]
+# A GET's signer may answer later: RSA signing (about a millisecond) can then run
+# off the event loop (remote_actors._metered_signer, docs/ARCHITECTURE.md §3).
+GetSigner = Callable[[str, str, bytes | None, Scheme],
+                     Mapping[str, str] | Awaitable[Mapping[str, str]]]
 
 AS_ACCEPT = ('application/activity+json, '
              'application/ld+json; profile="https://www.w3.org/ns/activitystreams"')
@@ -415,14 +420,15 @@ class GuardedClient:
             del self._get_schemes[next(iter(self._get_schemes))]  # oldest first
 
     async def _get_hop(self, url: URL, accept: str, types: tuple[str, ...],
-                       signer: Signer | None) -> tuple[str | None, bytes]:
+                       signer: GetSigner | None) -> tuple[str | None, bytes]:
         """One hop: (Location, b"") for a redirect, (None, body) for a good 200."""
         key = f"{url.host}:{url.port}"
         schemes: tuple[Scheme | None, ...] = (None,) if signer is None else self._knock_order(key)
         for attempt, scheme in enumerate(schemes):
             headers = CIMultiDict({"Accept": accept})
             if signer is not None and scheme is not None:
-                headers.update(signer("GET", str(url), None, scheme))
+                signed = signer("GET", str(url), None, scheme)
+                headers.update(await signed if inspect.isawaitable(signed) else signed)
             async with self._exchange("GET", url, headers) as response:
                 status = response.status
                 if status in KNOCK_STATUSES and attempt + 1 < len(schemes):
@@ -445,7 +451,7 @@ class GuardedClient:
         raise AssertionError("unreachable: the last knock always returns or raises")
 
     async def _get(self, url: str, accept: str, types: tuple[str, ...],
-                   signer: Signer | None) -> tuple[URL, bytes]:
+                   signer: GetSigner | None) -> tuple[URL, bytes]:
         """GET following at most max_redirects redirects, every hop checked again."""
         current = self.check_url(url)
         for _hop in range(self.max_redirects + 1):
@@ -461,7 +467,8 @@ class GuardedClient:
 
     # --- public operations ------------------------------------------------------------
 
-    async def fetch_activity(self, url: str, *, signer: Signer | None = None) -> FetchedDocument:
+    async def fetch_activity(self, url: str, *,
+                             signer: GetSigner | None = None) -> FetchedDocument:
         """GET an ActivityStreams document; its id must be on the origin it came from."""
         final, body = await self._get(url, AS_ACCEPT, AS_TYPES, signer)
         try:

@@ -30,7 +30,13 @@ from node.federation import local_actors as groups
 from node.federation import signatures
 from node.federation.dispatch import ContentError
 from node.federation.inbox_queue import new_item
-from node.federation.remote_actors import RemoteError, fetch_budget, lookup_key, same_origin
+from node.federation.remote_actors import (
+    RemoteError,
+    actor_values,
+    fetch_budget,
+    lookup_key,
+    same_origin,
+)
 from node.federation.runtime import Node
 from node.storage.db import utcnow
 from node.storage.models import RemoteActor, RemoteObject
@@ -176,12 +182,37 @@ def check_content(node: Node, activity: dict[str, Any], activity_type: str) -> N
 
 
 async def store(node: Node, activity: dict[str, Any], activity_id: str, activity_type: str,
-                actor_id: str, recipient_id: int | None) -> bool:
+                actor: RemoteActor, recipient_id: int | None) -> bool:
     """Insert once; a redelivery of the same id is a no-op (idempotency).
-    Raises TimeoutError when the database does not take the row in time."""
+    An actor fetched for this request (not stored yet: ``id`` None) is stored
+    in the same commit. Raises TimeoutError when the database does not take
+    the row in time."""
+    first_contact = actor_values(actor) if actor.id is None else None
     async with asyncio.timeout(STORE_TIMEOUT_SECONDS):
-        return await node.inbox_writer.add(
-            new_item(activity, activity_id, activity_type, actor_id, recipient_id))
+        new = await node.inbox_writer.add(
+            new_item(activity, activity_id, activity_type, actor.uri, recipient_id),
+            first_contact)
+    if first_contact is not None:
+        # The cached actor is stored now: later requests need not bring it.
+        actor.id = first_contact.get("id")
+    return new
+
+
+async def recipient(node: Node, username: str) -> int | None:
+    """The row id of the group whose inbox this is (None: no such group).
+
+    Cached (node.group_lookups) like keys: after the change counter is read
+    (ChangeWatcher, docs/ARCHITECTURE.md §1), so a group created or removed
+    by another process is seen by the next request. Concurrent requests share
+    one counter read, and it needs none while nothing was committed."""
+    await node.changes.sync()
+
+    async def read() -> int | None:
+        async with node.db.read() as session:
+            group = await groups.get_group(session, username)
+        return group.id if group is not None else None
+
+    return await node.group_lookups.lookup(username, read)
 
 
 def database_busy(exc: BaseException) -> bool:
@@ -213,11 +244,9 @@ async def _receive(request: Request) -> Response:
     recipient_id: int | None = None
     try:
         if username is not None:
-            async with node.db.read() as session:
-                recipient = await groups.get_group(session, username)
-            if recipient is None:
+            recipient_id = await recipient(node, username)
+            if recipient_id is None:
                 raise Rejected(404, "no_such_inbox", "no such group")
-            recipient_id = recipient.id
         try:
             body = await read_body(request)
         except BodyTooLarge:
@@ -251,7 +280,7 @@ async def _receive(request: Request) -> Response:
         log.info("inbox rejected", extra={"reason": rejected.reason, "status": rejected.status})
         return JSONResponse({"error": rejected.detail, "reason": rejected.reason},
                             status_code=rejected.status)
-    new = await store(node, activity, activity_id, activity_type, actor_id, recipient_id)
+    new = await store(node, activity, activity_id, activity_type, actor, recipient_id)
     METRICS.inbox("accepted" if new else "duplicate")
     node.inbox_wake.set()
     return Response(status_code=202)

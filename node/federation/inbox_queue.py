@@ -37,11 +37,12 @@ from typing import Any
 from sqlalchemy import bindparam, or_, update
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
+from sqlalchemy.exc import DBAPIError, InterfaceError, OperationalError
 from sqlmodel import col, select
 
 from node.federation.retry import next_attempt_at
 from node.storage.db import Database, utcnow
-from node.storage.models import InboxItem
+from node.storage.models import InboxItem, RemoteActor
 from node.storage.states import InboxState
 
 log = logging.getLogger("hambastegi.inbox_queue")
@@ -64,17 +65,27 @@ class InboxWriter:
     and one commit. Each request still gets its 202 only after the commit that
     holds its row (verify → store → 202), and learns whether its activity id
     was new (idempotency). A failed write fails every request waiting for it
-    (the inbox answers them 503): none of them was answered 202."""
+    (the inbox answers them 503): none of them was answered 202.
+
+    A request from an actor met for the first time brings the actor's row
+    along (``actor``, remote_actors.actor_values): it is upserted in the same
+    transaction as the activity, so first contact costs no write transaction
+    of its own, and the inbox worker finds the actor stored when it claims the
+    activity (docs/ARCHITECTURE.md §3). The writer fills in ``actor["id"]``.
+
+    A batch refused by the database for what one of its rows holds (a value
+    PostgreSQL will not take, say) is written again row by row, so one hostile
+    request fails alone, not everyone who arrived with it."""
 
     def __init__(self, db: Database, max_batch: int = 500) -> None:
         self._db = db
         self._max = max_batch
-        self._pending: list[tuple[dict[str, Any], asyncio.Future[bool]]] = []
+        self._pending: list[_Waiting] = []
         self._flushing = False
 
-    async def add(self, values: dict[str, Any]) -> bool:
+    async def add(self, values: dict[str, Any], actor: dict[str, Any] | None = None) -> bool:
         future: asyncio.Future[bool] = asyncio.get_running_loop().create_future()
-        self._pending.append((values, future))
+        self._pending.append((values, actor, future))
         if not self._flushing:
             self._flushing = True
             asyncio.get_running_loop().create_task(self._flush())
@@ -86,34 +97,82 @@ class InboxWriter:
                 await asyncio.sleep(0)  # one loop turn: let concurrent requests join
                 batch, self._pending = self._pending[:self._max], self._pending[self._max:]
                 try:
-                    inserted = await self._insert([values for values, _ in batch])
+                    inserted = await self._write(batch)
                 except Exception as exc:  # every waiting request must hear of it
+                    if len(batch) > 1 and _row_refused(exc):
+                        await self._write_singly(batch)
+                        continue
                     # Whoever queued behind this write would wait out the same
                     # lock (a busy timeout each): tell them now, they get a 503.
                     batch, self._pending = batch + self._pending, []
-                    for _, future in batch:
+                    for _, _, future in batch:
                         if not future.done():
                             future.set_exception(exc)
                     continue
-                seen: set[str] = set()
-                for values, future in batch:
-                    activity_id = values["activity_id"]
-                    if not future.done():  # a request that gave up waiting (503)
-                        future.set_result(activity_id in inserted and activity_id not in seen)
-                    seen.add(activity_id)
+                _answer(batch, inserted)
         finally:
             self._flushing = False
 
-    async def _insert(self, rows: list[dict[str, Any]]) -> set[str]:
+    async def _write_singly(self, batch: list[_Waiting]) -> None:
+        for waiting in batch:
+            try:
+                _answer([waiting], await self._write([waiting]))
+            except Exception as exc:
+                if not waiting[2].done():
+                    waiting[2].set_exception(exc)
+
+    async def _write(self, batch: list[_Waiting]) -> set[str]:
         insert = sqlite_insert if self._db.is_sqlite else pg_insert
         # One cached statement executed with many parameter sets ("insertmanyvalues"):
         # compiling a fresh multi-row VALUES per batch cost more than the insert.
         stmt = (insert(InboxItem)
                 .on_conflict_do_nothing(index_elements=["activity_id"])
                 .returning(col(InboxItem.activity_id)))
+        actors: dict[str, dict[str, Any]] = {}
+        for _, actor, _ in batch:
+            if actor is not None:
+                actors[actor["uri"]] = actor  # once per statement (PostgreSQL requires it)
+        stored: dict[str, int] = {}
         async with self._db.write() as session:
-            result = await session.exec(stmt, params=rows)
-            return {row[0] for row in result.all()}
+            if actors:
+                conn = await session.connection()
+                result = await conn.execute(_actor_upsert(insert), list(actors.values()))
+                stored = {uri: actor_id for actor_id, uri in result.all()}
+            result = await session.exec(stmt, params=[values for values, _, _ in batch])
+            inserted = {row[0] for row in result.all()}
+        for _, actor, _ in batch:
+            if actor is not None:
+                actor["id"] = stored.get(actor["uri"])
+        return inserted
+
+
+_Waiting = tuple[dict[str, Any], dict[str, Any] | None, asyncio.Future[bool]]
+
+
+def _answer(batch: list[_Waiting], inserted: set[str]) -> None:
+    seen: set[str] = set()
+    for values, _, future in batch:
+        activity_id = values["activity_id"]
+        if not future.done():  # a request that gave up waiting (503)
+            future.set_result(activity_id in inserted and activity_id not in seen)
+        seen.add(activity_id)
+
+
+def _row_refused(exc: Exception) -> bool:
+    """The database refused what a row holds (not: it is busy, locked or gone)."""
+    return isinstance(exc, DBAPIError) and not isinstance(exc, OperationalError | InterfaceError) \
+        and not exc.connection_invalidated
+
+
+def _actor_upsert(insert: Any) -> Any:
+    """Insert or refresh remote actors (the freshly fetched document wins), as
+    remote_actors.store_actor does one at a time."""
+    stmt = insert(RemoteActor)
+    columns = [c.name for c in RemoteActor.__table__.columns  # type: ignore[attr-defined]
+               if c.name not in ("id", "uri")]
+    return (stmt.on_conflict_do_update(index_elements=["uri"],
+                                       set_={c: stmt.excluded[c] for c in columns})
+            .returning(col(RemoteActor.id), col(RemoteActor.uri)))
 
 
 def new_item(activity: dict[str, Any], activity_id: str, activity_type: str, actor_id: str,

@@ -16,12 +16,13 @@ the key's owner (key-id squatting, docs/ARCHITECTURE.md, security).
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import contextvars
 import ipaddress
 import logging
 import re
-from collections.abc import Iterator, Mapping
+from collections.abc import Awaitable, Iterator, Mapping
 from datetime import timedelta
 from typing import Any
 from urllib.parse import urlencode, urlsplit, urlunsplit
@@ -30,6 +31,7 @@ from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlmodel import col, select
 
+from node.core.cache import BatchedReads
 from node.core.jsonsafe import as_id, as_list
 from node.federation import keys
 from node.federation.fetch import FetchError, Scheme
@@ -137,16 +139,21 @@ def parse_actor(doc: dict[str, Any]) -> RemoteActor:
     )
 
 
+ACTOR_COLUMNS = (
+    "uri", "actor_type", "username", "domain", "display_name", "inbox", "shared_inbox", "url",
+    "public_key_id", "public_key_pem", "assertion_keys", "raw", "fetched_at", "deleted",
+)
+
+
+def actor_values(actor: RemoteActor) -> dict[str, Any]:
+    """The columns of a parsed actor, as the upsert takes them (here and in the
+    inbox's group commit, inbox_queue.InboxWriter)."""
+    return {c: getattr(actor, c) for c in ACTOR_COLUMNS}
+
+
 async def store_actor(node: Node, actor: RemoteActor) -> RemoteActor:
     """Insert or refresh the cached row (concurrent inbox requests may race here)."""
-    values = {
-        c: getattr(actor, c)
-        for c in (
-            "uri", "actor_type", "username", "domain", "display_name", "inbox",
-            "shared_inbox", "url", "public_key_id", "public_key_pem", "assertion_keys",
-            "raw", "fetched_at", "deleted",
-        )
-    }
+    values = actor_values(actor)
     node.key_cache.forget_actor(actor.uri)
     insert = sqlite_insert if node.db.is_sqlite else pg_insert
     stmt = insert(RemoteActor).values(**values)
@@ -163,10 +170,15 @@ async def store_actor(node: Node, actor: RemoteActor) -> RemoteActor:
 
 def _metered_signer(node: Node) -> Any:
     """The instance signer, charging each GET it signs to the budgets: the
-    guarded client signs every hop and every knock, so this counts them all."""
+    guarded client signs every hop and every knock, so this counts them all.
+    The budgets are charged here, on the event loop; the RSA signature is made
+    in the node's signing threads (the library releases the GIL), so a burst
+    of first contacts does not queue every request behind a millisecond of
+    signing per fetch."""
     signer = node.instance_signer
 
-    def sign(method: str, url: str, body: bytes | None, scheme: Scheme) -> Mapping[str, str]:
+    def sign(method: str, url: str, body: bytes | None,
+             scheme: Scheme) -> Awaitable[Mapping[str, str]]:
         budget = _budget.get()
         if budget is not None:
             if budget[0] <= 0:
@@ -174,7 +186,8 @@ def _metered_signer(node: Node) -> Any:
             budget[0] -= 1
         if not node.fetch_buckets.take(urlsplit(url).netloc.lower()):
             raise FetchError("host_rate_limited", "too many fetches from this host just now")
-        return signer(method, url, body, scheme)
+        return asyncio.get_running_loop().run_in_executor(
+            node.signing_threads, signer, method, url, body, scheme)
 
     return sign
 
@@ -206,19 +219,38 @@ def names_actor(key_id: str, actor_uri: str) -> bool:
 
 
 async def _stored_owner(node: Node, key_id: str) -> RemoteActor | None:
-    """The cached actor that owns the key, or None (fetch it then).
+    """The cached actor that owns the key, or None (fetch it then); concurrent
+    lookups share one query (``_stored_owners``)."""
+    if node.owner_reads is None:
+        node.owner_reads = BatchedReads(lambda key_ids: _stored_owners(node, key_ids))
+    owner: RemoteActor | None = await node.owner_reads.get(key_id)
+    return owner
 
-    Only an actor the key id names may answer for it; any other row listing
+
+async def _stored_owners(node: Node, key_ids: list[str]) -> dict[str, RemoteActor]:
+    """Only an actor the key id names may answer for it; any other row listing
     the same key id (an actor can put anything in its own document) is ignored.
-    """
-    document = strip_fragment(key_id)
+    The most specific name wins (…/users/a over …/users when both exist)."""
+    documents = {strip_fragment(key_id) for key_id in key_ids}
     async with node.db.read() as session:
         rows = (await session.exec(select(RemoteActor).where(
-            (col(RemoteActor.uri) == document) | (col(RemoteActor.public_key_id) == key_id)
+            col(RemoteActor.uri).in_(documents) | col(RemoteActor.public_key_id).in_(key_ids)
         ))).all()
-    named = [row for row in rows if names_actor(key_id, row.uri)]
-    # The most specific name wins (…/users/a over …/users when both exist).
-    return max(named, key=lambda row: len(row.uri), default=None)
+    by_uri = {row.uri: row for row in rows}
+    by_key: dict[str, list[RemoteActor]] = {}
+    for row in rows:
+        if row.public_key_id is not None:
+            by_key.setdefault(row.public_key_id, []).append(row)
+    owners: dict[str, RemoteActor] = {}
+    for key_id in key_ids:
+        document = by_uri.get(strip_fragment(key_id))
+        listed = by_key.get(key_id, [])
+        named = [row for row in ([document] if document is not None else []) + listed
+                 if names_actor(key_id, row.uri)]
+        best = max(named, key=lambda row: len(row.uri), default=None)
+        if best is not None:
+            owners[key_id] = best
+    return owners
 
 
 async def lookup_key(
@@ -231,7 +263,14 @@ async def lookup_key(
     with refresh=True). A known actor signing with a key id it does not list
     (rotation to a new key id) is refetched, at most once a minute per actor.
     Failures are remembered for a minute: the same unknown key id costs no
-    second fetch.
+    second fetch. Requests arriving while a key id is being fetched wait for
+    that fetch (single-flight): a burst from one new actor costs one GET.
+
+    A freshly fetched actor is not stored here: its ``id`` is None until the
+    inbox stores it in the same group commit as the activity it signed
+    (``actor_values``, inbox_queue.InboxWriter), so first contact costs no
+    write transaction of its own, and a request refused after the lookup
+    stores nothing. Its key is cached meanwhile.
     """
     if not refresh:
         cached: tuple[RemoteActor, keys.PublicKey] | None = node.key_cache.get(key_id)
@@ -240,6 +279,19 @@ async def lookup_key(
         failed = node.key_cache.failure(key_id)
         if failed is not None:
             raise RemoteError(failed, "failed moments ago")
+    found: tuple[RemoteActor, keys.PublicKey] = await node.key_fetches.run(
+        (key_id, refresh), lambda: _find_key(node, key_id, refresh))
+    return found
+
+
+async def _find_key(node: Node, key_id: str,
+                    refresh: bool) -> tuple[RemoteActor, keys.PublicKey]:
+    """The stored owner, else a fetch; runs once per key id at a time."""
+    if not refresh:
+        # Someone may have stored or cached it while this waited to start.
+        cached: tuple[RemoteActor, keys.PublicKey] | None = node.key_cache.get(key_id)
+        if cached is not None:
+            return cached
         actor = await _stored_owner(node, key_id)
         if actor is not None:
             if _lists_key(actor, key_id):
@@ -254,11 +306,13 @@ async def lookup_key(
     except RemoteError as exc:
         node.key_cache.fail(key_id, exc.reason)
         raise
+    node.key_cache.forget_actor(found[0].uri)  # keys of its older document
     node.key_cache.put(key_id, found)
     return found
 
 
 async def _fetch_key(node: Node, key_id: str) -> tuple[RemoteActor, keys.PublicKey]:
+    """The key's owner as its documents say now (not stored: see lookup_key)."""
     doc = await fetch_document(node, strip_fragment(key_id))
     if not set(as_list(doc.get("type"))) & ACTOR_TYPES:
         # A standalone key document: it names its owner, who must list it.
@@ -275,8 +329,7 @@ async def _fetch_key(node: Node, key_id: str) -> tuple[RemoteActor, keys.PublicK
         if not same_origin(parsed.uri, key_id):
             raise RemoteError("bad_key", "key and actor on different origins")
     key = _key_from_actor(parsed, key_id)  # the owner must list the key
-    actor = await store_actor(node, parsed)
-    return actor, key
+    return parsed, key
 
 
 def _lists_key(actor: RemoteActor, key_id: str) -> bool:

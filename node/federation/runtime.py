@@ -6,13 +6,22 @@ import asyncio
 import logging
 import os
 from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
 from datetime import timedelta
 from pathlib import Path
-from typing import Literal
+from typing import Any, Literal
 
 from sqlalchemy import make_url, text
 
-from node.core.cache import ChangeWatcher, DocCache, HostBuckets, KeyCache
+from node.core.cache import (
+    BatchedReads,
+    ChangeWatcher,
+    DocCache,
+    GroupLookups,
+    HostBuckets,
+    KeyCache,
+    SingleFlight,
+)
 from node.core.settings import Settings
 from node.core.urls import INSTANCE_USERNAME, Urls
 from node.federation.delivery import DeliveryWorker
@@ -47,6 +56,43 @@ def sqlite_wal_index(database_url: str) -> Path | None:
     return Path(url.database + "-shm")
 
 
+class WalIndexProbe:
+    """Reads the wal-index header of a SQLite database (its -shm file); None
+    while there is no such file.
+
+    The descriptor stays open: closing *any* descriptor of a file drops every
+    POSIX lock this process holds on it (fcntl semantics), SQLite's own locks
+    on the -shm included. Another process opening the database then believes
+    it is the first, truncates the -shm, and this process dies of SIGBUS on
+    its mapping (bench/ingest.py hit exactly this when a probe opened and
+    closed the file each time). SQLite deletes and recreates the file when the
+    last connection closes: the descriptor of a replaced file is swapped for a
+    new one (its locks, on the old file, are no one's any more)."""
+
+    def __init__(self, path: Path) -> None:
+        self.path = path
+        self._fd: int | None = None
+
+    def __call__(self) -> bytes | None:
+        fd = self._fd
+        try:
+            if fd is None or os.fstat(fd).st_nlink == 0:
+                fresh = os.open(self.path, os.O_RDONLY)
+                if fd is not None:
+                    os.close(fd)  # the unlinked file's: no lock of ours is on it now
+                self._fd = fd = fresh
+            # os.pread: a third of the cost of a Python file object, on every GET
+            return os.pread(fd, WAL_INDEX_HEADER, 0)
+        except OSError:
+            return None
+
+    def close(self) -> None:
+        """Only once this process's connections to the database are closed."""
+        if self._fd is not None:
+            os.close(self._fd)
+            self._fd = None
+
+
 def actor_signer(actor: LocalActor, urls: Urls) -> RequestSigner:
     return RequestSigner(actor.rsa_private_pem, urls.key_id(actor.username))
 
@@ -68,12 +114,22 @@ class Node:
         )
         self.inbox_wake = asyncio.Event()
         self.doc_cache = DocCache()
+        # Which group an inbox path names: the per-group inbox's lookup, cached.
+        self.group_lookups = GroupLookups()
         # Other processes' changes reach this process's cache through the database.
-        self._wal_index = sqlite_wal_index(settings.database_url)
+        wal_index = sqlite_wal_index(settings.database_url)
+        self._wal_probe = WalIndexProbe(wal_index) if wal_index is not None else None
         self.changes = ChangeWatcher(
-            self._change_counter, self.doc_cache.clear, min_interval=COUNTER_READ_SPACING,
-            probe=self._wal_index_header if self._wal_index is not None else None)
+            self._change_counter, self._drop_cached, min_interval=COUNTER_READ_SPACING,
+            probe=self._wal_probe)
         self.key_cache = KeyCache()
+        # Key fetches in flight, by (key id, refresh): one GET however many wait.
+        self.key_fetches: SingleFlight[Any] = SingleFlight()
+        # The stored owners of key ids, read together (set by remote_actors on first use).
+        self.owner_reads: BatchedReads[str, Any] | None = None
+        # RSA signatures of the node's own GETs, off the event loop (remote_actors).
+        self.signing_threads = ThreadPoolExecutor(max_workers=2,
+                                                  thread_name_prefix="sign-get")
         self.fetch_buckets = HostBuckets()
         self.inbox_writer = InboxWriter(self.db)
         # Set by the in-process delivery worker so publishing sends at once.
@@ -87,23 +143,15 @@ class Node:
         self._instance_signer = actor_signer(instance, self.urls)
 
     async def close(self) -> None:
+        self.signing_threads.shutdown(wait=False, cancel_futures=True)
         await self.client.close()
         await self.db.dispose()
+        if self._wal_probe is not None:  # after the connections: nothing of ours is locked
+            self._wal_probe.close()
 
-    def _wal_index_header(self) -> bytes | None:
-        # Opened anew each time: SQLite deletes and recreates the file when the
-        # last connection closes, and a kept descriptor would watch the old one.
-        assert self._wal_index is not None
-        try:
-            fd = os.open(self._wal_index, os.O_RDONLY)
-        except OSError:
-            return None
-        try:  # os.pread: a third of the cost of a Python file object, on every GET
-            return os.pread(fd, WAL_INDEX_HEADER, 0)
-        except OSError:
-            return None
-        finally:
-            os.close(fd)
+    def _drop_cached(self) -> None:
+        self.doc_cache.clear()
+        self.group_lookups.clear()
 
     async def _change_counter(self) -> int:
         async with self.db.read_engine.connect() as conn:
@@ -115,7 +163,7 @@ class Node:
         Other processes learn of it from the change counter, which the database's
         triggers bumped in the same transaction as the change (ChangeWatcher).
         """
-        self.doc_cache.clear()
+        self._drop_cached()
         self.delivery_wake()
 
     def delivery_worker(self) -> DeliveryWorker:
