@@ -4,13 +4,11 @@ from __future__ import annotations
 
 import asyncio
 import logging
-import os
 from collections.abc import Callable
 from datetime import timedelta
-from pathlib import Path
 from typing import Literal
 
-from sqlalchemy import make_url, text
+from sqlalchemy import text
 
 from node.core.cache import ChangeWatcher, DocCache, HostBuckets, KeyCache
 from node.core.settings import Settings
@@ -23,6 +21,7 @@ from node.federation.local_actors import ensure_instance_actor
 from node.federation.signatures import RequestSigner
 from node.storage.db import Database
 from node.storage.models import InboxItem, LocalActor
+from node.storage.wakeup import Wakeup, WalIndex, sqlite_wal_index, wakeup_for
 
 log = logging.getLogger("hambastegi")
 
@@ -30,21 +29,8 @@ USER_AGENT = "Hambastegi/0.1 (+https://codeberg.org/hambastegi)"
 
 Scheme = Literal["cavage", "rfc9421"]
 CHANGE_COUNTER = text("SELECT value FROM change_counter WHERE id = 1")
-# The wal-index header's first copy (https://sqlite.org/walformat.html, "The WAL-Index
-# Header"): its frame count, salts and checksums change with every commit, from any
-# process, before the commit returns. Reading it costs a few microseconds.
-WAL_INDEX_HEADER = 48
 # Under load, at most one counter read per 2 ms (measured with bench/readpath.py).
 COUNTER_READ_SPACING = 0.002
-
-
-def sqlite_wal_index(database_url: str) -> Path | None:
-    """The ``-shm`` file of a file-backed SQLite database; None for PostgreSQL."""
-    url = make_url(database_url)
-    if not url.drivername.startswith("sqlite") or not url.database \
-            or url.database == ":memory:":
-        return None
-    return Path(url.database + "-shm")
 
 
 def actor_signer(actor: LocalActor, urls: Urls) -> RequestSigner:
@@ -68,11 +54,15 @@ class Node:
         )
         self.inbox_wake = asyncio.Event()
         self.doc_cache = DocCache()
-        # Other processes' changes reach this process's cache through the database.
-        self._wal_index = sqlite_wal_index(settings.database_url)
+        # Other processes' changes reach this process's cache through the database
+        # (the wal-index look is node/storage/wakeup.py's, shared with the wake-up) ...
+        wal_path = sqlite_wal_index(settings.database_url)
         self.changes = ChangeWatcher(
             self._change_counter, self.doc_cache.clear, min_interval=COUNTER_READ_SPACING,
-            probe=self._wal_index_header if self._wal_index is not None else None)
+            probe=WalIndex(wal_path).header if wal_path is not None else None)
+        # ... and reach its workers through the wake-up (LISTEN or the wal index),
+        # started by the first worker that waits: a CLI command never starts it.
+        self.wakeup: Wakeup = wakeup_for(settings.database_url)
         self.key_cache = KeyCache()
         self.fetch_buckets = HostBuckets()
         self.inbox_writer = InboxWriter(self.db)
@@ -87,23 +77,9 @@ class Node:
         self._instance_signer = actor_signer(instance, self.urls)
 
     async def close(self) -> None:
+        await self.wakeup.close()
         await self.client.close()
         await self.db.dispose()
-
-    def _wal_index_header(self) -> bytes | None:
-        # Opened anew each time: SQLite deletes and recreates the file when the
-        # last connection closes, and a kept descriptor would watch the old one.
-        assert self._wal_index is not None
-        try:
-            fd = os.open(self._wal_index, os.O_RDONLY)
-        except OSError:
-            return None
-        try:  # os.pread: a third of the cost of a Python file object, on every GET
-            return os.pread(fd, WAL_INDEX_HEADER, 0)
-        except OSError:
-            return None
-        finally:
-            os.close(fd)
 
     async def _change_counter(self) -> int:
         async with self.db.read_engine.connect() as conn:
@@ -126,12 +102,14 @@ class Node:
             poll_seconds=self.settings.worker_poll_seconds,
             lease=timedelta(seconds=self.settings.delivery_lease_seconds),
             batch=self.settings.delivery_batch,
+            idle_wait=self.wakeup.waiter().wait,
         )
 
     def inbox_worker(self) -> InboxWorker:
         """An inbox worker running this node's handler table."""
         return InboxWorker(self.db, self.handle, wake=self.inbox_wake, after_batch=self.changed,
-                           poll_seconds=self.settings.worker_poll_seconds)
+                           poll_seconds=self.settings.worker_poll_seconds,
+                           idle_wait=self.wakeup.waiter().wait)
 
     async def handle(self, item: InboxItem) -> None:
         """Run every handler the table has for the item; each runs even if

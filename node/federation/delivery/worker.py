@@ -11,7 +11,7 @@ import logging
 import random
 import secrets
 import time
-from collections.abc import Mapping
+from collections.abc import Awaitable, Callable, Mapping
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from datetime import timedelta
@@ -75,7 +75,8 @@ class DeliveryWorker:
     def __init__(self, db: Database, client: GuardedClient, urls: Urls, *,
                  concurrency: int = 64, batch: int = 500, poll_seconds: float = 1.0,
                  lease: timedelta = timedelta(minutes=2), worker_id: str | None = None,
-                 signing_threads: int = 2) -> None:
+                 signing_threads: int = 2,
+                 idle_wait: Callable[[float], Awaitable[None]] | None = None) -> None:
         self.db = db
         self.client = client
         self.urls = urls
@@ -87,6 +88,8 @@ class DeliveryWorker:
         # RSA signing releases the GIL, so a small pool signs beside the event
         # loop on another core (bench/fanout.py); 0 signs inline.
         self.signing_threads = signing_threads
+        # Returns when another process may have queued rows (node/storage/wakeup.py).
+        self.idle_wait = idle_wait
         self.idle = False  # True while it waits on an empty queue (_idle)
         self.sent = 0
         self.retried = 0
@@ -132,7 +135,10 @@ class DeliveryWorker:
 
     async def _idle(self, stop: asyncio.Event) -> None:
         self.idle = True  # observable: tests and status wait for "nothing left to do"
-        waiters = {asyncio.create_task(self._wake.wait()), asyncio.create_task(stop.wait())}
+        waiters: set[asyncio.Future[Any]] = {asyncio.create_task(self._wake.wait()),
+                                             asyncio.create_task(stop.wait())}
+        if self.idle_wait is not None:
+            waiters.add(asyncio.ensure_future(self.idle_wait(self.poll_seconds)))
         try:
             await asyncio.wait(waiters, timeout=self.poll_seconds,
                                return_when=asyncio.FIRST_COMPLETED)
