@@ -68,13 +68,16 @@ class Node:
         self.inbox_writer = InboxWriter(self.db)
         # Set by the in-process delivery worker so publishing sends at once.
         self.delivery_wake: Callable[[], None] = lambda: None
+        self._instance: LocalActor | None = None
         self._instance_signer: RequestSigner | None = None
 
     async def start(self) -> None:
         await self.client.start()
         async with self.db.write() as session:
             instance = await ensure_instance_actor(session)
-        self._instance_signer = actor_signer(instance, self.urls)
+        # The signer is built at its first use: loading the RSA key cost a CLI
+        # command that signs nothing a twentieth of its run.
+        self._instance = instance
 
     async def close(self) -> None:
         await self.wakeup.close()
@@ -127,7 +130,9 @@ class Node:
     def instance_signer(self) -> RequestSigner:
         """Signs the node's own GETs (authorized-fetch servers require it)."""
         if self._instance_signer is None:
-            raise RuntimeError("node not started")
+            if self._instance is None:
+                raise RuntimeError("node not started")
+            self._instance_signer = actor_signer(self._instance, self.urls)
         return self._instance_signer
 
     @property
