@@ -16,7 +16,7 @@ same sinks, and the CLI's own start (`hambastegi --help`).
 
     .venv/bin/python bench/e2e.py                   # 1k/100 hosts and 10k/1k hosts
     .venv/bin/python bench/e2e.py --sizes 1000:100 --rounds 5
-    .venv/bin/python bench/e2e.py --database-url postgresql://postgres@127.0.0.1/bench
+    .venv/bin/python bench/e2e.py --database-url postgresql://postgres@127.0.0.1/postgres
 """
 
 from __future__ import annotations
@@ -93,8 +93,46 @@ async def wait_delivered(session: aiohttp.ClientSession, port: int, expected: in
         await asyncio.sleep(0.05)
 
 
+async def fresh_postgres(server_url: str) -> tuple[str, str]:
+    """A new database on the server of ``server_url``: (its URL, its name)."""
+    import secrets
+    from urllib.parse import urlsplit, urlunsplit
+
+    import asyncpg  # type: ignore[import-untyped]
+
+    name = f"e2e_{secrets.token_hex(4)}"
+    admin = await asyncpg.connect(server_url)
+    try:
+        await admin.execute(f'CREATE DATABASE "{name}"')
+    finally:
+        await admin.close()
+    parts = urlsplit(server_url)
+    return urlunsplit((parts.scheme, parts.netloc, "/" + name, parts.query, "")), name
+
+
+async def drop_postgres(server_url: str, name: str) -> None:
+    import asyncpg
+
+    admin = await asyncpg.connect(server_url)
+    try:
+        await admin.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+    finally:
+        await admin.close()
+
+
 async def run_size(followers: int, hosts: int, ports: list[int], rounds: int,
                    database_url: str | None) -> list[dict[str, Any]]:
+    if database_url is None:
+        return await _run_size(followers, hosts, ports, rounds, None)
+    url, name = await fresh_postgres(database_url)
+    try:
+        return await _run_size(followers, hosts, ports, rounds, url)
+    finally:
+        await drop_postgres(database_url, name)
+
+
+async def _run_size(followers: int, hosts: int, ports: list[int], rounds: int,
+                    database_url: str | None) -> list[dict[str, Any]]:
     results = []
     with tempfile.TemporaryDirectory() as tmp:
         url = database_url or f"sqlite:///{tmp}/bench.sqlite3"
@@ -156,7 +194,9 @@ async def main() -> None:
     parser.add_argument("--sizes", default="1000:100,10000:1000",
                         help="followers:hosts,… (one delivery per host: shared inboxes)")
     parser.add_argument("--rounds", type=int, default=3)
-    parser.add_argument("--database-url", help="default: a fresh SQLite file per size")
+    parser.add_argument("--database-url",
+                        help="a PostgreSQL server (a fresh database is made on it per size; "
+                             "default: a fresh SQLite file per size)")
     args = parser.parse_args()
     sizes = [tuple(int(x) for x in s.split(":")) for s in args.sizes.split(",")]
     max_hosts = max(h for _, h in sizes)
