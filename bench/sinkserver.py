@@ -27,7 +27,9 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 from node.federation import keys, signatures
 
 received: Counter[tuple[str, str]] = Counter()
-stats = {"posts": 0, "verified": 0, "bad": 0, "actor_gets": 0}
+# last_post_at: when the last accepted POST of any host arrived (time.time()).
+stats: dict[str, float] = {"posts": 0, "verified": 0, "bad": 0, "actor_gets": 0,
+                           "last_post_at": 0.0}
 # Hosts ("127.0.0.1:port") answering 503 until a moment (time.time()): flaky hosts.
 failing_until: dict[str, float] = {}
 # Per host: when its last accepted POST arrived (time.time()).
@@ -71,6 +73,7 @@ def make_app(verify_every: int, session_holder: list[ClientSession]) -> web.Appl
         except ValueError:
             activity_id = ""
         received[(request.host + request.path, activity_id)] += 1
+        stats["last_post_at"] = time.time()  # wall clock: bench/e2e.py compares it across processes
         if verify_every and stats["posts"] % verify_every == 0:
             try:
                 parsed = signatures.parse_request_signature(
@@ -103,7 +106,7 @@ def make_app(verify_every: int, session_holder: list[ClientSession]) -> web.Appl
         received.clear()
         last_at.clear()
         failing_until.clear()
-        stats.update(posts=0, verified=0, bad=0, actor_gets=0)
+        stats.update(posts=0, verified=0, bad=0, actor_gets=0, last_post_at=0.0)
         actor_gets.clear()
         return web.json_response({"ok": True})
 

@@ -13,8 +13,8 @@ import httpx
 from sqlmodel import col, delete, select
 
 from node.core.cache import BatchedReads, GroupLookups, SingleFlight
-from node.federation.runtime import WalIndexProbe
 from node.storage.models import InboxItem, LocalActor
+from node.storage.wakeup import WalIndex
 from tests.conftest import NodeFactory, wait_for
 from tests.fediverse import FakeRemote, signed_post
 
@@ -156,14 +156,14 @@ def test_reading_the_wal_index_keeps_this_processes_sqlite_locks(tmp_path: Path)
     conn.commit()
     shm = Path(f"{database}-shm")
     assert shm_locked_by_another_process(shm)
-    probe = WalIndexProbe(shm)
-    first = probe()
+    probe = WalIndex(shm)
+    first = probe.header()
     assert first is not None and len(first) == 48
-    assert probe() == first  # nothing committed in between
+    assert probe.header() == first  # nothing committed in between
     assert shm_locked_by_another_process(shm)
     conn.execute("INSERT INTO t VALUES (2)")
     conn.commit()
-    assert probe() != first
+    assert probe.header() != first
     assert shm_locked_by_another_process(shm)
     conn.close()
     probe.close()

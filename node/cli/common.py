@@ -7,12 +7,13 @@ import asyncio
 import os
 from collections.abc import Awaitable, Callable
 from pathlib import Path
-from typing import TypeVar
+from typing import TYPE_CHECKING, TypeVar
 
 from node.core.settings import Settings, local_base_url
-from node.federation.runtime import Node
-from node.inbound import INBOUND
 from node.storage import migrate
+
+if TYPE_CHECKING:
+    from node.federation.runtime import Node
 
 T = TypeVar("T")
 
@@ -41,10 +42,15 @@ def prepare(settings: Settings, *, long_running: bool = False) -> None:
         except RuntimeError as exc:
             raise CliError(str(exc)) from exc
     else:
-        migrate.upgrade(settings.database_url)
+        # Alembic only when the schema is behind: loading it to find nothing to do
+        # cost a short command a fifth of its time.
+        migrate.upgrade_if_behind(settings.database_url)
 
 
 def with_node(settings: Settings, work: Callable[[Node], Awaitable[T]]) -> T:
+    from node.federation.runtime import Node
+    from node.inbound import INBOUND
+
     async def run() -> T:
         node = Node(settings, inbound=INBOUND)
         await node.start()

@@ -34,7 +34,7 @@ def _read_text(value: str | None) -> str | None:
 def item_body(args: argparse.Namespace, default_language: str | None) -> dict[str, Any]:
     """The API's JSON, from --json and/or flags (flags win)."""
     from node.cli.common import CliError
-    from node.cli.events import _read_json
+    from node.cli.event_commands import _read_json
 
     body: dict[str, Any] = _read_json(args.json) if args.json else {}
     lang = args.lang or body.get("language") or default_language
@@ -79,7 +79,7 @@ def item_body(args: argparse.Namespace, default_language: str | None) -> dict[st
 
 
 def _version_body(args: argparse.Namespace) -> dict[str, Any]:
-    from node.cli.events import _read_json
+    from node.cli.event_commands import _read_json
 
     body: dict[str, Any] = _read_json(args.json) if args.json else {}
     for field, value in (("title", args.title), ("text", _read_text(args.text)),
@@ -222,30 +222,30 @@ def register(sub: Any, publish: Any, edit: Any) -> None:
     publish_news = publish.add_parser("news", help="a news item with versions per language")
     publish_news.add_argument("group")
     _item_flags(publish_news)
-    publish_news.set_defaults(func=cmd_publish)
+    publish_news.set_defaults(func="node.cli.news:cmd_publish")
     edit_news = edit.add_parser("news", help="replace a news item (versions left out go)")
     edit_news.add_argument("id", help="the item's id (URL) or uuid")
     _item_flags(edit_news)
-    edit_news.set_defaults(func=cmd_edit)
+    edit_news.set_defaults(func="node.cli.news:cmd_edit")
 
     news = sub.add_parser("news", help="versions of news items").add_subparsers(
         dest="news_cmd", required=True)
     add = news.add_parser("add-version", help="add a language (federates as Update)")
     _version_flags(add)
-    add.set_defaults(func=cmd_add_version)
+    add.set_defaults(func="node.cli.news:cmd_add_version")
     correct = news.add_parser("edit-version", help="correct a language's version")
     _version_flags(correct)
-    correct.set_defaults(func=cmd_edit_version)
+    correct.set_defaults(func="node.cli.news:cmd_edit_version")
 
     channel = sub.add_parser("channel", help="language channels GROUP_LANG").add_subparsers(
         dest="channel_cmd", required=True)
     enable = channel.add_parser("enable", help="one followable actor per language")
     enable.add_argument("group")
     enable.add_argument("languages", nargs="+", metavar="LANG")
-    enable.set_defaults(func=cmd_channel_enable)
+    enable.set_defaults(func="node.cli.news:cmd_channel_enable")
     listing = channel.add_parser("list", help="a group's channels")
     listing.add_argument("group")
-    listing.set_defaults(func=cmd_channel_list)
+    listing.set_defaults(func="node.cli.news:cmd_channel_list")
 
     bulletins = sub.add_parser("bulletin", help="numbered bulletins of news items")
     bulletin_cmds = bulletins.add_subparsers(dest="bulletin_cmd", required=True)
@@ -253,4 +253,4 @@ def register(sub: Any, publish: Any, edit: Any) -> None:
         "publish", help="bulletin N+1 of the items since the last one; prints N and its id")
     publish_bulletin.add_argument("group")
     publish_bulletin.add_argument("--since", help="ISO 8601 date (default: the last bulletin)")
-    publish_bulletin.set_defaults(func=cmd_bulletin_publish)
+    publish_bulletin.set_defaults(func="node.cli.news:cmd_bulletin_publish")

@@ -319,7 +319,8 @@ class InboxWorker:
     def __init__(self, db: Database, run_item: RunItem, *, wake: asyncio.Event | None = None,
                  after_batch: Callable[[], None] | None = None, lease: timedelta = LEASE,
                  batch: int = BATCH, poll_seconds: float = 1.0,
-                 worker_id: str | None = None) -> None:
+                 worker_id: str | None = None,
+                 idle_wait: Callable[[float], Awaitable[None]] | None = None) -> None:
         self.db = db
         self.run_item = run_item
         self.wake = wake or asyncio.Event()
@@ -327,6 +328,10 @@ class InboxWorker:
         self.lease = lease
         self.batch = batch
         self.poll_seconds = poll_seconds
+        # Returns when another process may have stored an item (node/storage/wakeup.py);
+        # without it, only ``wake`` (this process) and the poll find new items.
+        self.idle_wait = idle_wait
+        self.idle = False  # True while it waits on an empty queue (tests)
         self.worker_id = worker_id or secrets.token_hex(8)
         self.rng = random.Random()
         self.done = 0
@@ -344,12 +349,18 @@ class InboxWorker:
                 claimed = 0
             if claimed >= self.batch:
                 continue
-            waiters = {asyncio.ensure_future(self.wake.wait()),
-                       asyncio.ensure_future(stop.wait())}
-            await asyncio.wait(waiters, timeout=self.poll_seconds,
-                               return_when=asyncio.FIRST_COMPLETED)
-            for waiter in waiters:
-                waiter.cancel()
+            waiters: set[asyncio.Future[Any]] = {asyncio.ensure_future(self.wake.wait()),
+                                                 asyncio.ensure_future(stop.wait())}
+            if self.idle_wait is not None:
+                waiters.add(asyncio.ensure_future(self.idle_wait(self.poll_seconds)))
+            self.idle = True
+            try:
+                await asyncio.wait(waiters, timeout=self.poll_seconds,
+                                   return_when=asyncio.FIRST_COMPLETED)
+            finally:
+                self.idle = False
+                for waiter in waiters:
+                    waiter.cancel()
 
     async def run_once(self) -> int:
         """Process until nothing is due; returns how many items were claimed (tests)."""

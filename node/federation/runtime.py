@@ -4,14 +4,12 @@ from __future__ import annotations
 
 import asyncio
 import logging
-import os
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from datetime import timedelta
-from pathlib import Path
 from typing import Any, Literal
 
-from sqlalchemy import make_url, text
+from sqlalchemy import text
 
 from node.core.cache import (
     BatchedReads,
@@ -32,6 +30,7 @@ from node.federation.local_actors import ensure_instance_actor
 from node.federation.signatures import RequestSigner
 from node.storage.db import Database
 from node.storage.models import InboxItem, LocalActor
+from node.storage.wakeup import Wakeup, WalIndex, sqlite_wal_index, wakeup_for
 
 log = logging.getLogger("hambastegi")
 
@@ -39,58 +38,8 @@ USER_AGENT = "Hambastegi/0.1 (+https://codeberg.org/hambastegi)"
 
 Scheme = Literal["cavage", "rfc9421"]
 CHANGE_COUNTER = text("SELECT value FROM change_counter WHERE id = 1")
-# The wal-index header's first copy (https://sqlite.org/walformat.html, "The WAL-Index
-# Header"): its frame count, salts and checksums change with every commit, from any
-# process, before the commit returns. Reading it costs a few microseconds.
-WAL_INDEX_HEADER = 48
 # Under load, at most one counter read per 2 ms (measured with bench/readpath.py).
 COUNTER_READ_SPACING = 0.002
-
-
-def sqlite_wal_index(database_url: str) -> Path | None:
-    """The ``-shm`` file of a file-backed SQLite database; None for PostgreSQL."""
-    url = make_url(database_url)
-    if not url.drivername.startswith("sqlite") or not url.database \
-            or url.database == ":memory:":
-        return None
-    return Path(url.database + "-shm")
-
-
-class WalIndexProbe:
-    """Reads the wal-index header of a SQLite database (its -shm file); None
-    while there is no such file.
-
-    The descriptor stays open: closing *any* descriptor of a file drops every
-    POSIX lock this process holds on it (fcntl semantics), SQLite's own locks
-    on the -shm included. Another process opening the database then believes
-    it is the first, truncates the -shm, and this process dies of SIGBUS on
-    its mapping (bench/ingest.py hit exactly this when a probe opened and
-    closed the file each time). SQLite deletes and recreates the file when the
-    last connection closes: the descriptor of a replaced file is swapped for a
-    new one (its locks, on the old file, are no one's any more)."""
-
-    def __init__(self, path: Path) -> None:
-        self.path = path
-        self._fd: int | None = None
-
-    def __call__(self) -> bytes | None:
-        fd = self._fd
-        try:
-            if fd is None or os.fstat(fd).st_nlink == 0:
-                fresh = os.open(self.path, os.O_RDONLY)
-                if fd is not None:
-                    os.close(fd)  # the unlinked file's: no lock of ours is on it now
-                self._fd = fd = fresh
-            # os.pread: a third of the cost of a Python file object, on every GET
-            return os.pread(fd, WAL_INDEX_HEADER, 0)
-        except OSError:
-            return None
-
-    def close(self) -> None:
-        """Only once this process's connections to the database are closed."""
-        if self._fd is not None:
-            os.close(self._fd)
-            self._fd = None
 
 
 def actor_signer(actor: LocalActor, urls: Urls) -> RequestSigner:
@@ -116,12 +65,16 @@ class Node:
         self.doc_cache = DocCache()
         # Which group an inbox path names: the per-group inbox's lookup, cached.
         self.group_lookups = GroupLookups()
-        # Other processes' changes reach this process's cache through the database.
-        wal_index = sqlite_wal_index(settings.database_url)
-        self._wal_probe = WalIndexProbe(wal_index) if wal_index is not None else None
+        # Other processes' changes reach this process's cache through the database
+        # (one reader of the wal index per process: storage/wakeup.py WalIndex) ...
+        wal_path = sqlite_wal_index(settings.database_url)
+        self._wal_index = WalIndex(wal_path) if wal_path is not None else None
         self.changes = ChangeWatcher(
             self._change_counter, self._drop_cached, min_interval=COUNTER_READ_SPACING,
-            probe=self._wal_probe)
+            probe=self._wal_index.header if self._wal_index is not None else None)
+        # ... and reach its workers through the wake-up (LISTEN or the wal index),
+        # started by the first worker that waits: a CLI command never starts it.
+        self.wakeup: Wakeup = wakeup_for(settings.database_url, wal_index=self._wal_index)
         self.key_cache = KeyCache()
         # Key fetches in flight, by (key id, refresh): one GET however many wait.
         self.key_fetches: SingleFlight[Any] = SingleFlight()
@@ -134,20 +87,24 @@ class Node:
         self.inbox_writer = InboxWriter(self.db)
         # Set by the in-process delivery worker so publishing sends at once.
         self.delivery_wake: Callable[[], None] = lambda: None
+        self._instance: LocalActor | None = None
         self._instance_signer: RequestSigner | None = None
 
     async def start(self) -> None:
         await self.client.start()
         async with self.db.write() as session:
             instance = await ensure_instance_actor(session)
-        self._instance_signer = actor_signer(instance, self.urls)
+        # The signer is built at its first use: loading the RSA key cost a CLI
+        # command that signs nothing a twentieth of its run.
+        self._instance = instance
 
     async def close(self) -> None:
+        await self.wakeup.close()
         self.signing_threads.shutdown(wait=False, cancel_futures=True)
         await self.client.close()
         await self.db.dispose()
-        if self._wal_probe is not None:  # after the connections: nothing of ours is locked
-            self._wal_probe.close()
+        if self._wal_index is not None:  # after the connections: nothing of ours is locked
+            self._wal_index.close()
 
     def _drop_cached(self) -> None:
         self.doc_cache.clear()
@@ -174,12 +131,14 @@ class Node:
             poll_seconds=self.settings.worker_poll_seconds,
             lease=timedelta(seconds=self.settings.delivery_lease_seconds),
             batch=self.settings.delivery_batch,
+            idle_wait=self.wakeup.waiter().wait,
         )
 
     def inbox_worker(self) -> InboxWorker:
         """An inbox worker running this node's handler table."""
         return InboxWorker(self.db, self.handle, wake=self.inbox_wake, after_batch=self.changed,
-                           poll_seconds=self.settings.worker_poll_seconds)
+                           poll_seconds=self.settings.worker_poll_seconds,
+                           idle_wait=self.wakeup.waiter().wait)
 
     async def handle(self, item: InboxItem) -> None:
         """Run every handler the table has for the item; each runs even if
@@ -197,7 +156,9 @@ class Node:
     def instance_signer(self) -> RequestSigner:
         """Signs the node's own GETs (authorized-fetch servers require it)."""
         if self._instance_signer is None:
-            raise RuntimeError("node not started")
+            if self._instance is None:
+                raise RuntimeError("node not started")
+            self._instance_signer = actor_signer(self._instance, self.urls)
         return self._instance_signer
 
     @property

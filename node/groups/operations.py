@@ -20,6 +20,7 @@ from node.federation.fetch import FetchError
 from node.federation.remote_actors import RemoteError, resolve_handle
 from node.federation.runtime import Node
 from node.federation.vocabulary import audience
+from node.groups.errors import OperationError as OperationError  # re-exported: its old home
 from node.storage.db import utcnow
 from node.storage.models import (
     ApiToken,
@@ -35,13 +36,6 @@ from node.storage.states import FOLLOW_REQUEST, AlreadyDecided, decide
 
 log = logging.getLogger("hambastegi")
 
-
-class OperationError(ValueError):
-    """A request that cannot be done as asked; the message is for the user."""
-
-    def __init__(self, message: str, status: int = 400) -> None:
-        super().__init__(message)
-        self.status = status
 
 
 async def require_group(node: Node, username: str) -> LocalActor:

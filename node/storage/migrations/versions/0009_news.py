@@ -7,8 +7,8 @@ channel's one-language object to the item it copies. What is served lives on
 ``local_object`` and ``local_actor``, whose change-counter triggers already
 cover these writes (0005_change_counter).
 
-Revision ID: 0010_news
-Revises: 0006_media_variants
+Revision ID: 0009_news
+Revises: 0008_queue_notify
 """
 
 from __future__ import annotations
@@ -17,8 +17,8 @@ import sqlalchemy as sa
 import sqlmodel
 from alembic import op
 
-revision = "0010_news"
-down_revision = "0007_fanout_lanes"
+revision = "0009_news"
+down_revision = "0008_queue_notify"
 branch_labels = None
 depends_on = None
 
