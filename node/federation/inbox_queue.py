@@ -40,6 +40,7 @@ from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.exc import DBAPIError, InterfaceError, OperationalError
 from sqlmodel import col, select
 
+from node.core.idle import IdleWait, wait_for_work
 from node.federation.retry import next_attempt_at
 from node.storage.db import Database, utcnow
 from node.storage.models import InboxItem, RemoteActor
@@ -320,7 +321,7 @@ class InboxWorker:
                  after_batch: Callable[[], None] | None = None, lease: timedelta = LEASE,
                  batch: int = BATCH, poll_seconds: float = 1.0,
                  worker_id: str | None = None,
-                 idle_wait: Callable[[float], Awaitable[None]] | None = None) -> None:
+                 idle_wait: IdleWait | None = None) -> None:
         self.db = db
         self.run_item = run_item
         self.wake = wake or asyncio.Event()
@@ -349,18 +350,11 @@ class InboxWorker:
                 claimed = 0
             if claimed >= self.batch:
                 continue
-            waiters: set[asyncio.Future[Any]] = {asyncio.ensure_future(self.wake.wait()),
-                                                 asyncio.ensure_future(stop.wait())}
-            if self.idle_wait is not None:
-                waiters.add(asyncio.ensure_future(self.idle_wait(self.poll_seconds)))
             self.idle = True
             try:
-                await asyncio.wait(waiters, timeout=self.poll_seconds,
-                                   return_when=asyncio.FIRST_COMPLETED)
+                await wait_for_work(self.wake, stop, self.idle_wait, self.poll_seconds)
             finally:
                 self.idle = False
-                for waiter in waiters:
-                    waiter.cancel()
 
     async def run_once(self) -> int:
         """Process until nothing is due; returns how many items were claimed (tests)."""

@@ -19,13 +19,14 @@ from typing import Any
 from sqlmodel import col, select
 from sqlmodel.ext.asyncio.session import AsyncSession
 
-from node.federation import local_actors, publishing
+from node.federation import publishing
 from node.federation.runtime import Node
 from node.groups.operations import OperationError
+from node.news import channels
 from node.news import operations as news
 from node.news.items import Version, excerpt
 from node.storage.db import utcnow
-from node.storage.models import LocalActor, LocalObject, NewsBulletin, NewsChannel, NewsItem
+from node.storage.models import LocalActor, LocalObject, NewsBulletin, NewsItem
 
 # "Bulletin no. {n}" in the network's languages; English otherwise.
 HEADINGS = {
@@ -126,12 +127,8 @@ async def publish(node: Node, username: str, *, since: Any = None) -> tuple[int,
     """Bulletin N+1 of the items since the last one (or ``since``); (number, id)."""
     start_override = parse_since(since)
     async with node.db.write() as session:
-        group = await local_actors.get_group(session, username)
-        if group is None:
-            raise OperationError(f"no group named {username!r}", status=404)
-        if (await session.exec(select(NewsChannel).where(
-                NewsChannel.actor_id == group.id))).first() is not None:
-            raise OperationError(f"{username} is a language channel; publish from its group")
+        group = await channels.source_group(
+            session, username, f"{username} is a language channel; publish from its group")
         last = await _last(session, group)
         end = utcnow()
         start = start_override or (last.period_end if last is not None else None)

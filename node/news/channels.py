@@ -23,6 +23,19 @@ from node.news.items import NewsError
 from node.storage.models import LocalActor, NewsChannel
 
 
+async def source_group(session: Any, username: str, refusal: str) -> LocalActor:
+    """The group ``username`` names, refused (``refusal``) if it is itself a
+    language channel: channels and bulletins start from the group, never from
+    one of its channels."""
+    group = await local_actors.get_group(session, username)
+    if group is None:
+        raise OperationError(f"no group named {username!r}", status=404)
+    if (await session.exec(select(NewsChannel).where(
+            NewsChannel.actor_id == group.id))).first() is not None:
+        raise OperationError(refusal)
+    return group
+
+
 def channel_username(group: str, language: str) -> str:
     """``koeln`` + ``fa`` → ``koeln_fa``; ``sr-Latn`` → ``koeln_sr-latn`` (lower case:
     Mastodon's username rule, INTEROP.md "Actors")."""
@@ -50,12 +63,8 @@ async def enable(node: Node, username: str, langs: list[Any]) -> list[str]:
     except NewsError as exc:
         raise OperationError(str(exc)) from exc
     async with node.db.write() as session:
-        group = await local_actors.get_group(session, username)
-        if group is None:
-            raise OperationError(f"no group named {username!r}", status=404)
-        if (await session.exec(select(NewsChannel).where(
-                NewsChannel.actor_id == group.id))).first() is not None:
-            raise OperationError(f"{username} is itself a language channel")
+        group = await source_group(session, username,
+                                   f"{username} is itself a language channel")
         ids = []
         for tag in dict.fromkeys(tags):
             existing = (await session.exec(select(NewsChannel).where(

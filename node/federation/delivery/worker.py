@@ -23,14 +23,14 @@ import logging
 import random
 import secrets
 from collections import OrderedDict
-from collections.abc import Awaitable, Callable, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass, replace
 from datetime import timedelta
-from typing import Any
 
 from sqlmodel import col
 from sqlmodel import select as sm_select
 
+from node.core.idle import IdleWait, wait_for_work
 from node.core.metrics import METRICS
 from node.core.urls import Urls
 from node.federation.delivery.lanes import (
@@ -61,7 +61,6 @@ FLUSH_SECONDS = 0.2
 # Activities (body and signer) kept per worker.
 SOURCE_CACHE = 256
 
-IdleWait = Callable[[float], Awaitable[None]]
 
 
 @dataclass(frozen=True, slots=True)
@@ -207,17 +206,10 @@ class DeliveryWorker:
 
     async def _idle(self, stop: asyncio.Event) -> None:
         self.idle = True  # observable: tests and status wait for "nothing left to do"
-        waiters: set[asyncio.Future[Any]] = {asyncio.create_task(self._wake.wait()),
-                                              asyncio.create_task(stop.wait())}
-        if self.idle_wait is not None:
-            waiters.add(asyncio.ensure_future(self.idle_wait(self.poll_seconds)))
         try:
-            await asyncio.wait(waiters, timeout=self.poll_seconds,
-                               return_when=asyncio.FIRST_COMPLETED)
+            await wait_for_work(self._wake, stop, self.idle_wait, self.poll_seconds)
         finally:
             self.idle = False
-            for waiter in waiters:
-                waiter.cancel()
 
     async def _shutdown(self) -> None:
         for task in self._tasks.values():
