@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from typing import Any
 
 from sqlmodel import select
 
+from node.federation import delivery
 from node.federation.delivery import delivery_status, queue_depth
 from node.storage.models import Activity
 
@@ -36,3 +38,27 @@ async def lanes_behind(db: Any) -> int:
 async def positions_behind(db: Any) -> int:
     async with db.read() as session:
         return (await queue_depth(session)).positions_behind
+
+
+def choose_inboxes(followers: Iterable[tuple[str, str, str | None]], *,
+                   per_host: int = delivery.MAX_INBOXES_PER_HOST) -> list[str]:
+    """Where one activity to these followers (actor URI, inbox, shared inbox)
+    goes, by the node's two per-host rules (``delivery.deliver_to`` and
+    ``delivery.bound_inboxes``) applied in memory; the lanes apply them to the
+    follower rows in SQL (``lanes.follower_targets``)."""
+    counts: dict[str, dict[tuple[str, bool], int]] = {}  # host -> (url, shared) -> n
+    for actor_uri, inbox, shared in followers:
+        target = delivery.deliver_to(actor_uri, inbox, shared)
+        host = delivery.inbox_host(target)
+        if host is None:
+            continue  # never delivered to
+        key = (target, target == shared)
+        by_host = counts.setdefault(host, {})
+        by_host[key] = by_host.get(key, 0) + 1
+    chosen: list[str] = []
+    for host, by_url in counts.items():
+        chosen += delivery.bound_inboxes(
+            host, [(url, is_shared, n) for (url, is_shared), n in by_url.items()],
+            per_host=per_host)
+    return sorted(chosen)
+

@@ -20,11 +20,11 @@ from sqlalchemy import func
 from sqlmodel import select
 
 from node.federation import keys
-from node.federation.publishing import MAX_INBOXES_PER_HOST, choose_inboxes
+from node.federation.delivery import MAX_INBOXES_PER_HOST
 from node.groups import operations
 from node.storage.models import Activity, Follower
 from tests.conftest import LiveNode, wait_for
-from tests.delivery_helpers import activity_states
+from tests.delivery_helpers import activity_states, choose_inboxes
 from tests.fediverse import FakeActor, FakeRemote, signed_post
 
 GROUP = "koeln"

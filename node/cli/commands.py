@@ -48,7 +48,12 @@ def cmd_serve(args: argparse.Namespace, settings: Settings) -> None:
 
     if args.demo:
         with_node(settings, ensure_demo)
-    from node.core.server import connection_cap, guarded_protocol, raise_open_files_limit
+    from node.core.server import (
+        connection_cap,
+        event_loop,
+        guarded_protocol,
+        raise_open_files_limit,
+    )
 
     app = create_app(settings, run_worker=not args.no_worker)
     cap = connection_cap(settings.max_connections, raise_open_files_limit())
@@ -57,7 +62,7 @@ def cmd_serve(args: argparse.Namespace, settings: Settings) -> None:
                 proxy_headers=False, server_header=False, timeout_graceful_shutdown=10,
                 http=guarded_protocol(settings.header_timeout, cap),
                 timeout_keep_alive=int(max(1, settings.keepalive_timeout)),
-                limit_concurrency=cap)
+                limit_concurrency=cap, loop=event_loop())
 
 
 def cmd_worker(args: argparse.Namespace, settings: Settings) -> None:

@@ -47,10 +47,6 @@ class DocCache:
         self._entries[key] = (time.monotonic() + ttl, body, etag)
         return body
 
-    def invalidate(self, *keys: Hashable) -> None:
-        for key in keys:
-            self._entries.pop(key, None)
-
     def clear(self) -> None:
         self._entries.clear()
 

@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import logging
 import uuid as uuidlib
-from collections.abc import Iterable
 from dataclasses import dataclass
 from typing import Any
 
@@ -31,7 +30,6 @@ from node.storage.db import utcnow
 from node.storage.models import Activity, LocalActor, LocalObject, RemoteActor
 
 MAX_NOTE_CHARS = 5000
-MAX_INBOXES_PER_HOST = delivery.MAX_INBOXES_PER_HOST
 
 log = logging.getLogger("hambastegi.publishing")
 
@@ -42,33 +40,6 @@ class PublishError(ValueError):
 
 def new_uuid() -> str:
     return uuidlib.uuid4().hex
-
-
-def choose_inboxes(followers: Iterable[tuple[str, str, str | None]], *,
-                   per_host: int = MAX_INBOXES_PER_HOST) -> list[str]:
-    """Where one activity to these followers (actor URI, inbox, shared inbox)
-    goes: the per-host rule the delivery lanes apply (``delivery.targets``).
-
-    - A shared inbox counts only on the follower's own origin (``deliver_to``).
-    - One delivery per distinct inbox URL, so followers sharing a shared inbox cost
-      one POST.
-    - At most ``per_host`` distinct inboxes per host (``bound_inboxes``).
-    """
-    counts: dict[str, dict[tuple[str, bool], int]] = {}  # host -> (url, shared) -> n
-    for actor_uri, inbox, shared in followers:
-        target = delivery.deliver_to(actor_uri, inbox, shared)
-        host = delivery.inbox_host(target)
-        if host is None:
-            continue  # never delivered to
-        key = (target, target == shared)
-        by_host = counts.setdefault(host, {})
-        by_host[key] = by_host.get(key, 0) + 1
-    chosen: list[str] = []
-    for host, by_url in counts.items():
-        chosen += delivery.bound_inboxes(
-            host, [(url, is_shared, n) for (url, is_shared), n in by_url.items()],
-            per_host=per_host)
-    return sorted(chosen)
 
 
 async def record_activity(

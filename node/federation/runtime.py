@@ -80,9 +80,9 @@ class Node:
         self.key_fetches: SingleFlight[Any] = SingleFlight()
         # The stored owners of key ids, read together (set by remote_actors on first use).
         self.owner_reads: BatchedReads[str, Any] | None = None
-        # RSA signatures of the node's own GETs, off the event loop (remote_actors).
-        self.signing_threads = ThreadPoolExecutor(max_workers=2,
-                                                  thread_name_prefix="sign-get")
+        # RSA signatures off the event loop (RSA releases the GIL): the node's own
+        # GETs (remote_actors) and its deliveries (delivery_worker) share these.
+        self.signing_threads = ThreadPoolExecutor(max_workers=2, thread_name_prefix="sign")
         self.fetch_buckets = HostBuckets()
         self.inbox_writer = InboxWriter(self.db)
         # Set by the in-process delivery worker so publishing sends at once.
@@ -132,6 +132,7 @@ class Node:
             lease=timedelta(seconds=self.settings.delivery_lease_seconds),
             batch=self.settings.delivery_batch,
             idle_wait=self.wakeup.waiter().wait,
+            signing_pool=self.signing_threads,
         )
 
     def inbox_worker(self) -> InboxWorker:

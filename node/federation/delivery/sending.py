@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import Mapping
-from concurrent.futures import ThreadPoolExecutor
+from concurrent.futures import Executor, ThreadPoolExecutor
 from dataclasses import dataclass
 from typing import Literal
 
@@ -40,20 +40,24 @@ class Sender:
     """Signs (in a small thread pool: RSA releases the GIL) and POSTs."""
 
     def __init__(self, client: GuardedClient, *, signing_threads: int = 2,
-                 timeout: float = 30.0) -> None:
+                 timeout: float = 30.0, pool: Executor | None = None) -> None:
+        """``pool``: the process's signing threads (``Node.signing_threads``, which
+        also sign its GETs), shared rather than a second pool contending for the
+        same cores; without it the sender makes its own of ``signing_threads``."""
         self.client = client
         self.signing_threads = signing_threads
         self.timeout = timeout
-        self._pool: ThreadPoolExecutor | None = None
+        self._pool: Executor | None = pool
+        self._own_pool = pool is None
 
     def close(self) -> None:
-        if self._pool is not None:
+        if self._pool is not None and self._own_pool:
             self._pool.shutdown(wait=False, cancel_futures=True)
             self._pool = None
 
     async def _sign(self, signer: RequestSigner, url: str, body: bytes,
                     scheme: Scheme) -> Mapping[str, str]:
-        if self.signing_threads <= 0:
+        if self.signing_threads <= 0 and self._own_pool:
             return signer("POST", url, body, scheme)
         if self._pool is None:
             self._pool = ThreadPoolExecutor(max_workers=self.signing_threads,

@@ -24,6 +24,7 @@ import random
 import secrets
 from collections import OrderedDict
 from collections.abc import Sequence
+from concurrent.futures import Executor
 from dataclasses import dataclass, replace
 from datetime import timedelta
 
@@ -92,7 +93,8 @@ class DeliveryWorker:
                  concurrency: int = 64, batch: int = 500, poll_seconds: float = 1.0,
                  lease: timedelta = timedelta(seconds=10), worker_id: str | None = None,
                  signing_threads: int = 2, fanouts_per_claim: int = 8, per_lane: int = 4,
-                 request_timeout: float = 30.0, idle_wait: IdleWait | None = None) -> None:
+                 request_timeout: float = 30.0, idle_wait: IdleWait | None = None,
+                 signing_pool: Executor | None = None) -> None:
         self.db = db
         self.urls = urls
         self.concurrency = concurrency
@@ -105,7 +107,8 @@ class DeliveryWorker:
         # "Return when something may have changed, or after this many seconds":
         # a cross-process wake-up (LISTEN/NOTIFY, a change probe) plugs in here.
         self.idle_wait = idle_wait
-        self.sender = Sender(client, signing_threads=signing_threads, timeout=request_timeout)
+        self.sender = Sender(client, signing_threads=signing_threads, timeout=request_timeout,
+                             pool=signing_pool)
         self.idle = False  # True while it waits with nothing to do (_idle)
         self.sent = 0
         self.retried = 0
