@@ -35,14 +35,12 @@ from datetime import datetime, timedelta
 from typing import Any
 
 from sqlalchemy import bindparam, or_, update
-from sqlalchemy.dialects.postgresql import insert as pg_insert
-from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.exc import DBAPIError, InterfaceError, OperationalError
 from sqlmodel import col, select
 
 from node.core.idle import IdleWait, wait_for_work
 from node.federation.retry import next_attempt_at
-from node.storage.db import Database, utcnow
+from node.storage.db import Database, dialect_insert, utcnow
 from node.storage.models import InboxItem, RemoteActor
 from node.storage.states import InboxState
 
@@ -123,7 +121,7 @@ class InboxWriter:
                     waiting[2].set_exception(exc)
 
     async def _write(self, batch: list[_Waiting]) -> set[str]:
-        insert = sqlite_insert if self._db.is_sqlite else pg_insert
+        insert = dialect_insert(self._db.is_sqlite)
         # One cached statement executed with many parameter sets ("insertmanyvalues"):
         # compiling a fresh multi-row VALUES per batch cost more than the insert.
         stmt = (insert(InboxItem)

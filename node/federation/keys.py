@@ -7,16 +7,20 @@ treat "the remote actor publishes an unusable key" as one case.
 
 from __future__ import annotations
 
-from typing import TypeAlias
+from typing import TYPE_CHECKING, TypeAlias
 
-from cryptography.exceptions import UnsupportedAlgorithm
-from cryptography.hazmat.primitives import serialization
-from cryptography.hazmat.primitives.asymmetric import ed25519, rsa
-from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey, Ed25519PublicKey
-from cryptography.hazmat.primitives.asymmetric.rsa import RSAPrivateKey, RSAPublicKey
+# cryptography (8 MB) is imported by the functions that use it, not with this module: a
+# node that has not yet signed, verified or generated anything does not carry it (#17,
+# idle RSS). The imports cost a dictionary look-up once the module is loaded.
+if TYPE_CHECKING:
+    from cryptography.hazmat.primitives.asymmetric.ed25519 import (
+        Ed25519PrivateKey,
+        Ed25519PublicKey,
+    )
+    from cryptography.hazmat.primitives.asymmetric.rsa import RSAPrivateKey, RSAPublicKey
 
-PublicKey: TypeAlias = RSAPublicKey | Ed25519PublicKey
-PrivateKey: TypeAlias = RSAPrivateKey | Ed25519PrivateKey
+    PublicKey: TypeAlias = RSAPublicKey | Ed25519PublicKey
+    PrivateKey: TypeAlias = RSAPrivateKey | Ed25519PrivateKey
 
 # NIST SP 800-131A: RSA under 2048 bits is no longer acceptable for signatures.
 MIN_RSA_BITS = 2048
@@ -49,16 +53,22 @@ class KeyFormatError(ValueError):
 
 
 def generate_rsa() -> RSAPrivateKey:
+    from cryptography.hazmat.primitives.asymmetric import rsa
+
     # 65537 is the only exponent every fediverse implementation is known to handle.
     return rsa.generate_private_key(public_exponent=65537, key_size=MIN_RSA_BITS)
 
 
 def generate_ed25519() -> Ed25519PrivateKey:
+    from cryptography.hazmat.primitives.asymmetric import ed25519
+
     return ed25519.Ed25519PrivateKey.generate()
 
 
 def private_to_pem(key: PrivateKey) -> str:
     """PKCS#8, unencrypted: the database row is the protection boundary."""
+    from cryptography.hazmat.primitives import serialization
+
     return key.private_bytes(
         serialization.Encoding.PEM,
         serialization.PrivateFormat.PKCS8,
@@ -67,6 +77,11 @@ def private_to_pem(key: PrivateKey) -> str:
 
 
 def load_private_pem(pem: str) -> PrivateKey:
+    from cryptography.exceptions import UnsupportedAlgorithm
+    from cryptography.hazmat.primitives import serialization
+    from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
+    from cryptography.hazmat.primitives.asymmetric.rsa import RSAPrivateKey
+
     try:
         key = serialization.load_pem_private_key(pem.encode("ascii"), password=None)
     except (ValueError, TypeError, UnicodeError, UnsupportedAlgorithm) as exc:
@@ -83,6 +98,8 @@ def load_private_pem(pem: str) -> PrivateKey:
 def public_to_pem(key: PublicKey) -> str:
     """SubjectPublicKeyInfo PEM ("BEGIN PUBLIC KEY"), what Mastodon reads from
     ``publicKey.publicKeyPem`` (OpenSSL::PKey::RSA.new accepts it)."""
+    from cryptography.hazmat.primitives import serialization
+
     return key.public_bytes(
         serialization.Encoding.PEM, serialization.PublicFormat.SubjectPublicKeyInfo
     ).decode("ascii")
@@ -99,6 +116,9 @@ def _check_rsa(key: RSAPublicKey) -> RSAPublicKey:
 
 
 def _check_public(key: object) -> PublicKey:
+    from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
+    from cryptography.hazmat.primitives.asymmetric.rsa import RSAPublicKey
+
     if isinstance(key, RSAPublicKey):
         return _check_rsa(key)
     if isinstance(key, Ed25519PublicKey):
@@ -112,6 +132,9 @@ def load_public_pem(pem: str) -> PublicKey:
     Both SubjectPublicKeyInfo and PKCS#1 ("BEGIN RSA PUBLIC KEY", RFC 8017 appendix A.1.1)
     load: some older implementations publish the latter.
     """
+    from cryptography.exceptions import UnsupportedAlgorithm
+    from cryptography.hazmat.primitives import serialization
+
     if not isinstance(pem, str) or len(pem) > MAX_PEM_CHARS:
         raise KeyFormatError("not a PEM public key")
     try:
@@ -185,18 +208,27 @@ def _read_varint(data: bytes) -> tuple[int, int]:
 def ed25519_to_multibase(key: Ed25519PublicKey) -> str:
     """``publicKeyMultibase`` of an Ed25519 Multikey: 'z' + base58btc(0xed 0x01 + 32 raw
     bytes), FEP-521a "Multikey" / W3C Controlled Identifiers section 2.2.2."""
+    from cryptography.hazmat.primitives import serialization
+
     raw = key.public_bytes(serialization.Encoding.Raw, serialization.PublicFormat.Raw)
     return "z" + b58encode(_varint(ED25519_PUB_CODE) + raw)
 
 
 def rsa_to_multibase(key: RSAPublicKey) -> str:
     """'z' + base58btc(varint 0x1205 + DER PKCS#1 RSAPublicKey)."""
+    from cryptography.hazmat.primitives import serialization
+
     der = key.public_bytes(serialization.Encoding.DER, serialization.PublicFormat.PKCS1)
     return "z" + b58encode(_varint(RSA_PUB_CODE) + der)
 
 
 def multibase_to_public(value: str) -> PublicKey:
     """Read a ``publicKeyMultibase``; only base58btc ('z'), the encoding FEP-521a requires."""
+    from cryptography.exceptions import UnsupportedAlgorithm
+    from cryptography.hazmat.primitives import serialization
+    from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
+    from cryptography.hazmat.primitives.asymmetric.rsa import RSAPublicKey
+
     if not isinstance(value, str) or not value.startswith("z"):
         raise KeyFormatError("only base58btc ('z') multibase keys are supported")
     data = b58decode(value[1:])

@@ -27,8 +27,6 @@ from datetime import timedelta
 from typing import Any
 from urllib.parse import urlencode, urlsplit, urlunsplit
 
-from sqlalchemy.dialects.postgresql import insert as pg_insert
-from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlmodel import col, select
 
 from node.core.cache import BatchedReads
@@ -36,7 +34,7 @@ from node.core.jsonsafe import as_id, as_list
 from node.federation import keys
 from node.federation.fetch import FetchError, Scheme
 from node.federation.runtime import Node
-from node.storage.db import utcnow
+from node.storage.db import dialect_insert, utcnow
 from node.storage.models import RemoteActor
 
 log = logging.getLogger("hambastegi.remote")
@@ -155,7 +153,7 @@ async def store_actor(node: Node, actor: RemoteActor) -> RemoteActor:
     """Insert or refresh the cached row (concurrent inbox requests may race here)."""
     values = actor_values(actor)
     node.key_cache.forget_actor(actor.uri)
-    insert = sqlite_insert if node.db.is_sqlite else pg_insert
+    insert = dialect_insert(node.db.is_sqlite)
     stmt = insert(RemoteActor).values(**values)
     stmt = stmt.on_conflict_do_update(
         index_elements=["uri"], set_={k: v for k, v in values.items() if k != "uri"}

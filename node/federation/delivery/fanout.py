@@ -15,12 +15,10 @@ from collections.abc import Iterable
 from typing import Any
 
 from sqlalchemy import func, select, text
-from sqlalchemy.dialects.postgresql import insert as pg_insert
-from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlmodel.ext.asyncio.session import AsyncSession
 
 from node.federation.delivery.targets import deliver_to, inbox_host
-from node.storage.db import utcnow
+from node.storage.db import dialect_insert, utcnow
 from node.storage.models import Fanout, Follower, HostState
 from node.storage.states import FollowerState
 
@@ -66,7 +64,7 @@ async def _open_lanes(session: AsyncSession, hosts: Iterable[str], cursor: int) 
              "attempts": 0, "next_attempt_at": utcnow()} for h in sorted(set(hosts))]
     if not rows:
         return
-    insert: Any = pg_insert if _postgres(session) else sqlite_insert
+    insert: Any = dialect_insert(not _postgres(session))
     conn = await session.connection()
     await conn.execute(insert(HOST_STATE).values(rows)
                        .on_conflict_do_nothing(index_elements=["host"]))

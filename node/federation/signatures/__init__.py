@@ -15,14 +15,9 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from datetime import datetime
+from typing import TYPE_CHECKING
 
-from cryptography.exceptions import InvalidSignature
-from cryptography.hazmat.primitives import hashes
-from cryptography.hazmat.primitives.asymmetric import padding
-from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
-from cryptography.hazmat.primitives.asymmetric.rsa import RSAPrivateKey, RSAPublicKey
-
-from node.federation.keys import PublicKey, load_private_pem
+from node.federation.keys import load_private_pem
 from node.federation.signatures.cavage import parse_cavage, sign_cavage
 from node.federation.signatures.common import (
     MAX_HEADER,
@@ -38,6 +33,12 @@ from node.federation.signatures.common import (
     verify_body_digest,
 )
 from node.federation.signatures.rfc9421 import parse_rfc9421, sign_rfc9421
+
+if TYPE_CHECKING:
+    from node.federation.keys import PublicKey
+
+# cryptography (8 MB) is imported where a key is first used, not with this module: an
+# idle node that has signed and verified nothing yet does not carry it (#17, idle RSS).
 
 __all__ = [
     "ParsedSignature", "Reason", "RequestSigner", "Scheme", "SignatureError",
@@ -91,6 +92,12 @@ def verify_signature(parsed: ParsedSignature, public_key: PublicKey) -> None:
     section 3.3.2); Ed25519 keys verify EdDSA (section 3.3.6). An algorithm that names the
     other key type is refused without trying it (RFC 9421 section 3.2 step 6).
     """
+    from cryptography.exceptions import InvalidSignature
+    from cryptography.hazmat.primitives import hashes
+    from cryptography.hazmat.primitives.asymmetric import padding
+    from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
+    from cryptography.hazmat.primitives.asymmetric.rsa import RSAPublicKey
+
     try:
         if isinstance(public_key, RSAPublicKey):
             if parsed.algorithm not in _RSA_ALGORITHMS:
@@ -112,6 +119,8 @@ class RequestSigner:
     schemes). Callable as a ``node.federation.fetch.Signer``."""
 
     def __init__(self, private_pem: str, key_id: str) -> None:
+        from cryptography.hazmat.primitives.asymmetric.rsa import RSAPrivateKey
+
         key = load_private_pem(private_pem)
         if not isinstance(key, RSAPrivateKey):
             raise TypeError("the actor's main key must be RSA")

@@ -10,11 +10,8 @@ import re
 from collections.abc import Mapping
 from datetime import UTC, datetime
 from email.utils import parsedate_to_datetime
+from typing import TYPE_CHECKING
 from urllib.parse import SplitResult
-
-from cryptography.hazmat.primitives import hashes
-from cryptography.hazmat.primitives.asymmetric import padding
-from cryptography.hazmat.primitives.asymmetric.rsa import RSAPrivateKey
 
 from node.federation.signatures.common import (
     ParsedSignature,
@@ -32,6 +29,9 @@ from node.federation.signatures.common import (
     split_url,
     utc,
 )
+
+if TYPE_CHECKING:
+    from cryptography.hazmat.primitives.asymmetric.rsa import RSAPrivateKey
 
 # draft-cavage-12 section 2.1: Signature parameters are name="quoted string"; created and
 # expires (2.1.4, 2.1.5) are bare integers. Quoted-pairs are allowed as in RFC 7230 3.2.6.
@@ -88,6 +88,10 @@ def sign_cavage(
     covered.extend(name for name in _SIGNED_EXTRAS if name in extras)
     lowered = fold(headers)
     signing_string = signing_bytes(_cavage_line(name, method, parts, lowered) for name in covered)
+    # Imported here, not with the module: see signatures/__init__.py (idle memory).
+    from cryptography.hazmat.primitives import hashes
+    from cryptography.hazmat.primitives.asymmetric import padding
+
     signature = private_key.sign(signing_string, padding.PKCS1v15(), hashes.SHA256())
     # Section 2.1: keyId, algorithm, headers and signature, each a quoted string.
     headers["Signature"] = (

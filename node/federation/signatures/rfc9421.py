@@ -8,12 +8,9 @@ from __future__ import annotations
 import re
 from collections.abc import Mapping
 from datetime import UTC, datetime
+from typing import TYPE_CHECKING
 from urllib.parse import SplitResult
 
-from cryptography.hazmat.primitives import hashes
-from cryptography.hazmat.primitives.asymmetric import padding
-from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
-from cryptography.hazmat.primitives.asymmetric.rsa import RSAPrivateKey
 from http_sfv.dictionary import Dictionary
 from http_sfv.item import InnerList, Item
 
@@ -33,6 +30,10 @@ from node.federation.signatures.common import (
     split_url,
     utc,
 )
+
+if TYPE_CHECKING:
+    from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
+    from cryptography.hazmat.primitives.asymmetric.rsa import RSAPrivateKey
 
 # RFC 9421 section 2: component names are lower-cased field names or derived components.
 _COMPONENT_NAME = re.compile(r"@?[a-z0-9!#$%&'*+.^_`|~-]+")
@@ -102,6 +103,11 @@ def sign_rfc9421(
     label: str = "sig1",
 ) -> dict[str, str]:
     """Headers to send: Content-Digest (when there is a body), Signature-Input, Signature."""
+    # Imported here, not with the module: see signatures/__init__.py (idle memory).
+    from cryptography.hazmat.primitives import hashes
+    from cryptography.hazmat.primitives.asymmetric import padding
+    from cryptography.hazmat.primitives.asymmetric.rsa import RSAPrivateKey
+
     check_key_id(key_id)
     parts = split_url(url)
     headers: dict[str, str] = {}
