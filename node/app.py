@@ -25,6 +25,7 @@ from node.core.metrics import METRICS
 from node.core.middleware import NodeMiddleware
 from node.core.settings import Settings
 from node.federation import delivery, inbox, nodeinfo, webfinger
+from node.federation.outbox_sync import SyncWorker
 from node.federation.runtime import Node
 from node.inbound import INBOUND
 from node.storage.models import InboxItem
@@ -153,6 +154,12 @@ def create_app(settings: Settings, *, run_worker: bool = True,
             worker = node.delivery_worker()
             node.delivery_wake = worker.wake
             tasks.append(asyncio.create_task(worker.run(stop)))
+            # Catch-up of followed outboxes (federation/outbox_sync.py): outbound
+            # GETs, so it runs where deliveries run; leases keep processes apart.
+            syncer = SyncWorker(node, period=settings.sync_seconds,
+                                poll=settings.worker_poll_seconds)
+            node.sync_wake = syncer.wake
+            tasks.append(asyncio.create_task(syncer.run(stop)))
         log.info("node started", extra={"base_url": settings.base_url})
         try:
             yield {}

@@ -87,6 +87,8 @@ class Node:
         self.inbox_writer = InboxWriter(self.db)
         # Set by the in-process delivery worker so publishing sends at once.
         self.delivery_wake: Callable[[], None] = lambda: None
+        # Set by the in-process sync worker so a new follow is backfilled at once.
+        self.sync_wake: Callable[[], None] = lambda: None
         self._instance: LocalActor | None = None
         self._instance_signer: RequestSigner | None = None
 
