@@ -24,7 +24,7 @@ from node.calls import calendar
 from node.core.metrics import METRICS
 from node.core.middleware import NodeMiddleware
 from node.core.settings import Settings
-from node.federation import delivery, inbox, nodeinfo, webfinger
+from node.federation import delivery, followers_sync, inbox, nodeinfo, webfinger
 from node.federation.outbox_sync import SyncWorker
 from node.federation.runtime import Node
 from node.inbound import INBOUND
@@ -123,6 +123,8 @@ def build_routes() -> list[Route]:
         Route("/actor/inbox", inbox.receive_instance, methods=["POST"]),
         Route("/groups/{username}/followers", collections.followers),
         Route("/groups/{username}/following", collections.following),
+        Route("/groups/{username}/followers_synchronization",
+              followers_sync.partial_collection),
         Route("/groups/{username}/featured", collections.featured),
         Route("/objects/{uuid}/organizers", collections.organizers),
         Route("/objects/{uuid}/calendar.ics", calendar.event_ics),

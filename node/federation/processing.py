@@ -104,9 +104,12 @@ async def send_reject(session: AsyncSession, node: Node, target: LocalActor,
 async def on_undo(node: Node, item: InboxItem) -> None:
     obj = item.body.get("object")
     object_id = as_id(obj)
-    if object_id is None:
-        return
     inner_type = obj.get("type") if isinstance(obj, dict) else None
+    if object_id is None:
+        if inner_type == "Follow" and isinstance(obj, dict):
+            # FEP-8fcf heals with a Follow it has no id for
+            await _undo_follow_of(node, item, as_id(obj.get("object")))
+        return
     async with node.db.write() as session:
         # Only the actor's own Follow/Like/Announce can be undone by it.
         if inner_type in (None, "Follow"):
@@ -123,6 +126,17 @@ async def on_undo(node: Node, item: InboxItem) -> None:
                     col(Interaction.actor_uri) == item.actor_uri,
                 )
             )
+
+
+async def _undo_follow_of(node: Node, item: InboxItem, target: str | None) -> None:
+    """An Undo of "my Follow of <target>" without the Follow's id: the signed
+    actor stops following our actor ``target``, whatever its Follow's id was."""
+    async with node.db.write() as session:
+        local = await _local_actor_for(session, node, target)
+        if local is not None:
+            await session.exec(delete(Follower).where(
+                col(Follower.actor_uri) == item.actor_uri,
+                col(Follower.local_actor_id) == local.id))
 
 
 async def _following_for(session: AsyncSession, item: InboxItem) -> Following | None:
