@@ -10,6 +10,9 @@ import json
 from typing import Any
 
 import httpx
+import pytest
+from hypothesis import given
+from hypothesis import strategies as st
 from sqlmodel import col, delete, select
 
 from node.federation import followers_sync, signatures
@@ -42,6 +45,22 @@ def test_malformed_and_oversized_headers_are_refused() -> None:
                 'collectionId="a\\"b", url="y", digest="z"',
                 good + ', pad="' + "x" * 5000 + '"'):
         assert parse_header(bad) is None, bad
+
+
+@given(st.text(max_size=300))
+def test_header_parsing_never_raises_on_any_text(value: str) -> None:
+    parsed = parse_header(value)
+    assert parsed is None or {"collectionId", "url", "digest"} <= parsed.keys()
+
+
+@pytest.mark.parametrize("value", ["0", "-5", "soon", "nan"])
+def test_a_sync_period_that_is_not_positive_is_refused(value: str) -> None:
+    from node.core.settings import Settings, SettingsError
+
+    with pytest.raises(SettingsError):
+        Settings.load(environ={"HAMBASTEGI_SYNC_SECONDS": value})
+    assert Settings.load(environ={"HAMBASTEGI_SYNC_SECONDS": "2.5"}).sync_seconds == 2.5
+    assert Settings.load(environ={}).sync_seconds == 300
 
 
 def signed_get(actor: FakeActor, url: str) -> dict[str, str]:
