@@ -301,3 +301,25 @@ async def test_the_inbox_keeps_posts_of_followed_actors_only_their_own(
 
     await wait_for(handled, what="every inbox item handled")
     assert note(stranger, 2)["id"] not in await stored(live_node)
+
+
+def test_stored_copies_are_sanitised_and_bounded() -> None:
+    from node.federation.remote_posts import MAX_LIST, MAX_STRING, clean_object
+
+    hostile = {
+        "id": "https://peer.example/notes/1", "type": "Note",
+        "content": "<p>ok</p><script>steal()</script>" + "x" * 200_000,
+        "contentMap": {f"l{i}": "<img src=x onerror=alert(1)>" for i in range(100)},
+        "name": "n" * 10_000, "to": [f"https://peer.example/u/{i}" for i in range(1000)],
+        "url": {"type": "Link", "href": "https://peer.example/x", "id": "https://peer.example/x",
+                "deep": {"deeper": ["…"]}},
+        "attachment": [{"huge": "x" * 100_000}], "bto": ["secret"],
+    }
+    kept = clean_object(hostile)
+    assert "script" not in kept["content"] and len(kept["content"]) <= 70_000
+    assert all("onerror" not in v for v in kept["contentMap"].values())
+    assert len(kept["contentMap"]) == 20
+    assert len(kept["name"]) == MAX_STRING and len(kept["to"]) == MAX_LIST
+    assert kept["url"] == "https://peer.example/x"  # an embedded object kept as its id
+    assert "attachment" not in kept and "bto" not in kept
+    assert len(json.dumps(kept)) < 200_000

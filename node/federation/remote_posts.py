@@ -40,8 +40,9 @@ Source = Literal["inbox", "backfill", "sync"]
 POST_TYPES = frozenset({"Note", "Article", "Event", "Page", "Question", "Audio", "Video",
                         "Image", "Document"})
 # Plain fields kept as they are (strings bounded), and the HTML ones sanitised.
+# ``name`` and ``summary`` stay plain text (escaped where shown), as replies always had.
 PLAIN_FIELDS = ("id", "type", "attributedTo", "inReplyTo", "published", "updated", "url",
-                "name", "to", "cc", "startTime", "endTime", "sensitive")
+                "name", "summary", "to", "cc", "startTime", "endTime", "sensitive")
 MAX_STRING = 2048
 MAX_LIST = 20
 MAX_HTML = 65_536
@@ -72,15 +73,14 @@ def clean_object(obj: dict[str, Any]) -> dict[str, Any]:
     for key in PLAIN_FIELDS:
         if key in obj:
             kept[key] = _bounded(obj[key])
-    for key in ("content", "summary"):
-        html = _html(obj.get(key))
-        if html is not None:
-            kept[key] = html
+    html = _html(obj.get("content"))
+    if html is not None:
+        kept["content"] = html
     for key in ("contentMap", "summaryMap", "nameMap"):
         mapping = obj.get(key)
         if isinstance(mapping, dict):
             kept[key] = {
-                str(lang)[:16]: (_html(text) if key != "nameMap" else text[:MAX_STRING])
+                str(lang)[:16]: (_html(text) if key == "contentMap" else text[:MAX_STRING])
                 for lang, text in list(mapping.items())[:MAX_MAP_ENTRIES]
                 if isinstance(text, str)
             }
