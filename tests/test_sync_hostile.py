@@ -18,7 +18,7 @@ from sqlmodel import col, select
 from node.federation import outbox_sync, retry
 from node.federation.outbox_walk import Bounds, WalkFailed
 from node.groups import operations
-from node.storage.db import Database, utcnow
+from node.storage.db import utcnow
 from node.storage.models import Following, InboxItem, LocalActor, RemoteObject, SyncState
 from tests.conftest import LiveNode, wait_for
 from tests.fediverse import FakeActor, FakeRemote, LoopbackServer, signed_post
@@ -220,14 +220,24 @@ async def test_catch_up_with_nothing_new_costs_one_get_and_stops_at_what_it_has(
     assert len(rows) == 5 and rows[note(alice, 5)["id"]].source == "sync"
 
 
-async def test_two_workers_never_hold_one_actor(live_node: LiveNode, db: Database) -> None:
-    node = live_node.node
-    async with node.db.write() as session:
-        await outbox_sync.schedule(session, "https://peer.example/users/a")
-    first = outbox_sync.SyncWorker(node, period=60, poll=1)
-    second = outbox_sync.SyncWorker(node, period=60, poll=1)
-    claims = await asyncio.gather(first.claim(), second.claim())
-    assert sorted(len(c) for c in claims) == [0, 1]
+async def test_two_workers_never_hold_one_actor(database_url: str, tmp_path: Any) -> None:
+    # A node without running workers: only the two under test claim.
+    from node.core.settings import Settings
+    from node.federation.runtime import Node
+
+    node = Node(Settings.load(environ={"HAMBASTEGI_DATABASE_URL": database_url,
+                                       "HAMBASTEGI_DATA_DIR": str(tmp_path)}))
+    try:
+        async with node.db.write() as session:
+            await outbox_sync.schedule(session, "https://peer.example/users/a")
+        first = outbox_sync.SyncWorker(node, period=60, poll=1)
+        second = outbox_sync.SyncWorker(node, period=60, poll=1)
+        claims = await asyncio.gather(first.claim(), second.claim())
+        assert sorted(len(c) for c in claims) == [0, 1]
+        # Held: neither claims it again until the lease ends.
+        assert await first.claim() == [] and await second.claim() == []
+    finally:
+        await node.db.dispose()
 
 
 def test_a_failing_peer_is_walked_less_and_less_often() -> None:
