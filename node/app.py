@@ -24,7 +24,8 @@ from node.calls import calendar
 from node.core.metrics import METRICS
 from node.core.middleware import NodeMiddleware
 from node.core.settings import Settings
-from node.federation import delivery, inbox, nodeinfo, webfinger
+from node.federation import delivery, followers_sync, inbox, nodeinfo, webfinger
+from node.federation.outbox_sync import SyncWorker
 from node.federation.runtime import Node
 from node.inbound import INBOUND
 from node.storage.models import InboxItem
@@ -122,6 +123,8 @@ def build_routes() -> list[Route]:
         Route("/actor/inbox", inbox.receive_instance, methods=["POST"]),
         Route("/groups/{username}/followers", collections.followers),
         Route("/groups/{username}/following", collections.following),
+        Route("/groups/{username}/followers_synchronization",
+              followers_sync.partial_collection),
         Route("/groups/{username}/featured", collections.featured),
         Route("/objects/{uuid}/organizers", collections.organizers),
         Route("/objects/{uuid}/calendar.ics", calendar.event_ics),
@@ -153,6 +156,12 @@ def create_app(settings: Settings, *, run_worker: bool = True,
             worker = node.delivery_worker()
             node.delivery_wake = worker.wake
             tasks.append(asyncio.create_task(worker.run(stop)))
+            # Catch-up of followed outboxes (federation/outbox_sync.py): outbound
+            # GETs, so it runs where deliveries run; leases keep processes apart.
+            syncer = SyncWorker(node, period=settings.sync_seconds,
+                                poll=settings.worker_poll_seconds)
+            node.sync_wake = syncer.wake
+            tasks.append(asyncio.create_task(syncer.run(stop)))
         log.info("node started", extra={"base_url": settings.base_url})
         try:
             yield {}

@@ -22,6 +22,9 @@ _spec = importlib.util.spec_from_file_location(
 assert _spec is not None and _spec.loader is not None
 CHANGE_COUNTER = importlib.util.module_from_spec(_spec)
 _spec.loader.exec_module(CHANGE_COUNTER)
+# Tables given the triggers by later migrations: remote_object in 0012_sync (network
+# views and feeds are built from followed actors' posts).
+WATCHED = (*CHANGE_COUNTER.WATCHED, "remote_object")
 
 
 def test_migrations_form_a_single_line() -> None:
@@ -41,8 +44,8 @@ async def test_every_watched_table_bumps_the_change_counter(db: Database) -> Non
     async with db.write() as session:
         before = (await session.exec(sa.text("SELECT value FROM change_counter"))).one()[0]
         names = await session.run_sync(lambda s: sa.inspect(s.connection()).get_table_names())
-    assert set(CHANGE_COUNTER.WATCHED) <= set(names)
-    for table in CHANGE_COUNTER.WATCHED:
+    assert set(WATCHED) <= set(names)
+    for table in WATCHED:
         async with db.write() as session:
             # An UPDATE that changes no row still fires a statement-level trigger on
             # PostgreSQL; on SQLite row triggers need a row, so delete of nothing is
@@ -57,7 +60,7 @@ async def test_every_watched_table_bumps_the_change_counter(db: Database) -> Non
     if not db.is_sqlite:
         async with db.read() as session:
             after = (await session.exec(sa.text("SELECT value FROM change_counter"))).one()[0]
-        assert after == before + len(CHANGE_COUNTER.WATCHED)
+        assert after == before + len(WATCHED)
 
 
 async def test_pending_deliveries_survive_the_move_to_lanes(databases: DatabaseFactory) -> None:

@@ -66,13 +66,18 @@ def cmd_serve(args: argparse.Namespace, settings: Settings) -> None:
 
 
 def cmd_worker(args: argparse.Namespace, settings: Settings) -> None:
+    from node.federation.outbox_sync import SyncWorker
+
     async def run(node: Node) -> None:
         worker = node.delivery_worker()
+        # Catch-up of followed outboxes runs where deliveries run (leased per actor).
+        syncer = SyncWorker(node, period=settings.sync_seconds,
+                            poll=settings.worker_poll_seconds)
         stop = asyncio.Event()
         loop = asyncio.get_running_loop()
         for sig in (signal.SIGTERM, signal.SIGINT):
             loop.add_signal_handler(sig, stop.set)
-        await worker.run(stop)
+        await asyncio.gather(worker.run(stop), syncer.run(stop))
 
     with_node(settings, run)
 

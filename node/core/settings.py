@@ -99,6 +99,9 @@ class Settings:
     max_connections: int = 4096
     # /metrics answers only requests bearing this token; empty: /metrics is 404.
     metrics_token: str = ""
+    # How often each followed actor's outbox is checked for what we missed
+    # (federation/outbox_sync.py); the first check runs at start.
+    sync_seconds: float = 300.0
 
     @property
     def host(self) -> str:
@@ -149,11 +152,14 @@ class Settings:
             body_timeout = float(merged.get(PREFIX + "BODY_TIMEOUT", "30"))
             keepalive_timeout = float(merged.get(PREFIX + "KEEPALIVE_TIMEOUT", "5"))
             max_connections = int(merged.get(PREFIX + "MAX_CONNECTIONS", "4096"))
+            sync_seconds = float(merged.get(PREFIX + "SYNC_SECONDS", "300"))
         except ValueError as exc:
             raise SettingsError(f"malformed number in settings: {exc}") from exc
         if min(header_timeout, body_timeout, keepalive_timeout) <= 0 or max_connections < 1:
             raise SettingsError("HAMBASTEGI_HEADER_TIMEOUT, _BODY_TIMEOUT, _KEEPALIVE_TIMEOUT "
                                 "and _MAX_CONNECTIONS must be positive")
+        if not sync_seconds > 0:
+            raise SettingsError("HAMBASTEGI_SYNC_SECONDS must be positive")
         if concurrency < 1 or poll <= 0 or lease <= 0 or batch < 1:
             raise SettingsError("delivery concurrency and poll interval must be positive")
         metrics_token = merged.get(PREFIX + "METRICS_TOKEN", "").strip()
@@ -176,4 +182,5 @@ class Settings:
             body_timeout=body_timeout,
             keepalive_timeout=keepalive_timeout,
             max_connections=max_connections,
+            sync_seconds=sync_seconds,
         )

@@ -49,7 +49,7 @@ AddressPolicy = Callable[[IPAddress], bool]
 Scheme = Literal["cavage", "rfc9421"]
 Signer = Callable[[str, str, bytes | None, Scheme], Mapping[str, str]]
 # A GET's signer may answer later: RSA signing (about a millisecond) can then run
-# off the event loop (remote_actors._metered_signer, docs/ARCHITECTURE.md §3).
+# off the event loop (remote_actors.metered_signer, docs/ARCHITECTURE.md §3).
 GetSigner = Callable[[str, str, bytes | None, Scheme],
                      Mapping[str, str] | Awaitable[Mapping[str, str]]]
 

@@ -26,8 +26,8 @@ from starlette.responses import JSONResponse, Response
 
 from node.core.jsonsafe import MAX_BODY, JsonError, as_id, parse_object
 from node.core.metrics import METRICS
+from node.federation import followers_sync, signatures
 from node.federation import local_actors as groups
-from node.federation import signatures
 from node.federation.dispatch import ContentError
 from node.federation.inbox_queue import new_item
 from node.federation.remote_actors import (
@@ -283,6 +283,8 @@ async def _receive(request: Request) -> Response:
     new = await store(node, activity, activity_id, activity_type, actor, recipient_id)
     METRICS.inbox("accepted" if new else "duplicate")
     node.inbox_wake.set()
+    # FEP-8fcf: a signed Collection-Synchronization header is checked after the 202.
+    followers_sync.received(node, request.headers, parsed.covered, actor)
     return Response(status_code=202)
 
 

@@ -18,8 +18,7 @@ from sqlmodel import col, select
 from sqlmodel.ext.asyncio.session import AsyncSession
 
 from node.core.jsonsafe import as_id
-from node.core.text import sanitise_html
-from node.federation import delivery, publishing
+from node.federation import delivery, outbox_sync, publishing, remote_posts
 from node.federation.dispatch import emission_uuid
 from node.federation.remote_actors import RemoteError, get_actor, parse_actor, store_actor
 from node.federation.runtime import Node
@@ -30,7 +29,6 @@ from node.storage.models import (
     Interaction,
     LocalActor,
     RemoteActor,
-    RemoteObject,
 )
 from node.storage.states import AlreadyDecided, FollowerState, following_answered
 
@@ -106,9 +104,12 @@ async def send_reject(session: AsyncSession, node: Node, target: LocalActor,
 async def on_undo(node: Node, item: InboxItem) -> None:
     obj = item.body.get("object")
     object_id = as_id(obj)
-    if object_id is None:
-        return
     inner_type = obj.get("type") if isinstance(obj, dict) else None
+    if object_id is None:
+        if inner_type == "Follow" and isinstance(obj, dict):
+            # FEP-8fcf heals with a Follow it has no id for
+            await _undo_follow_of(node, item, as_id(obj.get("object")))
+        return
     async with node.db.write() as session:
         # Only the actor's own Follow/Like/Announce can be undone by it.
         if inner_type in (None, "Follow"):
@@ -125,6 +126,17 @@ async def on_undo(node: Node, item: InboxItem) -> None:
                     col(Interaction.actor_uri) == item.actor_uri,
                 )
             )
+
+
+async def _undo_follow_of(node: Node, item: InboxItem, target: str | None) -> None:
+    """An Undo of "my Follow of <target>" without the Follow's id: the signed
+    actor stops following our actor ``target``, whatever its Follow's id was."""
+    async with node.db.write() as session:
+        local = await _local_actor_for(session, node, target)
+        if local is not None:
+            await session.exec(delete(Follower).where(
+                col(Follower.actor_uri) == item.actor_uri,
+                col(Follower.local_actor_id) == local.id))
 
 
 async def _following_for(session: AsyncSession, item: InboxItem) -> Following | None:
@@ -147,6 +159,12 @@ async def _answer_to_follow(node: Node, item: InboxItem, *, accepted: bool) -> N
         except AlreadyDecided:
             return  # an Accept after a Reject changes nothing
         session.add(following)
+        if accepted:
+            # Backfill: the sync worker walks the actor's outbox (bounded) soon
+            # after this commit; never here, inside the transaction.
+            await outbox_sync.schedule(session, following.target_uri)
+    if accepted:
+        node.sync_wake()
 
 
 async def on_accept_follow(node: Node, item: InboxItem) -> None:
@@ -169,12 +187,13 @@ async def on_update(node: Node, item: InboxItem) -> None:
             await get_actor(node, item.actor_uri, refresh=True)
         return
     async with node.db.write() as session:
-        stored = (
-            await session.exec(select(RemoteObject).where(RemoteObject.uri == as_id(obj)))
-        ).first()
-        if stored is not None and stored.actor_uri == item.actor_uri:
-            stored.data = _clean_object(obj)
-            session.add(stored)
+        if await remote_posts.refresh(session, obj, item.actor_uri):
+            return
+        # Not stored yet: a post of a followed actor is kept from its Update too
+        # (we may have missed the Create while down; catch-up would find it).
+        if (remote_posts.is_post(obj) and remote_posts.vouched_id(obj, item.actor_uri)
+                and await remote_posts.follows(session, item.actor_uri)):
+            await remote_posts.upsert(session, obj, item.actor_uri, source="inbox")
 
 
 async def on_delete(node: Node, item: InboxItem) -> None:
@@ -191,12 +210,8 @@ async def on_delete(node: Node, item: InboxItem) -> None:
                 .values(deleted=True)
             )
             return
-        await session.exec(
-            update(RemoteObject)
-            .where(col(RemoteObject.uri) == object_id,
-                   col(RemoteObject.actor_uri) == item.actor_uri)
-            .values(deleted=True, data={"id": object_id, "type": "Tombstone"})
-        )
+        if object_id is not None:
+            await remote_posts.tombstone(session, object_id, item.actor_uri)
 
 
 async def _count_interaction(node: Node, item: InboxItem, kind: str) -> None:
@@ -226,41 +241,22 @@ async def on_announce(node: Node, item: InboxItem) -> None:
     await _count_interaction(node, item, "Announce")
 
 
-def _clean_object(obj: dict[str, Any]) -> dict[str, Any]:
-    """Keep the fields we show; HTML sanitised, names as plain text later."""
-    kept: dict[str, Any] = {}
-    for key in ("id", "type", "attributedTo", "inReplyTo", "published", "updated", "url",
-                "summary", "name", "to", "cc"):
-        if key in obj:
-            kept[key] = obj[key]
-    if isinstance(obj.get("content"), str):
-        kept["content"] = sanitise_html(obj["content"])
-    content_map = obj.get("contentMap")
-    if isinstance(content_map, dict):
-        kept["contentMap"] = {
-            str(k)[:16]: sanitise_html(v) for k, v in list(content_map.items())[:20]
-            if isinstance(v, str)
-        }
-    return kept
-
-
 async def on_create(node: Node, item: InboxItem) -> None:
+    """Replies to our posts (held for moderation) and posts of actors our groups
+    follow (approved): both only when the signed actor vouches for the object
+    (remote_posts.vouched_id: its own object, on its own origin)."""
     obj = item.body.get("object")
     if not isinstance(obj, dict):
         return
     in_reply_to = as_id(obj.get("inReplyTo"))
-    if in_reply_to is None or node.urls.local_object_uuid(in_reply_to) is None:
-        return  # Not about us: stored in the inbox table, nothing more.
-    object_id = as_id(obj)
-    if object_id is None:
+    to_us = in_reply_to is not None and node.urls.local_object_uuid(in_reply_to) is not None
+    if remote_posts.vouched_id(obj, item.actor_uri, author_required=not to_us) is None:
         return
     async with node.db.write() as session:
-        exists = (
-            await session.exec(select(RemoteObject).where(RemoteObject.uri == object_id))
-        ).first()
-        if exists is None:
-            session.add(RemoteObject(
-                uri=object_id, actor_uri=item.actor_uri,
-                object_type=str(obj.get("type", "Note"))[:32], in_reply_to=in_reply_to,
-                data=_clean_object(obj),
-            ))
+        if to_us:
+            await remote_posts.upsert(session, obj, item.actor_uri, source="inbox",
+                                      in_reply_to=in_reply_to, moderation_state="pending")
+        elif remote_posts.is_post(obj) and await remote_posts.follows(session, item.actor_uri):
+            await remote_posts.upsert(session, obj, item.actor_uri, source="inbox",
+                                      in_reply_to=in_reply_to)
+        # Anything else is not about us: stored in the inbox table, nothing more.

@@ -132,7 +132,9 @@ def parse_actor(doc: dict[str, Any]) -> RemoteActor:
         public_key_id=key_id,
         public_key_pem=key_pem,
         assertion_keys=assertion[:10],
-        raw={k: doc[k] for k in ("id", "type", "preferredUsername", "name") if k in doc},
+        # outbox: peer sync (outbox_sync.py); followers: FEP-8fcf (followers_sync.py).
+        raw={**{k: doc[k] for k in ("id", "type", "preferredUsername", "name") if k in doc},
+             **{k: v for k in ("outbox", "followers") if (v := as_id(doc.get(k)))}},
         fetched_at=utcnow(),
     )
 
@@ -166,7 +168,7 @@ async def store_actor(node: Node, actor: RemoteActor) -> RemoteActor:
     return stored
 
 
-def _metered_signer(node: Node) -> Any:
+def metered_signer(node: Node) -> Any:
     """The instance signer, charging each GET it signs to the budgets: the
     guarded client signs every hop and every knock, so this counts them all.
     The budgets are charged here, on the event loop; the RSA signature is made
@@ -192,7 +194,7 @@ def _metered_signer(node: Node) -> Any:
 
 async def fetch_document(node: Node, uri: str) -> dict[str, Any]:
     try:
-        fetched = await node.client.fetch_activity(uri, signer=_metered_signer(node))
+        fetched = await node.client.fetch_activity(uri, signer=metered_signer(node))
     except FetchError as exc:
         raise RemoteError("fetch_failed", exc.reason) from exc
     return fetched.data

@@ -192,3 +192,24 @@ def lane_circuit(attempts: int, next_at: datetime) -> datetime | None:
     """What ``host_state.circuit_open_until`` shows for a lane: while it has
     failures, the moment it is tried again; None when it is healthy."""
     return next_at if attempts > 0 else None
+
+
+# --- catch-up of followed outboxes (federation/outbox_sync.py) ----------------------------
+
+# A peer whose outbox keeps failing is walked less and less often, up to this.
+SYNC_BACKOFF_CAP = timedelta(hours=6)
+
+
+def next_sync_delay(period: timedelta, rng: random.Random) -> timedelta:
+    """After a good walk: the period, ±10 %, so the actors a node follows drift
+    apart instead of being walked together every period."""
+    return period * rng.uniform(0.9, 1.1)
+
+
+def sync_retry_delay(failures: int, period: timedelta, rng: random.Random) -> timedelta:
+    """After ``failures`` failed walks in a row: the period doubled per failure
+    (capped), with full jitter down to half of it, so a failing peer costs one
+    GET per step and never a burst."""
+    exponent = min(max(failures, 1), 30)
+    ceiling = min(SYNC_BACKOFF_CAP, period * (1 << exponent))
+    return ceiling * rng.uniform(0.5, 1.0)

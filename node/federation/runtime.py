@@ -4,8 +4,9 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass, field
 from datetime import timedelta
 from typing import Any, Literal
 
@@ -40,6 +41,15 @@ Scheme = Literal["cavage", "rfc9421"]
 CHANGE_COUNTER = text("SELECT value FROM change_counter WHERE id = 1")
 # Under load, at most one counter read per 2 ms (measured with bench/readpath.py).
 COUNTER_READ_SPACING = 0.002
+
+
+@dataclass
+class FollowerChecks:
+    """FEP-8fcf checks of senders' followers headers in this process
+    (federation/followers_sync.py): in flight, and when each sender was last checked."""
+
+    running: dict[str, asyncio.Task[None]] = field(default_factory=dict)
+    last: dict[str, float] = field(default_factory=dict)
 
 
 def actor_signer(actor: LocalActor, urls: Urls) -> RequestSigner:
@@ -87,6 +97,12 @@ class Node:
         self.inbox_writer = InboxWriter(self.db)
         # Set by the in-process delivery worker so publishing sends at once.
         self.delivery_wake: Callable[[], None] = lambda: None
+        # Set by the in-process sync worker so a new follow is backfilled at once.
+        self.sync_wake: Callable[[], None] = lambda: None
+        # FEP-8fcf (federation/followers_sync.py): (actor id, host) → the header of
+        # a delivery to the actor's followers there, dropped with the other caches.
+        self.follower_digests: dict[tuple[int, str], dict[str, str]] = {}
+        self.follower_checks = FollowerChecks()
         self._instance: LocalActor | None = None
         self._instance_signer: RequestSigner | None = None
 
@@ -109,6 +125,7 @@ class Node:
     def _drop_cached(self) -> None:
         self.doc_cache.clear()
         self.group_lookups.clear()
+        self.follower_digests.clear()
 
     async def _change_counter(self) -> int:
         async with self.db.read_engine.connect() as conn:
@@ -124,7 +141,14 @@ class Node:
         self.delivery_wake()
 
     def delivery_worker(self) -> DeliveryWorker:
-        """A delivery worker over this node's database and client."""
+        """A delivery worker over this node's database and client; deliveries to
+        followers carry FEP-8fcf's header (imported here: it builds on this module)."""
+        from node.federation import followers_sync
+
+        async def sync_headers(actor_id: int, hosts: Sequence[str]
+                               ) -> dict[str, dict[str, str]]:
+            return await followers_sync.sync_headers(self, actor_id, hosts)
+
         return DeliveryWorker(
             self.db, self.client, self.urls,
             concurrency=self.settings.delivery_concurrency,
@@ -133,6 +157,7 @@ class Node:
             batch=self.settings.delivery_batch,
             idle_wait=self.wakeup.waiter().wait,
             signing_pool=self.signing_threads,
+            sync_headers=sync_headers,
         )
 
     def inbox_worker(self) -> InboxWorker:

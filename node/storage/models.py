@@ -289,7 +289,8 @@ class Interaction(SQLModel, table=True):
 
 
 class RemoteObject(SQLModel, table=True):
-    """A remote post that concerns us (a reply), kept for moderation."""
+    """A remote post we keep: a reply to one of ours (held for moderation), or a
+    post of an actor one of our groups follows (federation/remote_posts.py)."""
 
     __tablename__ = "remote_object"
 
@@ -302,6 +303,34 @@ class RemoteObject(SQLModel, table=True):
     moderation_state: str = Field(default="pending", max_length=16)  # pending|approved|hidden
     received_at: datetime = Field(default_factory=utcnow)
     deleted: bool = False
+    # The object's own ``published`` (None when it gave none or nonsense).
+    published_at: datetime | None = Field(default=None, index=True)
+    # How it reached us: inbox | backfill | sync (federation/outbox_sync.py).
+    source: str = Field(default="inbox", max_length=16)
+
+
+class SyncState(SQLModel, table=True):
+    """Catch-up of one followed actor's outbox (federation/outbox_sync.py):
+    when it is due, what its newest item was, how it has been failing, and which
+    worker holds it now (a lease, so two serve processes never walk it at once)."""
+
+    __tablename__ = "sync_state"
+
+    actor_uri: str = Field(primary_key=True, max_length=2048)
+    next_sync_at: datetime = Field(default_factory=utcnow, index=True)
+    last_synced_at: datetime | None = None
+    # The first item of the outbox's first page at the last good walk: when the
+    # page still starts with it, nothing changed.
+    first_item_id: str | None = Field(default=None, max_length=2048)
+    # The first page's URL (on the actor's origin): one GET per cheap check.
+    first_page: str | None = Field(default=None, max_length=2048)
+    # Set once a whole bounded walk succeeded; NULL asks for one (a new follow,
+    # a network join, or a walk cut short: the gap is walked again).
+    backfilled_at: datetime | None = None
+    failures: int = 0
+    last_error: str | None = Field(default=None, max_length=200)
+    lease_until: datetime | None = None
+    worker_id: str | None = Field(default=None, max_length=64)
 
 
 class ApiToken(SQLModel, table=True):

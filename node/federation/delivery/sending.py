@@ -56,28 +56,29 @@ class Sender:
             self._pool = None
 
     async def _sign(self, signer: RequestSigner, url: str, body: bytes,
-                    scheme: Scheme) -> Mapping[str, str]:
+                    scheme: Scheme, extra: Mapping[str, str] | None) -> Mapping[str, str]:
         if self.signing_threads <= 0 and self._own_pool:
-            return signer("POST", url, body, scheme)
+            return signer("POST", url, body, scheme, extra)
         if self._pool is None:
             self._pool = ThreadPoolExecutor(max_workers=self.signing_threads,
                                             thread_name_prefix="sign")
         return await asyncio.get_running_loop().run_in_executor(
-            self._pool, signer, "POST", url, body, scheme)
+            self._pool, signer, "POST", url, body, scheme, extra)
 
     async def send(self, inbox: str, body: bytes, signer: RequestSigner,
-                   scheme: Scheme) -> Result:
+                   scheme: Scheme, extra: Mapping[str, str] | None = None) -> Result:
         """POST once; on 400/401 once more at once with the other scheme. The
         whole exchange has one deadline: a host that accepts the connection and
-        never answers costs its own lane that long, and counts as a failure."""
+        never answers costs its own lane that long, and counts as a failure.
+        ``extra``: headers signed along (FEP-8fcf's Collection-Synchronization)."""
         try:
             async with asyncio.timeout(self.timeout):
-                return await self._send(inbox, body, signer, scheme)
+                return await self._send(inbox, body, signer, scheme, extra)
         except TimeoutError:
             return Result(inbox, "retry", None, "timeout", scheme=scheme, host_ok=False)
 
     async def _send(self, inbox: str, body: bytes, signer: RequestSigner,
-                    scheme: Scheme) -> Result:
+                    scheme: Scheme, extra: Mapping[str, str] | None) -> Result:
         knocked = False
         try:
             # One URL object: its string form is signed and the object itself is
@@ -86,7 +87,7 @@ class Sender:
         except FetchError as exc:
             return Result(inbox, "permanent", exc.status, exc.reason, scheme=scheme)
         while True:
-            headers = await self._sign(signer, str(target), body, scheme)
+            headers = await self._sign(signer, str(target), body, scheme, extra)
             try:
                 result = await self.client.post_signed(target, body, headers)
             except FetchError as exc:

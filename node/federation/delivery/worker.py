@@ -23,7 +23,7 @@ import logging
 import random
 import secrets
 from collections import OrderedDict
-from collections.abc import Sequence
+from collections.abc import Awaitable, Callable, Mapping, Sequence
 from concurrent.futures import Executor
 from dataclasses import dataclass, replace
 from datetime import timedelta
@@ -75,10 +75,17 @@ class _Source:
 
 @dataclass(frozen=True, slots=True)
 class _Step:
-    """One fan-out of a lane's walk, with the host's inboxes for it."""
+    """One fan-out of a lane's walk, with the host's inboxes for it, and the
+    headers that go with it there (FEP-8fcf, for a fan-out to followers)."""
 
     fanout: FanoutInfo
     inboxes: tuple[str, ...]
+    headers: Mapping[str, str] | None = None
+
+
+# (actor id, hosts) → per host the headers a delivery of the actor's to its
+# followers there carries (federation/followers_sync.py builds them).
+SyncHeaders = Callable[[int, Sequence[str]], Awaitable[dict[str, dict[str, str]]]]
 
 
 class DeliveryWorker:
@@ -94,8 +101,10 @@ class DeliveryWorker:
                  lease: timedelta = timedelta(seconds=10), worker_id: str | None = None,
                  signing_threads: int = 2, fanouts_per_claim: int = 8, per_lane: int = 4,
                  request_timeout: float = 30.0, idle_wait: IdleWait | None = None,
-                 signing_pool: Executor | None = None) -> None:
+                 signing_pool: Executor | None = None,
+                 sync_headers: SyncHeaders | None = None) -> None:
         self.db = db
+        self.sync_headers = sync_headers
         self.urls = urls
         self.concurrency = concurrency
         self.batch = batch  # lanes claimed at once, at most
@@ -239,18 +248,27 @@ class DeliveryWorker:
                 if fanout.followers_of is not None:
                     wanted.setdefault(fanout.followers_of, set()).add(claim.host)
         targets: dict[tuple[int, str], list[str]] = {}
+        headers: dict[tuple[int, str], dict[str, str]] = {}
         for actor_id, hosts in wanted.items():
             for host, inboxes in (await follower_targets(self.db, actor_id,
                                                          sorted(hosts))).items():
                 targets[(actor_id, host)] = inboxes
+            if self.sync_headers is not None:
+                try:
+                    for host, found in (await self.sync_headers(actor_id, sorted(hosts))).items():
+                        headers[(actor_id, host)] = found
+                except Exception:  # an optional header never holds up a delivery
+                    log.exception("collection synchronization header failed")
         await self._load_sources({f.activity_id for fs in by_cursor.values() for f in fs})
         for claim in claims:
             steps = []
             for fanout in by_cursor[claim.cursor]:
                 chosen = {u for u in fanout.inboxes if inbox_host(u) == claim.host}
+                extra = None
                 if fanout.followers_of is not None:
                     chosen.update(targets.get((fanout.followers_of, claim.host), ()))
-                steps.append(_Step(fanout, tuple(sorted(chosen))))
+                    extra = headers.get((fanout.followers_of, claim.host))
+                steps.append(_Step(fanout, tuple(sorted(chosen)), extra))
             self._claims[claim.host] = claim
             self._lost.discard(claim.host)
             self._tasks[claim.host] = asyncio.create_task(self._walk(claim, steps))
@@ -270,7 +288,8 @@ class DeliveryWorker:
                 error = source.error if source is not None else "activity_gone"
                 results = [Result(u, "permanent", None, error) for u in todo]
             else:
-                results = await self._send_all(todo, source, source.signer, state.scheme)
+                results = await self._send_all(todo, source, source.signer, state.scheme,
+                                               step.headers)
             retry = [r for r in results if r.kind == "retry"]
             for result in results:
                 if result.kind == "sent":
@@ -314,14 +333,15 @@ class DeliveryWorker:
         self._buffer(replace(state, release=True))
 
     async def _send_all(self, inboxes: Sequence[str], source: _Source, signer: RequestSigner,
-                        known: Scheme) -> list[Result]:
+                        known: Scheme, extra: Mapping[str, str] | None = None
+                        ) -> list[Result]:
         """Send to a host's inboxes, ``per_lane`` at a time."""
         gate = asyncio.Semaphore(self.per_lane)
 
         async def one(inbox: str) -> Result:
             async with gate:
                 try:
-                    return await self.sender.send(inbox, source.body, signer, known)
+                    return await self.sender.send(inbox, source.body, signer, known, extra)
                 except Exception:  # a bug costs a retry, not the lane's progress
                     log.exception("delivery crashed", extra={"host": log_host(
                         inbox_host(inbox) or "")})

@@ -128,9 +128,12 @@ class RequestSigner:
         self.key_id = key_id
 
     def __call__(self, method: str, url: str, body: bytes | None,
-                 scheme: Scheme) -> dict[str, str]:
+                 scheme: Scheme, extra_headers: Mapping[str, str] | None = None
+                 ) -> dict[str, str]:
+        """``extra_headers`` are sent and signed with cavage (FEP-8fcf's
+        Collection-Synchronization); RFC 9421 requests go without them."""
         if scheme == "rfc9421":
             return sign_rfc9421(method=method, url=url, body=body, key_id=self.key_id,
                                 private_key=self._key)
         return sign_cavage(method=method, url=url, body=body, key_id=self.key_id,
-                           private_key=self._key)
+                           private_key=self._key, extra_headers=extra_headers)

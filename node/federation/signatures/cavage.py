@@ -47,7 +47,8 @@ _CAVAGE_ALGORITHMS = frozenset({"rsa-sha256", "hs2019"})
 _MANAGED_HEADERS = frozenset({"host", "date", "digest", "content-digest", "signature",
                               "signature-input"})
 # GETs sign Accept as well (Mastodon's Request signs it): it selects the representation.
-_SIGNED_EXTRAS = ("accept",)
+# Deliveries sign FEP-8fcf's Collection-Synchronization: a receiver acts on it only signed.
+_SIGNED_EXTRAS = ("accept", "collection-synchronization")
 
 
 def _cavage_line(name: str, method: str, parts: SplitResult, headers: Mapping[str, str]) -> str:
