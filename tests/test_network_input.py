@@ -274,3 +274,68 @@ async def test_membership_changes_bump_the_change_counter(
             await session.exec(sa.text(f"UPDATE {table} SET id = id"))
             after = (await session.exec(sa.text("SELECT value FROM change_counter"))).one()[0]
         assert after > before, table
+
+
+async def test_network_api_checks_tokens_and_input(live_node: LiveNode,
+                                                   remote: FakeRemote) -> None:
+    from node.groups import operations
+
+    live, server = live_node, remote
+    admin = await operations.create_token(live.node, "admin")
+    await operations.create_group(live.node, "koeln", display_name="Köln", language="de")
+    koeln_token = await operations.create_token(live.node, "koeln", "koeln")
+
+    def auth(token: str) -> dict[str, str]:
+        return {"Authorization": f"Bearer {token}"}
+
+    async with httpx.AsyncClient(base_url=live.base_url) as client:
+        created = await client.post("/api/v1/networks", headers=auth(admin), json={
+            "name": "mena", "display_name": "MENA", "language": "en"})
+        assert created.status_code == 201 and created.json()["id"].endswith("/groups/mena")
+        refused = await client.post("/api/v1/networks", headers=auth(koeln_token),
+                                    json={"name": "other"})
+        assert refused.status_code == 403
+        assert (await client.post("/api/v1/networks", headers=auth(admin),
+                                  json={"name": "Bad Name!"})).status_code == 400
+        assert (await client.post("/api/v1/networks", headers=auth(admin),
+                                  json={"name": ["x"]})).status_code == 400
+        # A group's token may not act for the network, nor for another group.
+        assert (await client.get("/api/v1/networks/mena/applications",
+                                 headers=auth(koeln_token))).status_code == 403
+        assert (await client.get("/api/v1/networks/koeln/applications",
+                                 headers=auth(admin))).status_code == 404
+        assert (await client.post("/api/v1/networks/mena/applications/99/accept",
+                                  headers=auth(admin))).status_code == 404
+        for body in ({"network": 5}, {"network": "x", "country": "Iran"},
+                     {"network": "x", "languages": ["fa"] * 20},
+                     {"network": "x", "city": "c" * 1000}):
+            answer = await client.post("/api/v1/groups/koeln/networks/join",
+                                       headers=auth(koeln_token), json=body)
+            assert answer.status_code == 400, body
+        assert (await client.post("/api/v1/groups/koeln/networks/leave",
+                                  headers=auth(koeln_token),
+                                  json={"network": live.node.urls.actor("mena")})
+                ).status_code == 404
+        # A group joins a network on its own node through the API; the admin accepts.
+        member = as_group(server.add_actor("member"))
+        await post(live, member, server.activity(member, "Join",
+                                                 live.node.urls.actor("mena")))
+        await settled(live)
+        (application,) = (await client.get("/api/v1/networks/mena/applications",
+                                           headers=auth(admin))).json()["applications"]
+        assert application["actor"] == member.id and application["state"] == "pending"
+        decided = await client.post(
+            f"/api/v1/networks/mena/applications/{application['id']}/accept",
+            headers=auth(admin))
+        assert decided.json()["state"] == "accepted"
+        again = await client.post(
+            f"/api/v1/networks/mena/applications/{application['id']}/reject",
+            headers=auth(admin))
+        assert again.status_code == 409
+        listed = (await client.get("/api/v1/networks/mena/members",
+                                   headers=auth(admin))).json()["members"]
+        assert [m["actor"] for m in listed] == [member.id]
+        assert (await client.post("/api/v1/networks/mena/remove", headers=auth(admin),
+                                  json={"actor": member.id})).status_code == 200
+        assert (await client.post("/api/v1/networks/mena/remove", headers=auth(admin),
+                                  json={"actor": member.id})).status_code == 404
