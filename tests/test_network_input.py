@@ -339,3 +339,40 @@ async def test_network_api_checks_tokens_and_input(live_node: LiveNode,
                                   json={"actor": member.id})).status_code == 200
         assert (await client.post("/api/v1/networks/mena/remove", headers=auth(admin),
                                   json={"actor": member.id})).status_code == 404
+
+
+async def test_a_group_on_the_networks_own_node_is_a_member_like_any_other(
+        live_node: LiveNode, remote: FakeRemote) -> None:
+    """Join, Accept, the network's follow and the relay go through the same inboxes
+    when member and network share a node; the calendar reads the member's own events."""
+    from node.calls import operations as calls
+    from node.groups import operations
+
+    live, server = live_node, remote
+    mena = await members.create(live.node, "mena", display_name="MENA", language="en")
+    fan = server.add_actor("fan")
+    await post(live, fan, server.activity(fan, "Follow", mena))
+    await operations.create_group(live.node, "koeln", display_name="Köln", language="de")
+    await members.join(live.node, "koeln", mena, directory.Entry(country="DE"))
+
+    async def applied() -> list[NetworkMembership]:
+        return await members.applications(live.node, "mena")
+
+    (application,) = await wait_for(applied, what="the local application")
+    await members.decide_application(live.node, "mena", application.id or 0, accept=True)
+
+    async def joined() -> bool:
+        return [j.state for j in await members.joined(live.node, "koeln")] == ["accepted"]
+
+    await wait_for(joined, what="the local Accept")
+    await settled(live)
+    note_id = await operations.publish_note(live.node, "koeln", text="Streik!")
+    await wait_for(lambda: _has(server, note_id), what="the local member's post relayed")
+    start = (datetime.now(UTC) + timedelta(days=2)).replace(microsecond=0)
+    await calls.create_call(live.node, "koeln", {
+        "title": {"de": "Kundgebung"}, "language": "de", "start": start.isoformat(),
+        "timezone": "Europe/Berlin", "place": {"name": "Rathaus", "city": "Köln",
+                                               "country": "DE"}})
+    async with httpx.AsyncClient(base_url=live.base_url) as client:
+        feed = (await client.get("/groups/mena/calls.json?country=DE")).json()
+    assert [i["title"] for i in feed["items"]] == ["Kundgebung"]
