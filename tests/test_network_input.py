@@ -376,3 +376,12 @@ async def test_a_group_on_the_networks_own_node_is_a_member_like_any_other(
     async with httpx.AsyncClient(base_url=live.base_url) as client:
         feed = (await client.get("/groups/mena/calls.json?country=DE")).json()
     assert [i["title"] for i in feed["items"]] == ["Kundgebung"]
+
+
+async def test_a_member_that_deletes_itself_leaves_the_directory(
+        live_node: LiveNode, remote: FakeRemote) -> None:
+    _, _, member = await network_with_member(live_node, remote)
+    assert [m.member_uri for m in await members.members(live_node.node, "mena")] == [member.id]
+    await post(live_node, member, remote.activity(member, "Delete", member.id))
+    await settled(live_node)
+    assert await members.members(live_node.node, "mena") == []

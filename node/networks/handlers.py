@@ -70,8 +70,8 @@ async def on_join(node: Node, item: InboxItem) -> None:
                                  accept=state == MembershipState.ACCEPTED,
                                  activity_uuid=emission_uuid(item, "network-answer"))
             return
-        if state is None and await members.pending_count(session, network.id or 0) \
-                >= members.MAX_PENDING:
+        if state != MembershipState.PENDING and await members.pending_count(
+                session, network.id or 0) >= members.MAX_PENDING:
             log.warning("join not stored: too many pending applications",
                         extra={"network": username})
             return

@@ -23,6 +23,7 @@ from __future__ import annotations
 import logging
 from typing import Any
 
+from sqlalchemy import update
 from sqlmodel import col, select
 
 from node.core.jsonsafe import as_id
@@ -31,6 +32,7 @@ from node.federation.dispatch import emission_uuid
 from node.federation.remote_actors import RemoteError, fetch_document, same_origin
 from node.federation.runtime import Node
 from node.federation.vocabulary import PUBLIC
+from node.storage.db import utcnow
 from node.storage.models import Activity, InboxItem, LocalActor, Network, NetworkMembership
 from node.storage.states import MembershipState
 
@@ -139,12 +141,26 @@ async def on_update(node: Node, item: InboxItem) -> None:
 
 async def on_delete(node: Node, item: InboxItem) -> None:
     object_id = as_id(item.body.get("object"))
-    if object_id is None or object_id == item.actor_uri \
-            or not same_origin(object_id, item.actor_uri):
+    if object_id == item.actor_uri:
+        await _member_gone(node, item.actor_uri)
+        return
+    if object_id is None or not same_origin(object_id, item.actor_uri):
         return
     networks = await _networks_of_member(node, item.actor_uri)
     if networks:
         await _announce(node, item, networks, _inner(item, object_id), object_id, first=False)
+
+
+async def _member_gone(node: Node, member: str) -> None:
+    """A member deleted itself: its memberships end (the federation layer drops
+    the follow, docs/ARCHITECTURE.md §3)."""
+    async with node.db.write() as session:
+        await session.exec(update(NetworkMembership).where(
+            col(NetworkMembership.member_uri) == member,
+            col(NetworkMembership.state).in_([MembershipState.PENDING,
+                                              MembershipState.ACCEPTED]))
+            .values(state=MembershipState.LEFT, updated_at=utcnow()))
+    node.changed()
 
 
 def _inner(item: InboxItem, object_id: str) -> dict[str, Any]:
