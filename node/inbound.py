@@ -38,6 +38,10 @@ def each(*handlers: Handler) -> Handler:
         for handler in handlers:
             await handler(node, item)
 
+    # Named after what it runs, for readers of logs and tests: "processing.on_create
+    # + relay.on_create".
+    run.__name__ = " + ".join(f"{h.__module__.rsplit('.', 1)[-1]}.{h.__name__}"
+                              for h in handlers)
     return run
 
 
