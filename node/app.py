@@ -29,7 +29,7 @@ from node.federation.outbox_sync import SyncWorker
 from node.federation.runtime import Node
 from node.inbound import INBOUND
 from node.storage.models import InboxItem
-from node.web import collections, documents, feeds
+from node.web import collections, documents, feeds, networks
 from node.web import pages as web
 
 log = logging.getLogger("hambastegi")
@@ -131,6 +131,10 @@ def build_routes() -> list[Route]:
         Route("/groups/{username}/calendar.ics", calendar.group_ics),
         Route("/groups/{username}/feed.atom", feeds.atom),
         Route("/groups/{username}/feed.json", feeds.json_feed),
+        Route("/groups/{username}/members", networks.members_collection),
+        Route("/groups/{username}/calls.ics", networks.calls_ics),
+        Route("/groups/{username}/calls.atom", networks.calls_atom),
+        Route("/groups/{username}/calls.json", networks.calls_json),
         Route("/activities/{uuid}", documents.activity),
         Route("/tags/{tag}", web.tag_page),
         Route("/media/{kind}/{name}", documents.media),

@@ -17,6 +17,10 @@ from node.calls import cosign, participation
 from node.calls.events import EventError, check_remote_event
 from node.federation import processing
 from node.federation.dispatch import ContentCheck, ContentError, Handler, HandlerKey, Inbound
+from node.federation.runtime import Node
+from node.networks import handlers as networks
+from node.networks import relay
+from node.storage.models import InboxItem
 
 
 def check_event(obj: dict[str, Any]) -> None:
@@ -26,6 +30,21 @@ def check_event(obj: dict[str, Any]) -> None:
         raise ContentError("bad_event", str(exc)) from exc
 
 
+def each(*handlers: Handler) -> Handler:
+    """Several handlers for one key, run in order (each idempotent: a retry of
+    the item runs them all again, docs/ARCHITECTURE.md §3)."""
+
+    async def run(node: Node, item: InboxItem) -> None:
+        for handler in handlers:
+            await handler(node, item)
+
+    # Named after what it runs, for readers of logs and tests: "processing.on_create
+    # + relay.on_create".
+    run.__name__ = " + ".join(f"{h.__module__.rsplit('.', 1)[-1]}.{h.__name__}"
+                              for h in handlers)
+    return run
+
+
 HANDLERS: dict[HandlerKey, Handler] = {
     # follows of our groups, and answers to our follows
     ("Follow", None): processing.on_follow,
@@ -33,9 +52,11 @@ HANDLERS: dict[HandlerKey, Handler] = {
     ("Reject", "Follow"): processing.on_reject_follow,
     ("Undo", None): processing.on_undo,  # Undo of a Follow, Like or Announce
     # what remote actors publish
-    ("Create", None): processing.on_create,  # replies to our posts
-    ("Update", None): processing.on_update,  # actor profiles and keys, stored replies
-    ("Delete", None): processing.on_delete,
+    # replies to our posts; a network relays its members' posts (node/networks/relay.py)
+    ("Create", None): each(processing.on_create, relay.on_create),
+    # actor profiles and keys, stored replies; members' edits relayed
+    ("Update", None): each(processing.on_update, relay.on_update),
+    ("Delete", None): each(processing.on_delete, relay.on_delete),
     ("Like", None): processing.on_like,
     ("Announce", None): processing.on_announce,
     # co-signing (node/calls/cosign.py): author side
@@ -49,6 +70,14 @@ HANDLERS: dict[HandlerKey, Handler] = {
     # joining meetings (node/calls/participation.py)
     ("Join", None): participation.on_join,
     ("Leave", None): participation.on_leave,
+    # networks (node/networks/handlers.py): a Join or Leave whose object is a
+    # network actor (given by id, so the untyped entries above run too and
+    # ignore it); the network's answers and removals on the member's side
+    ("Join", "Group"): networks.on_join,
+    ("Leave", "Group"): networks.on_leave,
+    ("Accept", "Join"): networks.on_accept_join,
+    ("Reject", "Join"): networks.on_reject_join,
+    ("Remove", None): networks.on_remove,
 }
 
 # Objects that Create/Update would make us keep, checked before the 202.

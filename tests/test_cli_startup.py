@@ -43,6 +43,7 @@ def loaded_by(*argv: str) -> dict[str, object]:
     ("--help",),
     ("publish", "note", "--help"),
     ("publish", "call", "--help"),
+    ("network", "join", "--help"),
     ("publish",),                       # a usage error: subcommand missing
     ("group", "create"),                # a usage error: argument missing
     ("no-such-command",),

@@ -215,9 +215,13 @@ def test_the_table_runs_typed_and_untyped_entries() -> None:
 
     assert names("Accept", {"type": "Follow", "id": "f"}) == {"on_accept_follow"}
     assert names("Accept", {"type": "Invite", "id": "i"}) == {"on_accept_invite"}
-    assert names("Accept", "https://x/activities/1") == {"on_accept_follow", "on_accept_invite"}
-    assert names("Update", {"type": "Event"}) == {"on_update", "on_update_cosigned"}
-    assert names("Update", {"type": "Person"}) == {"on_update"}
+    assert names("Accept", "https://x/activities/1") == {
+        "on_accept_follow", "on_accept_invite", "on_accept_join"}
+    update = "processing.on_update + relay.on_update"  # a network relays members' edits
+    assert names("Update", {"type": "Event"}) == {update, "on_update_cosigned"}
+    assert names("Update", {"type": "Person"}) == {update}
+    # A Join given by id may be of an event or of a network: both handlers look.
+    assert len(INBOUND.handlers_for("Join", {"object": "https://x/groups/mena"})) == 2
     assert names("Undo", {"type": "Accept"}) == {"on_undo", "on_undo_accept"}
     assert names("Dance", {"type": "Note"}) == set()
 

@@ -222,6 +222,8 @@ routes = [
 
 # News routes live in their own module (node/api/news.py), which imports the
 # helpers above; imported last so those exist when it does.
+from node.api import networks as _networks  # noqa: E402
 from node.api import news as _news  # noqa: E402
 
 routes += _news.routes
+routes += _networks.routes

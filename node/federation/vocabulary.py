@@ -42,6 +42,8 @@ EXTENSION_TERMS: dict[str, Any] = {
     "country": "hb:country",
     "sectors": "hb:sector",
     "sources": {"@id": "hb:source", "@type": "@id"},
+    # A network actor's members collection (node/networks/, FEDERATION.md "Networks").
+    "members": {"@id": "hb:members", "@type": "@id"},
 }
 
 CONTEXT: list[Any] = [AS_CONTEXT, SECURITY_CONTEXT, MULTIKEY_CONTEXT, EXTENSION_TERMS]

@@ -82,6 +82,17 @@ class ParticipationState(StrEnum):
     LEFT = "left"
 
 
+class MembershipState(StrEnum):
+    """A group's membership of a network (node/networks/): on the network's node
+    (``network_membership``) and on the member's node (``network_join``)."""
+
+    PENDING = "pending"
+    ACCEPTED = "accepted"
+    REJECTED = "rejected"
+    LEFT = "left"
+    REMOVED = "removed"
+
+
 # --- deciding a pending request ------------------------------------------------------------
 
 S = TypeVar("S", bound=StrEnum)
@@ -112,6 +123,9 @@ COSIGN_INVITATION = Request(InvitationState.PENDING, InvitationState.ACCEPTED,
                             InvitationState.DECLINED)
 JOIN_REQUEST = Request(ParticipationState.PENDING, ParticipationState.ACCEPTED,
                        ParticipationState.REJECTED)
+# A group's application to a network (both sides).
+MEMBERSHIP_REQUEST = Request(MembershipState.PENDING, MembershipState.ACCEPTED,
+                             MembershipState.REJECTED)
 
 
 def decide(request: Request[S], current: str, *, accept: bool) -> S:

@@ -21,7 +21,9 @@ from node.federation.negotiation import as_response, wants_activity_json
 from node.federation.runtime import Node
 from node.federation.vocabulary import actor_document, object_document, tombstone
 from node.media import avatars, uploads
+from node.networks import members as networks
 from node.storage.models import Activity, LocalActor, MediaFile
+from node.web import networks as network_views
 from node.web import pages as web
 from node.web.current import current_activities
 
@@ -44,12 +46,19 @@ async def _actor_response(request: Request, username: str) -> Response:
         return web.html_response(body)
     async with node.db.read() as session:
         actor = await groups.get_actor(session, username)
+        network = await networks.network_of(session, username)
     if actor is None:
         return not_found(request, "no such group")
     if as_json:
-        body = node.doc_cache.put(key, actor_document(actor, node.urls))
+        doc = actor_document(actor, node.urls)
+        if network is not None:  # a network links its members (FEDERATION.md, "Networks")
+            doc["members"] = networks.members_url(node, username)
+        body = node.doc_cache.put(key, doc)
         return as_response(body, etag=node.doc_cache.etag(key), request=request, max_age=60)
-    response = await web.actor_page(request, actor)
+    if network is not None:
+        response = await network_views.page(request, *network)
+    else:
+        response = await web.actor_page(request, actor)
     if response.status_code == 200:
         node.doc_cache.put_raw(key, bytes(response.body))
     return response
