@@ -28,7 +28,7 @@ from node.federation import delivery, inbox, nodeinfo, webfinger
 from node.federation.runtime import Node
 from node.inbound import INBOUND
 from node.storage.models import InboxItem
-from node.web import collections, documents, feeds
+from node.web import admin, collections, documents, feeds
 from node.web import pages as web
 
 log = logging.getLogger("hambastegi")
@@ -135,6 +135,7 @@ def build_routes() -> list[Route]:
         Route("/metrics", metrics),
         *api.routes,
         *api_events.routes,
+        *admin.routes,
     ]
 
 
