@@ -95,9 +95,11 @@ async def csrf_for(node: Node, binding: str) -> str:
 
 
 def same_origin(request: Request) -> bool:
-    """No Origin header (older browsers, curl) passes here; the token still decides."""
+    """No Origin header (older browsers, curl), or ``null`` (what browsers send for a
+    page with ``Referrer-Policy: no-referrer``, as ours are) passes here; the token still
+    decides."""
     origin = request.headers.get("origin")
-    if origin is None:
+    if origin is None or origin == "null":
         return True
     ours = urlsplit(node_of(request).settings.base_url)
     theirs = urlsplit(origin)
