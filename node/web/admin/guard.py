@@ -20,6 +20,9 @@ from datetime import datetime
 from typing import Any
 from urllib.parse import parse_qsl, urlsplit
 
+# Starlette parses multipart forms (uploads) with it; imported here so a missing
+# install fails when the node starts, not at an editor's first upload.
+import python_multipart  # noqa: F401
 from starlette.datastructures import FormData
 from starlette.requests import Request
 from starlette.responses import RedirectResponse, Response
