@@ -7,6 +7,7 @@ import time
 from collections.abc import AsyncIterator
 from datetime import timedelta
 from types import SimpleNamespace
+from typing import Any
 
 import httpx
 import pytest
@@ -230,3 +231,29 @@ async def test_hostile_login_forms(live_node: LiveNode, client: httpx.AsyncClien
     assert odd.status_code == 403
     script = await login(client, "<script>alert(1)</script>", "x")
     assert script.status_code == 401 and "<script>alert" not in script.text
+
+
+async def test_behind_a_proxy_clients_are_told_apart_by_the_configured_header(
+        tmp_path: Any, database_url: str) -> None:
+    from tests.conftest import start_live_node, stop_live_node
+
+    live = await start_live_node(tmp_path, database_url,
+                                 {"HAMBASTEGI_CLIENT_ADDRESS_HEADER": "X-Real-IP"})
+    try:
+        await make_user(live, "root", admin=True)
+        async with httpx.AsyncClient(base_url=live.base_url) as proxy:
+            for index in range(5):
+                response = await _login_from(proxy, f"guess{index}", "203.0.113.5")
+                assert response.status_code == 401
+            assert (await _login_from(proxy, "root", "203.0.113.5")).status_code == 429
+            # Another client behind the same proxy is not locked out.
+            assert (await _login_from(proxy, "root", "203.0.113.6")).status_code == 303
+    finally:
+        await stop_live_node(live)
+
+
+async def _login_from(client: httpx.AsyncClient, name: str, address: str) -> httpx.Response:
+    page = await client.get("/login")
+    return await client.post("/login", headers={"X-Real-IP": address}, data={
+        "username": name, "password": PASSWORD if name == "root" else "wrong",
+        "csrf": csrf_of(page.text)})

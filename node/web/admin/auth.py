@@ -49,7 +49,14 @@ async def login_form(request: Request) -> Response:
 
 
 def client_of(request: Request) -> str:
-    """The address throttling is keyed by (only as an HMAC: throttle.py)."""
+    """The address throttling is keyed by (only as an HMAC: throttle.py). Behind a
+    proxy, the header it sets (HAMBASTEGI_CLIENT_ADDRESS_HEADER): else every client
+    would share the proxy's address, and five wrong passwords would lock out all."""
+    header = node_of(request).settings.client_address_header
+    if header:
+        given = request.headers.get(header, "").split(",")[-1].strip()
+        if given:
+            return given[:100]
     return request.client.host if request.client is not None else "unknown"
 
 
