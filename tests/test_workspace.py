@@ -351,3 +351,55 @@ async def test_follow_requests_are_approved_and_replies_hidden_from_the_workspac
     async with node.db.read() as session:
         assert (await session.get(Follower, request.id)).state == "accepted"  # type: ignore[union-attr]
         assert (await session.get(RemoteObject, reply.id)).moderation_state == "hidden"  # type: ignore[union-attr]
+
+
+async def test_news_written_in_the_workspace_is_published_by_the_news_operation(
+        live_node: LiveNode) -> None:
+    from node.storage.models import NewsItem
+
+    await _setup(live_node)
+    async with logged_in(live_node, "ali") as ali:
+        token = await form_token(ali)
+        form = (await ali.get("/admin/groups/koeln/news/new?languages=fa+de")).text
+        assert re.search(r'id="text_fa"[^>]*dir="rtl"', form)
+        saved = await ali.post("/admin/groups/koeln/news/new", data={
+            "csrf": token, "languages": "de fa", "language": "de", "title_de": "Neuigkeit",
+            "text_de": "Die **Streikenden** sind frei.", "text_fa": "اعتصاب‌کنندگان آزاد شدند.",
+            "alt_de": "Ein Foto", "hashtags": "streik", "action": "preview"},
+            files={"photo": ("p.png", png(), "image/png")})
+        assert saved.status_code == 303
+        preview = await ali.get(saved.headers["location"])
+        assert "<strong>Streikenden</strong>" in preview.text
+        assert 'alt="' in preview.text and "/media/uploads/" in preview.text
+        draft_id = saved.headers["location"].split("/drafts/")[1].split("/")[0]
+        published = await ali.post(f"/admin/groups/koeln/drafts/{draft_id}/publish",
+                                   data={"csrf": token})
+        assert published.status_code == 303
+    async with live_node.node.db.read() as session:
+        item = (await session.exec(select(NewsItem))).one()
+        obj = await session.get(LocalObject, item.object_id)
+    assert set(item.versions) == {"de", "fa"} and item.hashtags == ["streik"]
+    assert item.photos[0]["alt"] == {"de": "Ein Foto"}
+    assert obj is not None and obj.language == "de"
+    assert await _count(live_node, Draft) == 0
+
+
+async def test_a_draft_is_reached_only_through_its_own_group(live_node: LiveNode) -> None:
+    await _setup(live_node)
+    async with logged_in(live_node, "root") as root:
+        token = await form_token(root)
+        saved = await root.post("/admin/groups/tehran/call/new",
+                                data=call_form(csrf=token, action="draft"))
+        draft_id = saved.headers["location"].split("/drafts/")[1].split("?")[0]
+        for path in (f"/admin/groups/koeln/drafts/{draft_id}",
+                     f"/admin/groups/koeln/drafts/{draft_id}/preview"):
+            assert (await root.get(path)).status_code == 404
+        assert (await root.post(f"/admin/groups/koeln/drafts/{draft_id}/publish",
+                                data={"csrf": token})).status_code == 404
+        assert (await root.get("/admin/groups/koeln/drafts/99999")).status_code == 404
+    async with logged_in(live_node, "ali") as ali:
+        token = await form_token(ali)
+        assert (await ali.get(f"/admin/groups/tehran/drafts/{draft_id}")).status_code == 403
+        assert (await ali.post(f"/admin/groups/tehran/drafts/{draft_id}/delete",
+                               data={"csrf": token})).status_code == 403
+    assert await _count(live_node, Draft) == 1

@@ -42,9 +42,13 @@ async def _preview(request: Request, ctx: Ctx) -> Response:
             html = render_markdown(str(version.get("text", "")))
         versions.append({"lang": lang, "dir": pages.direction(lang), "title": title,
                          "html": Markup(html)})  # noqa: S704 - escaped / sanitised above
-    media = ((body.get("flyer") or {}).get("media") if draft.kind == "call"
-             else ((body.get("photos") or [{}])[0].get("media")))
-    alt = ((body.get("flyer") or {}).get("alt", "") if draft.kind == "call" else "")
+    if draft.kind == "call":
+        media, alt = (body.get("flyer") or {}).get("media"), (body.get("flyer") or {}).get(
+            "alt", "")
+    else:
+        photo = (body.get("photos") or [{}])[0]
+        media = photo.get("media")
+        alt = (photo.get("alt") or {}).get(body.get("language", ""), "")
     return page(ctx, "preview.html", draft=draft, versions=versions,
                 image=ctx.node.urls.media(f"uploads/{media}") if media else None, alt=alt,
                 start=body.get("start", ""), timezone=body.get("timezone", ""))
