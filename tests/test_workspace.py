@@ -403,3 +403,47 @@ async def test_a_draft_is_reached_only_through_its_own_group(live_node: LiveNode
         assert (await ali.post(f"/admin/groups/tehran/drafts/{draft_id}/delete",
                                data={"csrf": token})).status_code == 403
     assert await _count(live_node, Draft) == 1
+
+
+async def test_join_requests_and_cosigning_invitations_are_answered_from_the_workspace(
+        live_node: LiveNode, remote: Any) -> None:
+    from node.calls import operations as calls
+    from node.storage.models import Invitation, Participation
+
+    await _setup(live_node)
+    node = live_node.node
+    inviter = remote.add_actor("inviters")
+    joiner = remote.add_actor("joiner")
+    call = await calls.create_call(node, "koeln", {
+        "title": {"de": "Treffen"}, "start": "2031-05-01T17:00", "timezone": "Europe/Berlin",
+        "kind": "meeting", "join_mode": "restricted", "place": {"city": "Köln"}})
+    async with node.db.write() as session:
+        from node.federation.local_actors import get_group
+
+        group = await get_group(session, "koeln")
+        obj = (await session.exec(select(LocalObject).where(
+            LocalObject.uuid == call.rsplit("/", 1)[-1]))).one()
+        event = (await session.exec(select(Event).where(Event.object_id == obj.id))).one()
+        join = Participation(event_id=event.id or 0, actor_uri=joiner.id, inbox=joiner.inbox,
+                             join_activity_id=joiner.id + "#join")
+        invitation = Invitation(local_actor_id=group.id or 0, inviter_uri=inviter.id,  # type: ignore[union-attr]
+                                event_uri=inviter.id + "/events/1",
+                                invite_activity_id=inviter.id + "#invite",
+                                event={"name": "Demo vor dem Ministerium"})
+        session.add_all([join, invitation])
+    async with logged_in(live_node, "ali") as ali:
+        page = (await ali.get("/admin/groups/koeln")).text
+        assert "Demo vor dem Ministerium" in page and joiner.id in page
+        token = await form_token(ali)
+        for path in (f"/admin/groups/koeln/join-requests/{join.id}/accept",
+                     f"/admin/groups/koeln/invitations/{invitation.id}/accept"):
+            assert (await ali.post(path, data={"csrf": token})).status_code == 303, path
+        again = await ali.post(f"/admin/groups/koeln/invitations/{invitation.id}/accept",
+                               data={"csrf": token})
+        assert again.status_code == 409  # decided once
+        bogus = await ali.post(f"/admin/groups/koeln/join-requests/{join.id}/maybe",
+                               data={"csrf": token})
+        assert bogus.status_code == 404
+    async with node.db.read() as session:
+        assert (await session.get(Participation, join.id)).state == "accepted"  # type: ignore[union-attr]
+        assert (await session.get(Invitation, invitation.id)).state == "accepted"  # type: ignore[union-attr]

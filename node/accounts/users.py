@@ -188,10 +188,6 @@ async def use_link(node: Node, token: str, password: str, *,
         return account
 
 
-async def may_act_for(node: Node, user: User, group: str) -> bool:
-    return user.is_admin or group in user.groups
-
-
 async def visible_groups(node: Node, user: User) -> list[LocalActor]:
     """The groups the user works for: every group for an admin."""
     async with node.db.read() as session:

@@ -15,7 +15,7 @@ from __future__ import annotations
 import hmac
 import secrets
 from collections.abc import Awaitable, Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 from urllib.parse import parse_qsl, urlsplit
@@ -54,7 +54,6 @@ class Ctx:
     csrf: str
     group: LocalActor | None = None
     form: FormData | None = None
-    extra: dict[str, Any] = field(default_factory=dict)
 
     def field(self, name: str, default: str = "") -> str:
         value = self.form.get(name) if self.form is not None else None
