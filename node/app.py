@@ -29,7 +29,7 @@ from node.federation.outbox_sync import SyncWorker
 from node.federation.runtime import Node
 from node.inbound import INBOUND
 from node.storage.models import InboxItem
-from node.web import collections, documents, feeds, networks
+from node.web import admin, collections, documents, feeds, networks
 from node.web import pages as web
 
 log = logging.getLogger("hambastegi")
@@ -142,6 +142,7 @@ def build_routes() -> list[Route]:
         Route("/metrics", metrics),
         *api.routes,
         *api_events.routes,
+        *admin.routes,
     ]
 
 

@@ -46,6 +46,7 @@ def loaded_by(*argv: str) -> dict[str, object]:
     ("network", "join", "--help"),
     ("publish",),                       # a usage error: subcommand missing
     ("group", "create"),                # a usage error: argument missing
+    ("user", "create", "--help"),
     ("no-such-command",),
 ])
 def test_help_and_usage_errors_load_no_heavy_module(argv: tuple[str, ...]) -> None:

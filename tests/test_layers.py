@@ -16,7 +16,7 @@ LAYERS = {
     "core": 0,
     "storage": 1, "media": 1,
     "federation": 2,
-    "groups": 3,
+    "groups": 3, "accounts": 3,
     "calls": 4, "news": 4, "networks": 4,
     "web": 5, "api": 5,
     # modules directly in node/ (the app, the inbound handler table) compose the above

@@ -136,7 +136,38 @@ def build_parser() -> argparse.ArgumentParser:
     token_revoke = token.add_parser("revoke", help="revoke a token: refused at once")
     token_revoke.add_argument("id", type=int, help="the id shown by `token list`")
     token_revoke.set_defaults(func=COMMANDS + "cmd_token_revoke")
+    register_users(sub)
     return parser
+
+
+USERS = "node.cli.users:"
+
+
+def register_users(sub: Any) -> None:
+    """`hambastegi user …`: accounts of the /admin workspace (README, "Create the first
+    admin and log in")."""
+    user = sub.add_parser("user", help="workspace accounts").add_subparsers(
+        dest="user_cmd", required=True)
+    create = user.add_parser("create", help="create an account; prints a one-time link "
+                             "to set its password (valid 48 hours)")
+    create.add_argument("name")
+    create.add_argument("--admin", action="store_true", help="node admin: every group")
+    create.add_argument("--group", action="append", metavar="G",
+                        help="a group the editor may act for (repeat)")
+    create.add_argument("--password-stdin", action="store_true",
+                        help="read the password from standard input instead of a link")
+    create.set_defaults(func=USERS + "cmd_user_create")
+    user.add_parser("list", help="the accounts").set_defaults(func=USERS + "cmd_user_list")
+    link = user.add_parser("link", help="a new one-time set-password link")
+    link.add_argument("name")
+    link.set_defaults(func=USERS + "cmd_user_link")
+    passwd = user.add_parser("passwd", help="set a password (logs the account out)")
+    passwd.add_argument("name")
+    passwd.add_argument("--password-stdin", action="store_true", required=True)
+    passwd.set_defaults(func=USERS + "cmd_user_passwd")
+    delete = user.add_parser("delete", help="delete an account (its drafts stay)")
+    delete.add_argument("name")
+    delete.set_defaults(func=USERS + "cmd_user_delete")
 
 
 def handler(ref: str) -> Callable[[argparse.Namespace, Any], None]:

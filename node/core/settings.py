@@ -102,6 +102,10 @@ class Settings:
     # How often each followed actor's outbox is checked for what we missed
     # (federation/outbox_sync.py); the first check runs at start.
     sync_seconds: float = 300.0
+    # A header the reverse proxy sets to the client's address (X-Real-IP), read only to
+    # key login throttling by a keyed hash of it (node/accounts/throttle.py); empty: the
+    # connection's address, which behind a proxy is the proxy's own.
+    client_address_header: str = ""
 
     @property
     def host(self) -> str:
@@ -178,6 +182,7 @@ class Settings:
             show_followers=_truthy(merged.get(PREFIX + "SHOW_FOLLOWERS")),
             log_level=merged.get(PREFIX + "LOG_LEVEL", "INFO").upper(),
             metrics_token=metrics_token,
+            client_address_header=merged.get(PREFIX + "CLIENT_ADDRESS_HEADER", "").strip(),
             header_timeout=header_timeout,
             body_timeout=body_timeout,
             keepalive_timeout=keepalive_timeout,

@@ -38,6 +38,8 @@ def _environment() -> Environment:
         enable_async=False,
     )
     env.filters["when"] = when
+    # Interface strings are wrapped in _(); the gettext catalogues replace this identity.
+    env.globals.setdefault("_", lambda text, **values: text % values if values else text)
     return env
 
 
