@@ -30,6 +30,7 @@ from node.inbound import INBOUND
 from node.storage.models import InboxItem
 from node.web import collections, documents, feeds
 from node.web import pages as web
+from node.web import remote_follow
 
 log = logging.getLogger("hambastegi")
 
@@ -130,6 +131,8 @@ def build_routes() -> list[Route]:
         Route("/groups/{username}/feed.json", feeds.json_feed),
         Route("/activities/{uuid}", documents.activity),
         Route("/tags/{tag}", web.tag_page),
+        Route("/static/site.css", web.stylesheet),
+        Route("/groups/{username}/remote-follow", remote_follow.remote_follow, methods=["POST"]),
         Route("/media/{kind}/{name}", documents.media),
         Route("/health", health),
         Route("/metrics", metrics),
