@@ -94,7 +94,7 @@ def _solar_hijri(day: date, *, weekday: bool) -> str:
 
 
 def _uses_solar_hijri(language: str) -> bool:
-    return language.split("-")[0].lower() in SOLAR_HIJRI
+    return language.replace("_", "-").split("-")[0].lower() in SOLAR_HIJRI
 
 
 def format_date(value: date | datetime, language: str, *, weekday: bool = False,
