@@ -28,9 +28,8 @@ from node.federation import delivery, inbox, nodeinfo, webfinger
 from node.federation.runtime import Node
 from node.inbound import INBOUND
 from node.storage.models import InboxItem
-from node.web import collections, documents, feeds
+from node.web import collections, documents, feeds, remote_follow
 from node.web import pages as web
-from node.web import remote_follow
 
 log = logging.getLogger("hambastegi")
 
@@ -132,6 +131,7 @@ def build_routes() -> list[Route]:
         Route("/activities/{uuid}", documents.activity),
         Route("/tags/{tag}", web.tag_page),
         Route("/static/site.css", web.stylesheet),
+        Route("/favicon.ico", web.favicon),
         Route("/groups/{username}/remote-follow", remote_follow.remote_follow, methods=["POST"]),
         Route("/media/{kind}/{name}", documents.media),
         Route("/health", health),

@@ -86,6 +86,12 @@ async def stylesheet(request: Request) -> Response:
         "X-Content-Type-Options": "nosniff"})
 
 
+async def favicon(request: Request) -> Response:
+    # Browsers ask for it on every site; answered empty (and cached) rather than a 404
+    # page rendered each time.
+    return Response(status_code=204, headers={"Cache-Control": "public, max-age=86400"})
+
+
 def when(moment: datetime, language: str | None = None, tz_name: str | None = None) -> str:
     """A date and time in the reader's calendar (core/calendars.py); UTC unless a zone
     is given, and said so."""
