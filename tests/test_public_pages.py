@@ -70,6 +70,8 @@ async def test_front_page_lists_groups_upcoming_calls_and_news(live_node: LiveNo
     assert "تجمع گذشته" not in page  # a past call is not upcoming
     assert "اعتصاب در ماهشهر" in page
     assert "Upcoming calls" not in page
+    assert f'type="application/activity+json" href="{live_node.url("/actor")}"' in page
+    assert f'type="application/atom+xml" href="{live_node.url("/groups/tehran")}/feed.atom"' in page
 
 
 async def test_group_page_shows_profile_follow_calls_news_in_the_groups_language(
@@ -245,3 +247,45 @@ async def test_json_documents_are_unchanged_by_the_pages(live_node: LiveNode,
     assert doc["type"] == "Event" and doc["id"] == site.call_id
     actor = (await get(live_node.url("/groups/tehran"), **AS)).json()
     assert actor["type"] == "Group"
+
+
+def test_render_for_picks_the_readers_language_and_remembers_a_choice() -> None:
+    from starlette.requests import Request
+
+    from node.web import pages
+
+    def request(query: str, headers: list[tuple[bytes, bytes]]) -> Request:
+        return Request({"type": "http", "method": "GET", "path": "/admin", "headers": headers,
+                        "query_string": query.encode()})
+
+    chosen = pages.render_for(request("lang=fa", []), "error.html", 404,
+                              message="not found", host="h")
+    assert 'lang="fa" dir="rtl"' in chosen.body.decode() and "پیدا نشد" in chosen.body.decode()
+    assert "lang=fa" in chosen.headers["set-cookie"]
+    german = pages.render_for(request("", [(b"accept-language", b"de")]), "error.html",
+                              message="not found", host="h", default_language="fa")
+    assert "Nicht gefunden" in german.body.decode() and "set-cookie" not in german.headers
+
+
+async def test_call_page_links_co_signers_to_their_nodes(live_node: LiveNode,
+                                                         site: Site) -> None:
+    from sqlmodel import select
+
+    from node.storage.models import Cosigner, LocalObject
+
+    async with live_node.node.db.write() as session:
+        obj = (await session.exec(select(LocalObject).where(
+            LocalObject.uuid == site.call_id.rsplit("/", 1)[1]))).one()
+        event = (await session.exec(select(Event).where(Event.object_id == obj.id))).one()
+        session.add(Cosigner(event_id=event.id or 0, actor_uri="https://paris.example/groups/cgt",
+                             inbox="https://paris.example/inbox", display_name="<b>CGT Paris</b>",
+                             state="accepted", invite_activity_id="https://x.example/invite/1"))
+        session.add(Cosigner(event_id=event.id or 0, actor_uri="https://no.example/groups/n",
+                             inbox="https://no.example/inbox", display_name="Not yet",
+                             state="invited", invite_activity_id="https://x.example/invite/2"))
+    live_node.node.changed()
+    page = (await get(site.call_id, **{"Accept-Language": "de"})).text
+    assert "Mitunterzeichnet von" in page
+    assert '<a href="https://paris.example/groups/cgt" rel="noreferrer noopener">' \
+           '<bdi>&lt;b&gt;CGT Paris&lt;/b&gt;</bdi></a>' in page
+    assert "Not yet" not in page  # only groups that accepted co-sign

@@ -23,6 +23,7 @@ from starlette.requests import Request
 from starlette.responses import HTMLResponse, Response
 
 from node.core import calendars
+from node.core.urls import INSTANCE_USERNAME
 from node.federation import local_actors as groups
 from node.federation.runtime import Node
 from node.storage.models import LocalActor, LocalObject
@@ -131,6 +132,16 @@ def render(template: str, status_code: int = 200, *, language: str | None = None
     return response
 
 
+def render_for(request: Request, template: str, status_code: int = 200, *,
+               default_language: str | None = None, **context: Any) -> HTMLResponse:
+    """``render`` in the reader's language (choice > cookie > Accept-Language >
+    ``default_language`` > English), remembering an explicit ``?lang=`` choice.
+    The one call other HTML surfaces (the editors' workspace) need."""
+    language, remember = reader_language(request, default_language)
+    return render(template, status_code, language=language, set_language_cookie=remember,
+                  **context)
+
+
 def remember_language(response: Response, language: str) -> None:
     response.set_cookie(i18n.COOKIE, language, max_age=i18n.COOKIE_MAX_AGE, path="/",
                         samesite="lax", httponly=True)
@@ -174,6 +185,8 @@ async def index(request: Request) -> Response:
             news=[listings.post_entry(node, obj, language, by_id.get(obj.local_actor_id),
                                       kind=kind) for obj, kind in news],
             host=node.settings.host, page_url=node.urls.base + "/",
+            # The node itself as ActivityPub sees it: its instance actor.
+            ap_url=node.urls.actor(INSTANCE_USERNAME),
         )
         # Short-lived: "upcoming" changes with the clock, not only with the database.
         node.doc_cache.put_raw(key, bytes(response.body), ttl=60)
