@@ -38,13 +38,17 @@ async def respond(request: Request, username: str) -> Response:
     if number is None:
         return pages.render_error(request, 404, N_("no such page"))
     preferred, remember = pages.reader_preference(request)
-    key = ("actor-page", username, preferred, number)
-    body = node.doc_cache.get(key)
+    # Only the first page is cached: deeper ones are rarely read, and a crawler walking
+    # a thousand of them must not fill the cache with pages (MAX_ENTRIES, cache.py).
+    key = ("actor-page", username, preferred)
+    body = node.doc_cache.get(key) if number == 1 else None
     if body is None:
         response = await _render(request, node, username, preferred, number)
         if response.status_code != 200:
             return response
-        body = node.doc_cache.put_raw(key, bytes(response.body), ttl=PAGE_TTL)
+        body = bytes(response.body)
+        if number == 1:
+            node.doc_cache.put_raw(key, body, ttl=PAGE_TTL)
     out = pages.html_response(body)
     if remember and preferred:
         pages.remember_language(out, preferred)
