@@ -289,3 +289,15 @@ async def test_call_page_links_co_signers_to_their_nodes(live_node: LiveNode,
     assert '<a href="https://paris.example/groups/cgt" rel="noreferrer noopener">' \
            '<bdi>&lt;b&gt;CGT Paris&lt;/b&gt;</bdi></a>' in page
     assert "Not yet" not in page  # only groups that accepted co-sign
+
+
+async def test_excerpts_keep_words_apart_and_do_not_repeat_the_title(live_node: LiveNode,
+                                                                     site: Site) -> None:
+    page = (await get(live_node.url("/groups/tehran"))).text
+    assert "اعتصاب در ماهشهرکارگران" not in page
+    assert '<p class="excerpt" lang="fa" dir="rtl">کارگران در اعتصاب هستند.</p>' in page
+
+
+async def test_the_instance_actor_page_has_no_follow_form(live_node: LiveNode) -> None:
+    response = await get(live_node.url("/actor"))
+    assert response.status_code == 200 and "remote-follow" not in response.text

@@ -5,6 +5,7 @@ language, else the post's own; never every language stacked).
 
 from __future__ import annotations
 
+import re
 from typing import Any
 
 from sqlalchemy import func
@@ -80,8 +81,14 @@ def pick(mapping: dict[str, str], language: str, primary: str) -> tuple[str, str
     return next(((k, v) for k, v in mapping.items() if v), None)
 
 
-def _short(text: str) -> str:
-    text = " ".join(text.split())
+BLOCK_END_RE = re.compile(r"</(?:p|h[1-6]|li|div|blockquote)>|<br\s*/?>", re.IGNORECASE)
+
+
+def _short(html: str, title: str | None) -> str:
+    # Block ends become spaces, or a heading and the next paragraph run together.
+    text = " ".join(html_to_plain(BLOCK_END_RE.sub(" ", html)).split())
+    if title and text.startswith(title):  # news content repeats its title (news/items.py)
+        text = text[len(title):].lstrip()
     return text if len(text) <= EXCERPT else text[:EXCERPT].rsplit(" ", 1)[0] + " …"
 
 
@@ -93,7 +100,7 @@ def post_entry(node: Node, obj: LocalObject, language: str, actor: LocalActor | 
     return {
         "url": node.urls.object(obj.uuid), "lang": lang, "dir": direction(lang),
         "title": title[1] if title else None,
-        "excerpt": _short(html_to_plain(body[1])) if body else "",
+        "excerpt": _short(body[1], title[1] if title else None) if body else "",
         "published": obj.published, "kind": kind or obj.object_type.lower(),
         "group": actor.display_name if actor else None,
         "group_url": node.urls.actor(actor.username) if actor else None,
