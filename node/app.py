@@ -29,7 +29,7 @@ from node.federation.outbox_sync import SyncWorker
 from node.federation.runtime import Node
 from node.inbound import INBOUND
 from node.storage.models import InboxItem
-from node.web import admin, collections, documents, feeds, networks
+from node.web import admin, collections, documents, feeds, networks, remote_follow
 from node.web import pages as web
 
 log = logging.getLogger("hambastegi")
@@ -137,6 +137,9 @@ def build_routes() -> list[Route]:
         Route("/groups/{username}/calls.json", networks.calls_json),
         Route("/activities/{uuid}", documents.activity),
         Route("/tags/{tag}", web.tag_page),
+        Route("/static/site.css", web.stylesheet),
+        Route("/favicon.ico", web.favicon),
+        Route("/groups/{username}/remote-follow", remote_follow.remote_follow, methods=["POST"]),
         Route("/media/{kind}/{name}", documents.media),
         Route("/health", health),
         Route("/metrics", metrics),

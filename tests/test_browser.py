@@ -23,7 +23,10 @@ async def browser_page():  # type: ignore[no-untyped-def]
     assert HAVE_CHROMIUM, "Debian chromium is needed (scripts/test installs it)"
     async with async_playwright() as pw:
         browser = await pw.chromium.launch(executable_path=CHROMIUM, headless=True, args=FLAGS)
-        page = await browser.new_page()
+        # A Persian reader's browser: the interface follows Accept-Language before the
+        # group's own language (docs/ARCHITECTURE.md#8-the-public-site).
+        page = await browser.new_page(locale="fa-IR",
+                                      extra_http_headers={"Accept-Language": "fa-IR,fa"})
         yield page
         await browser.close()
 
@@ -42,7 +45,7 @@ async def test_group_page_renders_persian_right_to_left(live_node: LiveNode, bro
     assert await page.get_attribute("html", "dir") == "rtl"
     assert await page.get_attribute("html", "lang") == "fa"
     assert (await page.text_content("#group-name") or "").strip() == "کمیته همبستگی"
-    post = page.locator("article.post .version").first
+    post = page.locator(".post-card .excerpt").first
     assert await post.get_attribute("dir") == "rtl"
     assert "آزادی برای کارگران زندانی" in (await post.text_content() or "")
     # The handle is Latin text inside RTL: it must be isolated left-to-right.

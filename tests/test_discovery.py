@@ -67,7 +67,8 @@ async def test_browser_gets_html_for_the_same_url(live_node: LiveNode, group: st
     assert response.status_code == 200
     assert response.headers["content-type"].startswith("text/html")
     assert "Solidaritätskreis Köln" in response.text
-    assert response.headers["vary"] == "Accept"
+    # The page also varies with the reader's language (Accept-Language, the lang cookie).
+    assert response.headers["vary"] == "Accept, Accept-Language, Cookie"
 
 
 async def test_webfinger_round_trips_to_the_same_actor(live_node: LiveNode, group: str) -> None:

@@ -131,7 +131,9 @@ async def test_event_document_validates_and_reads_well_on_mastodon(live_node: Li
     assert doc["contacts"] == [live_node.node.urls.actor("kampagne")]
     assert doc["targetInstitution"].startswith("International Labour")
     # The one line Mastodon shows: when in Geneva time, where, who signs.
-    assert "12:00" in doc["summary"] and "Europe/Zurich" in doc["summary"]
+    # Persian readers: Solar Hijri with Persian digits, the Gregorian date beside it.
+    assert "۱۲:۰۰" in doc["summary"] and "Europe/Zurich" in doc["summary"]
+    assert "۱۸ خرداد ۱۴۰۶" in doc["summary"] and "(۸ ژوئن ۲۰۲۷)" in doc["summary"]
     assert "Place des Nations" in doc["summary"] and "کارزار فعالین" in doc["summary"]
     assert "Juni" in doc["summaryMap"]["de"] and "June" in doc["summaryMap"]["en"]
     organizers = (await httpx.AsyncClient().get(doc["organizers"], headers=AS)).json()
@@ -239,8 +241,9 @@ async def test_status_note_speaks_every_language_of_the_call_and_names_the_old_d
     assert "VERSCHOBEN" in postponed["contentMap"]["de"]
     assert "POSTPONED" in postponed["contentMap"]["en"]
     # The new time, and the time it replaces, in each reader's language.
-    assert "15 Juni 2027, 18:30" in postponed["contentMap"]["de"]
-    assert "bisher: <del>Dienstag 8 Juni 2027, 12:00" in postponed["contentMap"]["de"]
-    assert "previously: <del>Tuesday 8 June 2027, 12:00" in postponed["contentMap"]["en"]
+    assert "15. Juni 2027, 18:30" in postponed["contentMap"]["de"]
+    assert "bisher: <del>Dienstag, 8. Juni 2027, 12:00" in postponed["contentMap"]["de"]
+    assert "previously: <del>Tuesday, June 8, 2027, 12:00" in postponed["contentMap"]["en"]
     assert "زمان پیشین" in postponed["contentMap"]["fa"]
+    assert "۱۸ خرداد ۱۴۰۶" in postponed["contentMap"]["fa"]  # the old date, Solar Hijri
     assert "ABGESAGT" in cancelled["contentMap"]["de"] and "<del>" not in cancelled["content"]

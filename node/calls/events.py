@@ -17,7 +17,7 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
-from node.core import languages
+from node.core import calendars, languages
 from node.core.text import html_to_plain, plain_to_html, sanitise_html
 from node.core.urls import Urls
 from node.federation.vocabulary import (
@@ -310,17 +310,9 @@ def local_time(dt: datetime, tz_name: str) -> datetime:
 
 
 def format_when(dt: datetime, tz_name: str, language: str) -> str:
-    # Imported here: Babel's locale data is only needed when an event is drawn,
-    # and keeping it out of start-up keeps an idle node small (bench/readpath.py).
-    from babel.core import UnknownLocaleError
-    from babel.dates import format_datetime
-
-    local = local_time(dt, tz_name)
-    try:
-        text = format_datetime(local, "EEEE d MMMM y, HH:mm", locale=language.replace("-", "_"))
-    except (UnknownLocaleError, ValueError):
-        text = format_datetime(local, "EEEE d MMMM y, HH:mm", locale="en")
-    return f"{text} ({tz_name})"
+    """When, in the call's own time zone and the reader's calendar and digits
+    (Solar Hijri beside the Gregorian date in Persian: node/core/calendars.py)."""
+    return f"{calendars.format_datetime(dt, language, tz_name)} ({isolate(tz_name)})"
 
 
 def place_text(event: Event, language: str) -> str:

@@ -361,6 +361,12 @@ def _scheme_for_host(node: Node, host: str) -> str:
         return "http" if name == "localhost" else "https"
 
 
+def webfinger_url(node: Node, user: str, host: str) -> str:
+    """The WebFinger query (RFC 7033) for ``acct:user@host``."""
+    query = urlencode({"resource": f"acct:{user}@{host}"})
+    return urlunsplit((_scheme_for_host(node, host), host, "/.well-known/webfinger", query, ""))
+
+
 async def resolve_handle(node: Node, handle_or_url: str) -> RemoteActor:
     """``@user@host``, ``user@host`` or an actor URL → the cached actor."""
     if handle_or_url.startswith(("https://", "http://")):
@@ -369,9 +375,7 @@ async def resolve_handle(node: Node, handle_or_url: str) -> RemoteActor:
     if match is None:
         raise RemoteError("bad_handle", f"{handle_or_url!r} is not @user@host or a URL")
     user, host = match.groups()
-    scheme = _scheme_for_host(node, host)
-    query = urlencode({"resource": f"acct:{user}@{host}"})
-    url = urlunsplit((scheme, host, "/.well-known/webfinger", query, ""))
+    url = webfinger_url(node, user, host)
     try:
         jrd = await node.client.fetch_jrd(url)
     except FetchError as exc:

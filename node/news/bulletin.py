@@ -19,6 +19,7 @@ from typing import Any
 from sqlmodel import col, select
 from sqlmodel.ext.asyncio.session import AsyncSession
 
+from node.core import calendars
 from node.federation import publishing
 from node.federation.runtime import Node
 from node.groups.operations import OperationError
@@ -39,21 +40,11 @@ MAX_ITEMS = 200
 
 
 def heading(number: int, start: datetime, end: datetime, language: str) -> str:
-    """"Bulletin no. 12 — 1-7 December 2026", number and dates in the language's
-    own words and digits where Babel knows them."""
-    from babel.core import UnknownLocaleError
-    from babel.dates import format_interval
-    from babel.numbers import format_decimal
-
-    locale = language.replace("-", "_")
-    try:
-        shown = format_decimal(number, locale=locale, numbering_system="default")
-        period = format_interval(start.date(), end.date(), "yMMMMd", locale=locale)
-    except (UnknownLocaleError, ValueError):
-        shown = str(number)
-        period = format_interval(start.date(), end.date(), "yMMMMd", locale="en")
+    """"Bulletin no. 12 — 1-7 December 2026", number and dates in the reader's calendar
+    and digits (Solar Hijri beside the Gregorian span in Persian: core/calendars.py)."""
     words = HEADINGS.get(language.split("-")[0], HEADINGS["en"])
-    return f"{words.format(n=shown)} — {period}"
+    shown = calendars.format_number(number, language)
+    return f"{words.format(n=shown)} — {calendars.format_period(start, end, language)}"
 
 
 def _short(text: str, limit: int = 80) -> str:

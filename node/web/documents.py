@@ -23,12 +23,13 @@ from node.federation.vocabulary import actor_document, object_document, tombston
 from node.media import avatars, uploads
 from node.networks import members as networks
 from node.storage.models import Activity, LocalActor, MediaFile
-from node.web import networks as network_views
+from node.web import group_page, post_page
 from node.web import pages as web
 from node.web.current import current_activities
+from node.web.i18n import N_, resolve
 
 
-def not_found(request: Request, what: str = "not found") -> Response:
+def not_found(request: Request, what: str = N_("not found")) -> Response:
     if wants_activity_json(request):
         return JSONResponse({"error": what}, status_code=404)
     return web.render_error(request, 404, what)
@@ -36,38 +37,30 @@ def not_found(request: Request, what: str = "not found") -> Response:
 
 async def _actor_response(request: Request, username: str) -> Response:
     node: Node = request.app.state.node
-    as_json = wants_activity_json(request)
-    # The JSON document and the HTML page, each cached until something changes (cache.py).
-    key = ("actor", username) if as_json else ("actor-page", username)
+    if not wants_activity_json(request):
+        # The HTML page, cached per reader's language (web/group_page.py).
+        return await group_page.respond(request, username)
+    # The JSON document, cached until something changes (cache.py).
+    key = ("actor", username)
     body = node.doc_cache.get(key)
     if body is not None:
-        if as_json:
-            return as_response(body, etag=node.doc_cache.etag(key), request=request, max_age=60)
-        return web.html_response(body)
+        return as_response(body, etag=node.doc_cache.etag(key), request=request, max_age=60)
     async with node.db.read() as session:
         actor = await groups.get_actor(session, username)
         network = await networks.network_of(session, username)
     if actor is None:
-        return not_found(request, "no such group")
-    if as_json:
-        doc = actor_document(actor, node.urls)
-        if network is not None:  # a network links its members (FEDERATION.md, "Networks")
-            doc["members"] = networks.members_url(node, username)
-        body = node.doc_cache.put(key, doc)
-        return as_response(body, etag=node.doc_cache.etag(key), request=request, max_age=60)
-    if network is not None:
-        response = await network_views.page(request, *network)
-    else:
-        response = await web.actor_page(request, actor)
-    if response.status_code == 200:
-        node.doc_cache.put_raw(key, bytes(response.body))
-    return response
+        return not_found(request, N_("no such group"))
+    doc = actor_document(actor, node.urls)
+    if network is not None:  # a network links its members (FEDERATION.md, "Networks")
+        doc["members"] = networks.members_url(node, username)
+    body = node.doc_cache.put(key, doc)
+    return as_response(body, etag=node.doc_cache.etag(key), request=request, max_age=60)
 
 
 async def group_actor(request: Request) -> Response:
     username = request.path_params["username"]
     if username == INSTANCE_USERNAME:
-        return not_found(request, "no such group")
+        return not_found(request, N_("no such group"))
     return await _actor_response(request, username)
 
 
@@ -78,19 +71,25 @@ async def instance_actor(request: Request) -> Response:
 async def local_object(request: Request) -> Response:
     node: Node = request.app.state.node
     as_json = wants_activity_json(request)
-    key = ("object", request.path_params["uuid"], as_json)
+    preferred, remember = (None, False) if as_json else web.reader_preference(request)
+    key = ("object", request.path_params["uuid"], as_json, preferred)
     cached = node.doc_cache.get(key)
-    if cached is not None:
+    if cached is None:
+        response = await _local_object(request, node, preferred)
+        if response.status_code != 200:
+            return response
+        cached = node.doc_cache.put_raw(key, bytes(response.body))
         if as_json:
-            return as_response(cached, max_age=10)
-        return web.html_response(cached)
-    response = await _local_object(request, node)
-    if response.status_code == 200:
-        node.doc_cache.put_raw(key, bytes(response.body))
-    return response
+            return response
+    if as_json:
+        return as_response(cached, max_age=10)
+    out = web.html_response(cached)
+    if remember and preferred:
+        web.remember_language(out, preferred)
+    return out
 
 
-async def _local_object(request: Request, node: Node) -> Response:
+async def _local_object(request: Request, node: Node, preferred: str | None) -> Response:
     async with node.db.read() as session:
         obj = await publishing.get_object(session, request.path_params["uuid"])
         actor = await session.get(LocalActor, obj.local_actor_id) if obj else None
@@ -100,17 +99,18 @@ async def _local_object(request: Request, node: Node) -> Response:
         # 410 with a Tombstone: the id existed and will not come back.
         if wants_activity_json(request):
             return as_response(orjson.dumps(tombstone(obj, node.urls)), status_code=410)
-        return web.render_error(request, 410, "this post was deleted")
-    if obj.object_type == "Event":
-        async with node.db.read() as session:
-            if wants_activity_json(request):
-                doc = await calls.document(session, node.urls, obj, actor)
-                return as_response(orjson.dumps(doc), max_age=10)
-            details = await calls.summary_lines(session, node.urls, obj, actor)
-        return await web.object_page(request, actor, obj, details=details)
+        return web.render_error(request, 410, N_("this post was deleted"))
     if wants_activity_json(request):
+        if obj.object_type == "Event":
+            async with node.db.read() as session:
+                doc = await calls.document(session, node.urls, obj, actor)
+            return as_response(orjson.dumps(doc), max_age=10)
         return as_response(orjson.dumps(object_document(obj, actor, node.urls)), max_age=60)
-    return await web.object_page(request, actor, obj)
+    language = resolve(preferred, actor.language)
+    async with node.db.read() as session:
+        context = await post_page.render(node, session, obj, actor, language)
+    return web.render("post.html", language=language, host=node.settings.host,
+                      page_url=context["object_url"], **context)
 
 
 async def activity(request: Request) -> Response:
