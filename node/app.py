@@ -18,6 +18,7 @@ from starlette.responses import JSONResponse, PlainTextResponse, Response
 from starlette.routing import Route
 from starlette.types import ASGIApp
 
+from node.api import campaigns as api_campaigns
 from node.api import events as api_events
 from node.api import routes as api
 from node.calls import calendar
@@ -28,7 +29,7 @@ from node.federation import delivery, inbox, nodeinfo, webfinger
 from node.federation.runtime import Node
 from node.inbound import INBOUND
 from node.storage.models import InboxItem
-from node.web import collections, documents, feeds
+from node.web import campaigns, collections, documents, feeds
 from node.web import pages as web
 
 log = logging.getLogger("hambastegi")
@@ -130,11 +131,15 @@ def build_routes() -> list[Route]:
         Route("/groups/{username}/feed.json", feeds.json_feed),
         Route("/activities/{uuid}", documents.activity),
         Route("/tags/{tag}", web.tag_page),
+        Route("/campaigns", campaigns.page),
+        Route("/campaigns/feed.atom", campaigns.atom),
+        Route("/campaigns/feed.json", campaigns.json_feed),
         Route("/media/{kind}/{name}", documents.media),
         Route("/health", health),
         Route("/metrics", metrics),
         *api.routes,
         *api_events.routes,
+        *api_campaigns.routes,
     ]
 
 

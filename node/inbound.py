@@ -15,8 +15,11 @@ from typing import Any
 
 from node.calls import cosign, participation
 from node.calls.events import EventError, check_remote_event
+from node.campaigns import coowners
 from node.federation import processing
 from node.federation.dispatch import ContentCheck, ContentError, Handler, HandlerKey, Inbound
+from node.federation.runtime import Node
+from node.storage.models import InboxItem
 
 
 def check_event(obj: dict[str, Any]) -> None:
@@ -24,6 +27,24 @@ def check_event(obj: dict[str, Any]) -> None:
         check_remote_event(obj)
     except EventError as exc:
         raise ContentError("bad_event", str(exc)) from exc
+
+
+async def on_accept_invite(node: Node, item: InboxItem) -> None:
+    """An Accept of our Invite: to co-sign a call or to co-own a campaign (each
+    handler acts only on its own invitations)."""
+    await cosign.on_accept_invite(node, item)
+    await coowners.on_accept_invite(node, item)
+
+
+async def on_reject_invite(node: Node, item: InboxItem) -> None:
+    await cosign.on_reject_invite(node, item)
+    await coowners.on_reject_invite(node, item)
+
+
+async def on_create_note(node: Node, item: InboxItem) -> None:
+    """A Note: a call author's status Note, or a co-owner's campaign update."""
+    await cosign.on_create_status_note(node, item)
+    await coowners.on_create_update(node, item)
 
 
 HANDLERS: dict[HandlerKey, Handler] = {
@@ -39,13 +60,13 @@ HANDLERS: dict[HandlerKey, Handler] = {
     ("Like", None): processing.on_like,
     ("Announce", None): processing.on_announce,
     # co-signing (node/calls/cosign.py): author side
-    ("Accept", "Invite"): cosign.on_accept_invite,
-    ("Reject", "Invite"): cosign.on_reject_invite,
+    ("Accept", "Invite"): on_accept_invite,  # and co-owning campaigns (node/campaigns)
+    ("Reject", "Invite"): on_reject_invite,
     ("Undo", "Accept"): cosign.on_undo_accept,
     # co-signing: invited side
     ("Invite", None): cosign.on_invite,
     ("Update", "Event"): cosign.on_update_cosigned,
-    ("Create", "Note"): cosign.on_create_status_note,
+    ("Create", "Note"): on_create_note,
     # joining meetings (node/calls/participation.py)
     ("Join", None): participation.on_join,
     ("Leave", None): participation.on_leave,
