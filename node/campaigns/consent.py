@@ -55,7 +55,8 @@ def shown(campaign: Campaign, field_name: str) -> bool:
     return field_name in campaign.data.get("public_fields", [])
 
 
-WORD_RE = re.compile(r"\w+", re.UNICODE)
+# A word of a name; the zero-width (non-)joiner belongs to Persian words ("شهابی‌زاده").
+WORD_RE = re.compile(r"[\w\u200c\u200d]+")
 
 
 def initials_of(name: str) -> str:
@@ -96,7 +97,8 @@ def redact(campaign: Campaign, text: str) -> str:
     if campaign.visibility == "public" or not text:
         return text
     for word, initial in _words(campaign):
-        text = re.sub(rf"(?<!\w){re.escape(word)}(?!\w)", initial, text, flags=re.IGNORECASE)
+        pattern = rf"(?<![\w\u200c\u200d]){re.escape(word)}(?![\w\u200c\u200d])"
+        text = re.sub(pattern, initial, text, flags=re.IGNORECASE)
     return text
 
 

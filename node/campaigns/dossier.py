@@ -33,6 +33,9 @@ MAX_FIELD = 2000
 MAX_STORY = 50_000
 MAX_ADDRESSES = 10
 MAX_ADDRESS = 600
+# Persian and Kurdish spelling needs the zero-width non-joiner (and joiner);
+# other invisible and control characters are refused.
+ALLOWED_INVISIBLE = frozenset("\n\t\u200c\u200d")
 
 
 class CampaignError(ValueError):
@@ -79,7 +82,7 @@ def plain(value: Any, where: str, limit: int) -> str:
     text: str = value.strip()
     if len(text) > limit:
         raise CampaignError(f"{where} is longer than {limit} characters")
-    if any(not c.isprintable() and c not in "\n\t" for c in text):
+    if any(not c.isprintable() and c not in ALLOWED_INVISIBLE for c in text):
         raise CampaignError(f"{where} contains control characters")
     return text
 
