@@ -34,6 +34,7 @@ TODAY = date.today()
 NAME_FA = "رضا شهابی‌زاده"
 NAME_EN = "Reza Shahabizadeh"
 NAME_DE = "Resa Schahabisadeh"
+FIVE_FA = "\u06f5"  # ۵, Persian digit five
 ALL_SPELLINGS = [NAME_FA, NAME_EN, NAME_DE, "Shahabizadeh", "Schahabisadeh", "شهابی‌زاده"]
 
 
@@ -44,7 +45,7 @@ def dossier(**overrides: Any) -> dict[str, Any]:
         "name": {"fa": NAME_FA, "en": NAME_EN, "de": NAME_DE},
         "versions": {
             "fa": {"trade": "راننده اتوبوس", "workplace": "شرکت واحد", "city": "تهران",
-                   "charges": "اجتماع و تبانی", "sentence": "۵ سال", "prison": "اوین",
+                   "charges": "اجتماع و تبانی", "sentence": f"{FIVE_FA} سال", "prison": "اوین",
                    "story": f"**{NAME_FA}** عضو سندیکای کارگران شرکت واحد است."},
             "en": {"trade": "bus driver", "workplace": "Vahed bus company", "city": "Tehran",
                    "charges": "assembly and collusion", "sentence": "5 years",
@@ -196,7 +197,7 @@ async def test_a_campaign_is_an_article_with_a_readable_summary_and_structured_f
     assert doc["nameMap"]["en"] == NAME_EN
     assert doc["summaryMap"]["en"] == "Sentenced — 5 years — Reza Shahabizadeh, bus driver · " \
                                       "400 days in detention"
-    assert doc["summary"].startswith("محکوم شده — ۵ سال")
+    assert doc["summary"].startswith(f"محکوم شده — {FIVE_FA} سال")
     assert doc["campaignStatus"] == "sentenced" and doc["consent"] == "public"
     assert doc["detention"] == [{"arrested": (TODAY - timedelta(days=400)).isoformat(),
                                  "released": None}]
@@ -401,7 +402,7 @@ async def test_list_sorts_by_status_or_days_and_filters_by_country(
     assert [i["id"] for i in feed["items"]] == [old, sentenced, turkey]
     assert feed["items"][0]["_hambastegi"]["days_in_detention"] == 900
     atom = (await _get(live_node.url("/campaigns/feed.atom"))).text
-    assert atom.count("<entry") == 3 and "محکوم شده — ۵ سال" in atom
+    assert atom.count("<entry") == 3 and f"محکوم شده — {FIVE_FA} سال" in atom
 
 
 HOSTILE = ['<script>alert(1)</script>', '<img src=x onerror="alert(1)">',
