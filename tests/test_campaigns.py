@@ -34,7 +34,7 @@ TODAY = date.today()
 NAME_FA = "رضا شهابی‌زاده"
 NAME_EN = "Reza Shahabizadeh"
 NAME_DE = "Resa Schahabisadeh"
-FIVE_FA = "\u06f5"  # ۵, Persian digit five
+FIVE_FA = "\u06f5"  # the Persian digit five
 ALL_SPELLINGS = [NAME_FA, NAME_EN, NAME_DE, "Shahabizadeh", "Schahabisadeh", "شهابی‌زاده"]
 
 
