@@ -195,8 +195,9 @@ async def test_a_campaign_is_an_article_with_a_readable_summary_and_structured_f
     jsonschema.validate(doc, SCHEMA)
     assert doc["type"] == "Article" and doc["name"] == NAME_FA
     assert doc["nameMap"]["en"] == NAME_EN
+    arrested = (TODAY - timedelta(days=400)).isoformat()
     assert doc["summaryMap"]["en"] == "Sentenced — 5 years — Reza Shahabizadeh, bus driver · " \
-                                      "400 days in detention"
+                                      f"in detention since {arrested}"
     assert doc["summary"].startswith(f"محکوم شده — {FIVE_FA} سال")
     assert doc["campaignStatus"] == "sentenced" and doc["consent"] == "public"
     assert doc["detention"] == [{"arrested": (TODAY - timedelta(days=400)).isoformat(),

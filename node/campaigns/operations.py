@@ -368,14 +368,17 @@ async def listing(node: Node, *, country: str | None = None, sort: str = "status
     for campaign, obj, actor in rows:
         if not consent.may_see(campaign, None):
             continue
+        days = detention.days_in_detention(campaign.detentions, today=now)
         out.append({
             "id": node.urls.object(obj.uuid), "name": consent.display_name(campaign,
                                                                            campaign.language),
             "language": campaign.language, "status": campaign.status,
             "status_label": render.status_label(campaign.status, campaign.language),
             "country": campaign.country, "group": actor.username,
-            "days": detention.days_in_detention(campaign.detentions, today=now),
-            "summary": render.summary_line(campaign, campaign.language, today=now),
+            "days": days,
+            # Counted now: the list is read every day, the stored document is not redone.
+            "summary": render.summary_line(campaign, campaign.language, today=now).rsplit(
+                " · ", 1)[0] + f" · {days} {render.word('days', campaign.language)}",
             "updated": iso(obj.updated or obj.published),
         })
     order = {s: i for i, s in enumerate(("died_in_custody", "sentenced", "on_trial",

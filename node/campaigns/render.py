@@ -3,7 +3,7 @@
 Pure. The document is an ``Article``: ``name`` is the person's name (initials
 under ``name_withheld``), ``summary`` one readable line for Mastodon, which shows
 an Article as name + summary + link ("Sentenced — 5 years — R. S., bus driver ·
-412 days in detention"), ``content`` the dossier, the story, the timeline and
+in detention since 2025-03-01"), ``content`` the dossier, the story, the timeline and
 "what you can do". The structured fields ride along as extension terms
 (schemas/context.jsonld). Every text passes ``consent.redact`` first and every
 consent-bound field ``consent.shown``.
@@ -17,6 +17,7 @@ from typing import Any
 
 from node.campaigns import consent
 from node.campaigns.detention import days_in_detention
+from node.campaigns.detention import held as detention_open
 from node.campaigns.dossier import TEXT_FIELDS
 from node.core.urls import Urls
 from node.federation.vocabulary import tag_url
@@ -36,13 +37,15 @@ STATUS_LABELS: dict[str, dict[str, str]] = {
            "died_in_custody": "In Haft gestorben"},
 }
 WORDS: dict[str, dict[str, str]] = {
-    "en": {"days": "days in detention", "timeline": "Timeline", "act": "What you can do",
+    "en": {"days": "days in detention", "since": "in detention since", "timeline": "Timeline",
+           "act": "What you can do",
            "petition": "Sign the petition", "write": "Write to", "trade": "Trade",
            "workplace": "Workplace", "organisation": "Union or organisation", "city": "City",
            "arrest_place": "Place of arrest", "charges": "Charges", "court": "Court",
            "sentence": "Sentence", "prison": "Prison", "health": "Health",
            "arrested": "Arrested", "released": "Released"},
-    "fa": {"days": "روز در بازداشت", "timeline": "گاه‌شمار", "act": "چه می‌توانید بکنید",
+    "fa": {"days": "روز در بازداشت", "since": "در بازداشت از", "timeline": "گاه‌شمار",
+           "act": "چه می‌توانید بکنید",
            "petition": "امضای طومار", "write": "نامه بنویسید به", "trade": "پیشه",
            "workplace": "محل کار", "organisation": "سندیکا یا تشکل", "city": "شهر",
            "arrest_place": "محل بازداشت", "charges": "اتهامات", "court": "دادگاه",
@@ -90,8 +93,20 @@ def summary_line(campaign: Campaign, lang: str, *, today: date) -> str:
     who = consent.display_name(campaign, lang)
     if texts.get("trade"):
         who = f"{who}, {texts['trade']}"
-    days = days_in_detention(campaign.detentions, today=today)
-    return f"{head} — {who} · {days} {word('days', lang)}"
+    return f"{head} — {who} · {days_phrase(campaign, lang, today=today)}"
+
+
+def days_phrase(campaign: Campaign, lang: str, *, today: date) -> str:
+    """"in detention since 2025-03-01" while held, "412 days in detention" once out.
+
+    The stored document is rendered when the campaign changes, not every day: a
+    count that grows daily would be wrong the next morning. While the person is
+    held it says since when (readers count from ``detention``); the list and the
+    feeds count the days when they are read."""
+    record = campaign.detentions
+    if detention_open(record):
+        return f"{word('since', lang)} {record[-1]['arrested']}"
+    return f"{days_in_detention(record, today=today)} {word('days', lang)}"
 
 
 def timeline_html(campaign: Campaign, lang: str) -> str:
@@ -130,7 +145,7 @@ def act_html(campaign: Campaign, lang: str, urls: Urls) -> str:
 def content_html(campaign: Campaign, lang: str, urls: Urls, *, today: date) -> str:
     texts = fields(campaign, lang)
     lines = [f"<strong>{_esc(status_label(campaign.status, lang))}</strong> · "
-             f"{days_in_detention(campaign.detentions, today=today)} {_esc(word('days', lang))}"]
+             f"{_esc(days_phrase(campaign, lang, today=today))}"]
     for period in campaign.detentions:
         line = f"{_esc(word('arrested', lang))}: {period['arrested']}"
         if period.get("released"):
