@@ -517,6 +517,14 @@ async def test_cli_publishes_and_changes_a_campaign(tmp_path: Path, databases: A
     listed = run_cli(env, "campaign", "list")
     row = json.loads(listed.stdout.splitlines()[0])
     assert row["status"] == "released" and row["name"] == "ر. ش."
+    corrected = dossier(name={"fa": "علی شهابی"})
+    for key in ("arrested_on", "status"):
+        del corrected[key]
+    path.write_text(json.dumps(corrected), encoding="utf-8")
+    edited = run_cli(env, "campaign", "edit", campaign_id, "--json", str(path))
+    assert edited.returncode == 0, edited.stderr
+    row = json.loads(run_cli(env, "campaign", "list").stdout.splitlines()[0])
+    assert row["name"] == "ع. ش." and row["status"] == "released"
     no_network = run_cli(env, "campaign", "visibility", campaign_id, "network_only")
     assert no_network.returncode == 1 and "--network" in no_network.stderr
 
@@ -533,3 +541,28 @@ async def test_campaign_tables_bump_the_change_counter(db: Database) -> None:
                 "SELECT count(*) FROM pg_trigger WHERE tgname IN "
                 "('change_counter_campaign', 'change_counter_campaign_owner')"))).one()[0]
             assert found == 2
+
+
+async def test_photo_and_exact_places_stay_hidden_until_marked_public(
+        live_node: LiveNode) -> None:
+    token = await _token(live_node)
+    uploaded = await _upload(live_node, photo(), token=token)
+    media = uploaded.json()["name"]
+    campaign_id = await _create(live_node, token, photo={"media": media, "alt": {"fa": "عکس"}})
+    doc = (await _get(campaign_id, AS)).json()
+    page = (await _get(campaign_id)).text
+    assert "attachment" not in doc and media not in page and media not in json.dumps(doc)
+    assert "Evin" not in page
+    uuid = campaign_id.rsplit("/", 1)[1]
+    # The same dossier with consent to the photo and the prison: both appear.
+    body = dossier(photo={"media": media, "alt": {"fa": "عکس"}},
+                   public_fields=["photo", "prison"])
+    for key in ("arrested_on", "status"):
+        del body[key]
+    response = await _api(live_node, "PUT", f"/api/v1/campaigns/{uuid}", token, body)
+    assert response.status_code == 200, response.text
+    refused = await _api(live_node, "PUT", f"/api/v1/campaigns/{uuid}", token,
+                         dict(body, status="released", released_on=TODAY.isoformat()))
+    assert refused.status_code == 400 and "campaign status" in refused.json()["error"]
+    doc = (await _get(campaign_id, AS)).json()
+    assert media in doc["attachment"][0]["url"] and doc["prison"]["en"] == "Evin"

@@ -27,6 +27,12 @@ async def create(request: Request, token: ApiToken, body: dict[str, Any]) -> Res
     return JSONResponse({"id": campaign_id}, status_code=201)
 
 
+async def edit(request: Request, token: ApiToken, body: dict[str, Any]) -> Response:
+    campaign_id = await operations.edit_campaign(_node(request), request.path_params["uuid"],
+                                                 body, allowed_actor=token.local_actor_id)
+    return JSONResponse({"id": campaign_id})
+
+
 async def add_update(request: Request, token: ApiToken, body: dict[str, Any]) -> Response:
     note = await operations.add_update(_node(request), request.path_params["uuid"], body,
                                        allowed_actor=token.local_actor_id)
@@ -71,5 +77,6 @@ routes: list[Route] = [
     Route("/api/v1/campaigns/{uuid}/status", endpoint(set_status), methods=["POST"]),
     Route("/api/v1/campaigns/{uuid}/visibility", endpoint(set_visibility), methods=["POST"]),
     Route("/api/v1/campaigns/{uuid}/invite", endpoint(invite), methods=["POST"]),
+    Route("/api/v1/campaigns/{uuid}", endpoint(edit), methods=["PUT"]),
     Route("/api/v1/campaigns/{uuid}", endpoint(withdraw), methods=["DELETE"]),
 ]

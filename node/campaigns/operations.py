@@ -297,6 +297,39 @@ async def set_visibility(node: Node, campaign_id: str, level: Any, *,
     return campaign_url(node, campaign)
 
 
+async def edit_campaign(node: Node, campaign_id: str, body: Any, *,
+                        allowed_actor: int | None = None) -> str:
+    """The dossier anew (a correction, consent to a photo given): texts, names, photo,
+    ``public_fields``, "what you can do". Status, dates and consent level have their
+    own commands and must match here; the stored activities and Notes follow."""
+    async with node.db.read() as session:
+        actor, campaign = await load(session, node, campaign_id, allowed_actor)
+    if isinstance(body, dict):
+        first = campaign.detentions[0] if campaign.detentions else {}
+        body = {"arrested_on": first.get("arrested"), "status": campaign.status,
+                "released_on": campaign.detentions[-1].get("released")
+                if campaign.detentions else None,
+                "visibility": campaign.visibility, "network": campaign.network, **body}
+    try:
+        dossier = parse_dossier(body, actor.language, today=today())
+    except CampaignError as exc:
+        raise _error(exc) from exc
+    if dossier.status != campaign.status or dossier.visibility != campaign.visibility:
+        raise OperationError("change status with `campaign status` and consent with "
+                             "`campaign visibility`; an edit keeps both")
+    async with node.db.write() as session:
+        actor, campaign = await load(session, node, campaign_id, allowed_actor)
+        await _fill(session, campaign, dossier, actor)
+        campaign.language, campaign.country = dossier.language, dossier.country
+        await _changed(session, node, actor, campaign)
+        obj = await public_object(session, campaign)
+        if consent.audience(campaign) is not None and obj is not None:
+            await scrub_history(session, node, obj, actor)
+            await _rerender_notes(session, node, actor, campaign)
+    node.changed()
+    return campaign_url(node, campaign)
+
+
 async def _rerender_notes(session: AsyncSession, node: Node, actor: LocalActor,
                           campaign: Campaign) -> None:
     """Timeline Notes name the person too: re-rendered under the new consent."""

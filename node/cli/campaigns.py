@@ -36,6 +36,14 @@ def cmd_update(args: argparse.Namespace, settings: Settings) -> None:
     print(with_node(settings, lambda node: coowners.update_any(node, args.id, body)))
 
 
+def cmd_edit(args: argparse.Namespace, settings: Settings) -> None:
+    from node.campaigns import operations
+    from node.cli.common import with_node
+
+    body = _json(args.json)
+    print(with_node(settings, lambda node: operations.edit_campaign(node, args.id, body)))
+
+
 def cmd_status(args: argparse.Namespace, settings: Settings) -> None:
     from node.campaigns import operations
     from node.cli.common import with_node
@@ -92,6 +100,10 @@ def register(sub: Any, publish: Any) -> None:
     update.add_argument("--json", required=True,
                         help='{"date", "text" or "versions": {lang: text}, "sources"}')
     update.set_defaults(func="node.cli.campaigns:cmd_update")
+    edit = campaign.add_parser("edit", help="correct the dossier (status and consent stay)")
+    edit.add_argument("id")
+    edit.add_argument("--json", required=True, help="the dossier as JSON, - for stdin")
+    edit.set_defaults(func="node.cli.campaigns:cmd_edit")
     status = campaign.add_parser("status", help="change the status (Update plus a Note)")
     status.add_argument("id")
     status.add_argument("--status", required=True,
