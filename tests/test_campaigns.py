@@ -566,3 +566,24 @@ async def test_photo_and_exact_places_stay_hidden_until_marked_public(
     assert refused.status_code == 400 and "campaign status" in refused.json()["error"]
     doc = (await _get(campaign_id, AS)).json()
     assert media in doc["attachment"][0]["url"] and doc["prison"]["en"] == "Evin"
+
+
+async def test_network_only_made_public_again_is_a_new_object_with_a_create(
+        live_node: LiveNode) -> None:
+    token = await _token(live_node)
+    first = await _create(live_node, token)
+    uuid = first.rsplit("/", 1)[1]
+    hidden = await _api(live_node, "POST", f"/api/v1/campaigns/{uuid}/visibility", token,
+                        {"visibility": "network_only", "network": "https://n.example/a"})
+    assert hidden.status_code == 200
+    shown = await _api(live_node, "POST", f"/api/v1/campaigns/{uuid}/visibility", token,
+                       {"visibility": "public"})
+    again = shown.json()["id"]
+    assert again != first and (await _get(again, AS)).json()["name"] == NAME_FA
+    # The first id stays a tombstone (Mastodon keeps them); the campaign answers to both.
+    assert (await _get(first, AS)).status_code == 410
+    assert [b["type"] for b in await _bodies(live_node.node.db)] == ["Create", "Delete",
+                                                                     "Create"]
+    moved = await _api(live_node, "POST", f"/api/v1/campaigns/{uuid}/status", token,
+                       {"status": "released"})
+    assert moved.status_code == 200

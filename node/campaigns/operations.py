@@ -294,6 +294,10 @@ async def set_visibility(node: Node, campaign_id: str, level: Any, *,
             await _rerender_notes(session, node, actor, campaign)
         session.add(campaign)
     node.changed()
+    # Public again after network_only: a new object (the old id is a tombstone);
+    # both ids keep working for the CLI and API (``load``).
+    if obj is not None and obj.deleted_at is None:
+        return node.urls.object(obj.uuid)
     return campaign_url(node, campaign)
 
 
