@@ -18,6 +18,7 @@ from starlette.responses import JSONResponse, PlainTextResponse, Response
 from starlette.routing import Route
 from starlette.types import ASGIApp
 
+from node.api import campaigns as api_campaigns
 from node.api import events as api_events
 from node.api import routes as api
 from node.calls import calendar
@@ -29,7 +30,7 @@ from node.federation.outbox_sync import SyncWorker
 from node.federation.runtime import Node
 from node.inbound import INBOUND
 from node.storage.models import InboxItem
-from node.web import admin, collections, documents, feeds, networks, remote_follow
+from node.web import admin, campaigns, collections, documents, feeds, networks, remote_follow
 from node.web import pages as web
 
 log = logging.getLogger("hambastegi")
@@ -140,12 +141,16 @@ def build_routes() -> list[Route]:
         Route("/static/site.css", web.stylesheet),
         Route("/favicon.ico", web.favicon),
         Route("/groups/{username}/remote-follow", remote_follow.remote_follow, methods=["POST"]),
+        Route("/campaigns", campaigns.page),
+        Route("/campaigns/feed.atom", campaigns.atom),
+        Route("/campaigns/feed.json", campaigns.json_feed),
         Route("/media/{kind}/{name}", documents.media),
         Route("/health", health),
         Route("/metrics", metrics),
         *api.routes,
         *api_events.routes,
         *admin.routes,
+        *api_campaigns.routes,
     ]
 
 

@@ -15,6 +15,7 @@ from typing import Any
 
 from node.calls import cosign, participation
 from node.calls.events import EventError, check_remote_event
+from node.campaigns import coowners
 from node.federation import processing
 from node.federation.dispatch import ContentCheck, ContentError, Handler, HandlerKey, Inbound
 from node.federation.runtime import Node
@@ -60,13 +61,15 @@ HANDLERS: dict[HandlerKey, Handler] = {
     ("Like", None): processing.on_like,
     ("Announce", None): processing.on_announce,
     # co-signing (node/calls/cosign.py): author side
-    ("Accept", "Invite"): cosign.on_accept_invite,
-    ("Reject", "Invite"): cosign.on_reject_invite,
+    # each handler acts only on its own invitations: co-signing a call, co-owning a campaign
+    ("Accept", "Invite"): each(cosign.on_accept_invite, coowners.on_accept_invite),
+    ("Reject", "Invite"): each(cosign.on_reject_invite, coowners.on_reject_invite),
     ("Undo", "Accept"): cosign.on_undo_accept,
     # co-signing: invited side
     ("Invite", None): cosign.on_invite,
     ("Update", "Event"): cosign.on_update_cosigned,
-    ("Create", "Note"): cosign.on_create_status_note,
+    # a call author's status Note, or a co-owner's campaign update (node/campaigns)
+    ("Create", "Note"): each(cosign.on_create_status_note, coowners.on_create_update),
     # joining meetings (node/calls/participation.py)
     ("Join", None): participation.on_join,
     ("Leave", None): participation.on_leave,

@@ -214,9 +214,10 @@ def test_the_table_runs_typed_and_untyped_entries() -> None:
         return {h.__name__ for h in INBOUND.handlers_for(activity_type, {"object": obj})}
 
     assert names("Accept", {"type": "Follow", "id": "f"}) == {"on_accept_follow"}
-    assert names("Accept", {"type": "Invite", "id": "i"}) == {"on_accept_invite"}
+    invite = "cosign.on_accept_invite + coowners.on_accept_invite"  # calls and campaigns
+    assert names("Accept", {"type": "Invite", "id": "i"}) == {invite}
     assert names("Accept", "https://x/activities/1") == {
-        "on_accept_follow", "on_accept_invite", "on_accept_join"}
+        "on_accept_follow", invite, "on_accept_join"}
     update = "processing.on_update + relay.on_update"  # a network relays members' edits
     assert names("Update", {"type": "Event"}) == {update, "on_update_cosigned"}
     assert names("Update", {"type": "Person"}) == {update}

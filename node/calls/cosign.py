@@ -24,6 +24,7 @@ from sqlmodel import select
 
 from node.calls.events import EventError, check_remote_event
 from node.calls.operations import _load, send_event
+from node.campaigns import coowners
 from node.core import languages
 from node.core.jsonsafe import as_id
 from node.core.text import html_to_plain, sanitise_html
@@ -182,9 +183,14 @@ async def on_invite(node: Node, item: InboxItem) -> None:
         return
     try:
         raw = await fetch_document(node, event_uri)
-        event = check_remote_event(raw)
-        event[RELAY] = {"state": _state_key(raw, event)}
-    except (RemoteError, EventError) as exc:
+        if coowners.is_campaign(raw):
+            # A campaign to co-own (node/campaigns/coowners.py): the same invitation.
+            event = coowners.campaign_snapshot(raw)
+            event["attributedTo"] = as_id(raw.get("attributedTo"))
+        else:
+            event = check_remote_event(raw)
+            event[RELAY] = {"state": _state_key(raw, event)}
+    except (RemoteError, EventError, ValueError) as exc:
         log.info("invite with unusable event", extra={"reason": str(exc)[:100]})
         return
     if event.get("id") != event_uri or event.get("attributedTo") != item.actor_uri:

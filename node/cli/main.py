@@ -17,6 +17,7 @@ import sys
 from collections.abc import Callable, Sequence
 from typing import Any
 
+from node.cli import campaigns as cli_campaigns
 from node.cli import events as cli_events
 from node.cli import networks as cli_networks
 from node.cli import news as cli_news
@@ -87,6 +88,7 @@ def build_parser() -> argparse.ArgumentParser:
     cli_events.register(sub, publish, edit)
     cli_news.register(sub, publish, edit)
     cli_networks.register(sub)
+    cli_campaigns.register(sub, publish)
     edit_note = edit.add_parser("note")
     edit_note.add_argument("id", help="the object's id (URL) or uuid")
     edit_note.add_argument("--text", required=True)

@@ -44,6 +44,25 @@ EXTENSION_TERMS: dict[str, Any] = {
     "sources": {"@id": "hb:source", "@type": "@id"},
     # A network actor's members collection (node/networks/, FEDERATION.md "Networks").
     "members": {"@id": "hb:members", "@type": "@id"},
+    # Campaigns (node/campaigns/render.py, FEDERATION.md "Campaigns").
+    "campaignStatus": "hb:campaignStatus",
+    "consent": "hb:consent",
+    "detention": "hb:detention",
+    "arrested": {"@id": "hb:arrested", "@type": "http://www.w3.org/2001/XMLSchema#date"},
+    "released": {"@id": "hb:released", "@type": "http://www.w3.org/2001/XMLSchema#date"},
+    "personName": {"@id": "hb:personName", "@container": "@language"},
+    "trade": {"@id": "hb:trade", "@container": "@language"},
+    "workplace": {"@id": "hb:workplace", "@container": "@language"},
+    "organisation": {"@id": "hb:organisation", "@container": "@language"},
+    "city": {"@id": "hb:city", "@container": "@language"},
+    "arrestPlace": {"@id": "hb:arrestPlace", "@container": "@language"},
+    "charges": {"@id": "hb:charges", "@container": "@language"},
+    "court": {"@id": "hb:court", "@container": "@language"},
+    "sentence": {"@id": "hb:sentence", "@container": "@language"},
+    "prison": {"@id": "hb:prison", "@container": "@language"},
+    "health": {"@id": "hb:health", "@container": "@language"},
+    "petition": {"@id": "hb:petition", "@type": "@id"},
+    "writeTo": "hb:writeTo",
 }
 
 CONTEXT: list[Any] = [AS_CONTEXT, SECURITY_CONTEXT, MULTIKEY_CONTEXT, EXTENSION_TERMS]

@@ -14,6 +14,7 @@ from starlette.requests import Request
 from starlette.responses import FileResponse, JSONResponse, Response
 
 from node.calls import operations as calls
+from node.campaigns import operations as campaigns
 from node.core.urls import INSTANCE_USERNAME
 from node.federation import local_actors as groups
 from node.federation import publishing
@@ -96,6 +97,10 @@ async def _local_object(request: Request, node: Node, preferred: str | None) -> 
     if obj is None or actor is None:
         return not_found(request)
     if obj.deleted_at is not None:
+        async with node.db.read() as session:
+            # A campaign the public may not see is not known to exist (issue 16).
+            if await campaigns.hidden_object(session, obj):
+                return not_found(request)
         # 410 with a Tombstone: the id existed and will not come back.
         if wants_activity_json(request):
             return as_response(orjson.dumps(tombstone(obj, node.urls)), status_code=410)

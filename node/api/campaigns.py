@@ -1,0 +1,82 @@
+"""JSON API for campaigns (issue 16); README, "Campaigns". The same operations as the
+CLI (node/campaigns/operations.py, coowners.py)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from starlette.requests import Request
+from starlette.responses import JSONResponse, Response
+from starlette.routing import Route
+
+from node.api.routes import _check_group, endpoint
+from node.campaigns import coowners, operations
+from node.federation.runtime import Node
+from node.groups.operations import OperationError
+from node.storage.models import ApiToken
+
+
+def _node(request: Request) -> Node:
+    node: Node = request.app.state.node
+    return node
+
+
+async def create(request: Request, token: ApiToken, body: dict[str, Any]) -> Response:
+    actor = await _check_group(request, token)
+    campaign_id = await operations.create_campaign(_node(request), actor.username, body)
+    return JSONResponse({"id": campaign_id}, status_code=201)
+
+
+async def edit(request: Request, token: ApiToken, body: dict[str, Any]) -> Response:
+    campaign_id = await operations.edit_campaign(_node(request), request.path_params["uuid"],
+                                                 body, allowed_actor=token.local_actor_id)
+    return JSONResponse({"id": campaign_id})
+
+
+async def add_update(request: Request, token: ApiToken, body: dict[str, Any]) -> Response:
+    note = await operations.add_update(_node(request), request.path_params["uuid"], body,
+                                       allowed_actor=token.local_actor_id)
+    return JSONResponse({"id": note}, status_code=201)
+
+
+async def set_status(request: Request, token: ApiToken, body: dict[str, Any]) -> Response:
+    note = body.get("note")
+    if note is not None and not isinstance(note, str):
+        raise OperationError("note must be text")
+    campaign_id = await operations.set_status(
+        _node(request), request.path_params["uuid"], body.get("status"), when=body.get("date"),
+        note=note, allowed_actor=token.local_actor_id)
+    return JSONResponse({"id": campaign_id})
+
+
+async def set_visibility(request: Request, token: ApiToken, body: dict[str, Any]) -> Response:
+    campaign_id = await operations.set_visibility(
+        _node(request), request.path_params["uuid"], body.get("visibility"),
+        network=body.get("network"), allowed_actor=token.local_actor_id)
+    return JSONResponse({"id": campaign_id, "visibility": body.get("visibility")})
+
+
+async def invite(request: Request, token: ApiToken, body: dict[str, Any]) -> Response:
+    target = body.get("target")
+    if not isinstance(target, str):
+        raise OperationError("'target' must be @group@host or the group's URL")
+    invite_id = await coowners.invite(_node(request), request.path_params["uuid"], target,
+                                      allowed_actor=token.local_actor_id)
+    return JSONResponse({"id": invite_id}, status_code=201)
+
+
+async def withdraw(request: Request, token: ApiToken, body: dict[str, Any]) -> Response:
+    campaign_id = await operations.withdraw(_node(request), request.path_params["uuid"],
+                                            allowed_actor=token.local_actor_id)
+    return JSONResponse({"id": campaign_id, "deleted": True})
+
+
+routes: list[Route] = [
+    Route("/api/v1/groups/{username}/campaigns", endpoint(create), methods=["POST"]),
+    Route("/api/v1/campaigns/{uuid}/updates", endpoint(add_update), methods=["POST"]),
+    Route("/api/v1/campaigns/{uuid}/status", endpoint(set_status), methods=["POST"]),
+    Route("/api/v1/campaigns/{uuid}/visibility", endpoint(set_visibility), methods=["POST"]),
+    Route("/api/v1/campaigns/{uuid}/invite", endpoint(invite), methods=["POST"]),
+    Route("/api/v1/campaigns/{uuid}", endpoint(edit), methods=["PUT"]),
+    Route("/api/v1/campaigns/{uuid}", endpoint(withdraw), methods=["DELETE"]),
+]
