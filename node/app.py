@@ -19,12 +19,14 @@ from starlette.routing import Route
 from starlette.types import ASGIApp
 
 from node.api import events as api_events
+from node.api import policy as api_policy
 from node.api import routes as api
 from node.calls import calendar
 from node.core.metrics import METRICS
 from node.core.middleware import NodeMiddleware
 from node.core.settings import Settings
 from node.federation import delivery, inbox, nodeinfo, webfinger
+from node.federation.authorized_fetch import signed_only
 from node.federation.runtime import Node
 from node.inbound import INBOUND
 from node.storage.models import InboxItem
@@ -110,8 +112,9 @@ def build_routes() -> list[Route]:
     return [
         Route("/.well-known/webfinger", webfinger.webfinger),
         Route("/groups/{username}", documents.group_actor),
-        Route("/groups/{username}/outbox", collections.outbox),
-        Route("/objects/{uuid}", documents.local_object),
+        # Actor-scoped ActivityPub documents: behind authorized fetch when it is on.
+        Route("/groups/{username}/outbox", signed_only(collections.outbox)),
+        Route("/objects/{uuid}", signed_only(documents.local_object, json_only=True)),
         Route("/groups/{username}/inbox", inbox.receive, methods=["POST"]),
         Route("/inbox", inbox.receive, methods=["POST"]),
         Route("/", web.index),
@@ -120,20 +123,21 @@ def build_routes() -> list[Route]:
         Route("/nodeinfo/{version}", nodeinfo.nodeinfo),
         Route("/actor", documents.instance_actor),
         Route("/actor/inbox", inbox.receive_instance, methods=["POST"]),
-        Route("/groups/{username}/followers", collections.followers),
-        Route("/groups/{username}/following", collections.following),
-        Route("/groups/{username}/featured", collections.featured),
-        Route("/objects/{uuid}/organizers", collections.organizers),
+        Route("/groups/{username}/followers", signed_only(collections.followers)),
+        Route("/groups/{username}/following", signed_only(collections.following)),
+        Route("/groups/{username}/featured", signed_only(collections.featured)),
+        Route("/objects/{uuid}/organizers", signed_only(collections.organizers)),
         Route("/objects/{uuid}/calendar.ics", calendar.event_ics),
         Route("/groups/{username}/calendar.ics", calendar.group_ics),
         Route("/groups/{username}/feed.atom", feeds.atom),
         Route("/groups/{username}/feed.json", feeds.json_feed),
-        Route("/activities/{uuid}", documents.activity),
+        Route("/activities/{uuid}", signed_only(documents.activity)),
         Route("/tags/{tag}", web.tag_page),
         Route("/media/{kind}/{name}", documents.media),
         Route("/health", health),
         Route("/metrics", metrics),
         *api.routes,
+        *api_policy.routes,
         *api_events.routes,
     ]
 

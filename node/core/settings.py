@@ -16,6 +16,7 @@ from urllib.parse import urlsplit
 PREFIX = "HAMBASTEGI_"
 DEFAULT_BASE_URL = "http://127.0.0.1:8000"
 MIN_METRICS_TOKEN = 24
+FEDERATION_MODES = ("open", "allowlist")
 
 
 class SettingsError(ValueError):
@@ -99,6 +100,12 @@ class Settings:
     max_connections: int = 4096
     # /metrics answers only requests bearing this token; empty: /metrics is 404.
     metrics_token: str = ""
+    # Peer policy (federation/policy.py): "open" federates with every peer not
+    # blocked; "allowlist" only with domains allowed by `hambastegi allow`.
+    federation_mode: str = "open"
+    # Like Mastodon's secure mode: actor-scoped ActivityPub documents only for
+    # signed GETs from permitted peers (federation/authorized_fetch.py).
+    authorized_fetch: bool = False
 
     @property
     def host(self) -> str:
@@ -160,6 +167,9 @@ class Settings:
         if metrics_token and len(metrics_token) < MIN_METRICS_TOKEN:
             raise SettingsError(
                 f"HAMBASTEGI_METRICS_TOKEN must be at least {MIN_METRICS_TOKEN} characters")
+        federation_mode = merged.get(PREFIX + "FEDERATION", "open").strip().lower() or "open"
+        if federation_mode not in FEDERATION_MODES:
+            raise SettingsError("HAMBASTEGI_FEDERATION must be 'open' or 'allowlist'")
         return cls(
             base_url=base_url,
             data_dir=data_dir,
@@ -176,4 +186,6 @@ class Settings:
             body_timeout=body_timeout,
             keepalive_timeout=keepalive_timeout,
             max_connections=max_connections,
+            federation_mode=federation_mode,
+            authorized_fetch=_truthy(merged.get(PREFIX + "AUTHORIZED_FETCH")),
         )
