@@ -54,7 +54,11 @@ def normalise_domain(text: str) -> str:
         return literal
     if ":" in value:
         raise DomainError("give a bare domain, without a port")
-    name = value.rstrip(".") if value.endswith(".") and not value.endswith("..") else value
+    name = value[:-1] if value.endswith(".") and not value.endswith("..") else value
+    if name.isascii():  # the usual case: the label rules say what is wrong, in words
+        name = name.lower()
+        _check_labels(name)
+        return name
     try:
         ascii_name = idna.encode(name, uts46=True).decode("ascii")
     except (idna.IDNAError, UnicodeError) as exc:
@@ -112,13 +116,18 @@ def host_of(uri: str) -> str:
     return normal_host(host) if host else ""
 
 
-def _covering(host: str) -> list[str]:
-    """The host and each parent domain: a.b.example → a.b.example, b.example, example.
-    An IP literal stands for itself only."""
-    if ":" in host or host.replace(".", "").isdigit():
-        return [host]
-    labels = host.split(".")
-    return [".".join(labels[i:]) for i in range(len(labels))]
+def _listed(host: str, names: frozenset[str]) -> bool:
+    """Whether ``host`` or a domain above it is in ``names``: a.b.example looks up
+    a.b.example, b.example, example. IP literals cannot match wrongly: no rule is
+    ever a bare run of digits and dots short of a whole address (normalise_domain)."""
+    if host in names:
+        return True
+    dot = host.find(".")
+    while dot >= 0:
+        if host[dot + 1:] in names:
+            return True
+        dot = host.find(".", dot + 1)
+    return False
 
 
 @dataclass(frozen=True)
@@ -139,7 +148,7 @@ class DomainRules:
         """Whether ``host`` or a domain above it is blocked (allowlist aside)."""
         if not self.blocked:
             return False
-        return any(name in self.blocked for name in _covering(normal_host(host)))
+        return _listed(normal_host(host), self.blocked)
 
     def refusal(self, host: str) -> str | None:
         """None when we may talk with ``host`` (a bare host, no port); else why
@@ -147,12 +156,11 @@ class DomainRules:
         if self._trivial:
             return None
         normal = normal_host(host)
-        if normal == self.own_host:
+        if normal and normal == self.own_host:
             return None
-        covering = _covering(normal)
-        if self.blocked and any(name in self.blocked for name in covering):
+        if self.blocked and _listed(normal, self.blocked):
             return BLOCKED
-        if self.allowlist and not (normal and any(name in self.allowed for name in covering)):
+        if self.allowlist and not (normal and _listed(normal, self.allowed)):
             return NOT_ALLOWED
         return None
 
