@@ -173,3 +173,82 @@ async def test_api_domain_rules_need_an_admin_token_and_refuse_hostile_domains(
         assert not node.peer_policy.is_blocked("a.x.example")
         peers = await http.get("/api/v1/peers", headers=auth(admin))
         assert peers.status_code == 200 and peers.json() == {"peers": []}
+
+
+async def test_items_queued_before_a_block_are_dropped_unhandled(
+        tmp_path: Path, database_url: str) -> None:
+    from node.core.settings import Settings
+    from node.federation import policy
+    from node.federation.dispatch import Inbound
+    from node.federation.runtime import Node
+    from node.storage.models import InboxItem
+
+    handled: list[str] = []
+
+    async def spy(node: Node, item: InboxItem) -> None:
+        handled.append(item.actor_uri)
+
+    settings = Settings.load(environ={"HAMBASTEGI_BASE_URL": "https://me.example",
+                                      "HAMBASTEGI_DATA_DIR": str(tmp_path / "d"),
+                                      "HAMBASTEGI_DATABASE_URL": database_url})
+    node = Node(settings, inbound=Inbound(handlers={("Like", None): spy}))
+    await node.start()
+    try:
+        await policy.block_domain(node, "Blocked.Example")
+        for actor in ("https://blocked.example/u/a", "https://sub.blocked.example/u/b",
+                      "https://fine.example/u/c"):
+            item = InboxItem(activity_id=actor + "#like", activity_type="Like",
+                             actor_uri=actor, body={"type": "Like", "actor": actor,
+                                                    "object": "https://me.example/objects/x"})
+            await node.handle(item)
+    finally:
+        await node.close()
+    assert handled == ["https://fine.example/u/c"]
+
+
+@pytest.mark.parametrize(("index", "document", "error"), [
+    (None, None, "bad_status"),  # no NodeInfo at all: 404
+    ({"links": "nope"}, None, "no_nodeinfo"),
+    ({"links": [{"rel": "http://nodeinfo.diaspora.software/ns/schema/2.1",
+                 "href": "http://127.0.0.9:1/nodeinfo/2.1"}]}, None, "no_nodeinfo"),
+    ({"links": [{"rel": "http://nodeinfo.diaspora.software/ns/schema/2.0",
+                 "href": "SELF/nodeinfo/2.0"}]}, {"software": "x"}, "bad_nodeinfo"),
+    ({"links": [{"rel": "http://nodeinfo.diaspora.software/ns/schema/2.0",
+                 "href": "SELF/nodeinfo/2.0"}]}, "HUGE", "too_large"),
+])
+async def test_hostile_nodeinfo_is_refused_or_bounded(
+        live_node: LiveNode, index: object, document: object, error: str) -> None:
+    from node.federation import peers
+    from tests.fediverse import LoopbackServer
+
+    async with LoopbackServer("127.0.0.5") as peer:
+        base = peer.url("")
+        if index is not None:
+            peer.raw("/.well-known/nodeinfo",
+                     json.dumps(index).replace("SELF", base.rstrip("/")).encode(),
+                     content_type="application/json")
+        if document == "HUGE":
+            peer.raw("/nodeinfo/2.0", b'{"software": {"name": "' + b"x" * 2_000_000 + b'"}}',
+                     content_type="application/json")
+        elif document is not None:
+            peer.raw("/nodeinfo/2.0", json.dumps(document).encode(),
+                     content_type="application/json")
+        row = await peers.fetch_nodeinfo(live_node.node, peer.authority)
+        # (An index pointing to another origin is "no_nodeinfo", not a
+        # connect_error: the other origin was never asked.)
+        assert row.software is None and row.nodeinfo_error == error
+
+
+async def test_nodeinfo_fields_are_cut_to_size(live_node: LiveNode) -> None:
+    from node.federation import peers
+    from tests.fediverse import LoopbackServer
+
+    async with LoopbackServer("127.0.0.5") as peer:
+        peer.raw("/.well-known/nodeinfo", json.dumps({"links": [
+            {"rel": "http://nodeinfo.diaspora.software/ns/schema/2.1",
+             "href": peer.url("/nodeinfo/2.1")}]}).encode(), content_type="application/json")
+        peer.raw("/nodeinfo/2.1", json.dumps({"software": {
+            "name": "m" * 500, "version": ["not", "a", "string"]}}).encode(),
+            content_type='application/json; profile="http://nodeinfo.diaspora.software/ns/schema/2.1#"')
+        row = await peers.fetch_nodeinfo(live_node.node, peer.authority)
+    assert row.software == "m" * 64 and row.version is None and row.nodeinfo_error is None

@@ -105,6 +105,10 @@ class Node:
         # The signer is built at its first use: loading the RSA key cost a CLI
         # command that signs nothing a twentieth of its run.
         self._instance = instance
+        # The counter first, then the rules: a block committed between the two
+        # moves the counter past the value seen, so the watcher marks the rules
+        # stale; read the other way round it would be taken as the baseline.
+        await self.changes.sync()
         await self.peer_policy.refresh(self.db)
 
     async def close(self) -> None:
