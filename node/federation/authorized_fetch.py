@@ -58,7 +58,9 @@ async def check_signed_get(node: Node, request: Request) -> Response | None:
     if parsed.scheme == "cavage" and request.headers.get("host", "").lower() \
             != node.settings.host.lower():
         return _refused(401, "target_mismatch", "signed for another host")
-    policy = await node.current_policy()
+    # The middleware read the change counter for this GET already (core/middleware.py).
+    await node.peer_policy.refresh(node.db)
+    policy = node.peer_policy
     refused = policy.refusal_uri(parsed.key_id)
     if refused is not None:  # before any fetch: a blocked domain costs us nothing
         return _refused(403, refused, "this node does not federate with that domain")

@@ -110,13 +110,19 @@ def check_shape(activity: dict[str, Any]) -> tuple[str, str, str]:
     return activity_id, activity_type, actor_id
 
 
-async def check_peer_policy(node: Node, actor_id: str, key_id: str) -> None:
+async def check_peer_policy(node: Node, actor_id: str, key_id: str, *, synced: bool) -> None:
     """A blocked (or, in allowlist mode, unlisted) domain's activity is refused
     before its key is looked up, so it costs no fetch and stores nothing. 403,
     as GoToSocial answers blocked domains: a permanent failure for the sender
     (Mastodon retries only 401, 408, 429 and 5xx), so it stops trying
-    (docs/ARCHITECTURE.md §8; FEDERATION.md, peer policy)."""
-    policy = await node.current_policy()
+    (docs/ARCHITECTURE.md §8; FEDERATION.md, peer policy). ``synced``: the
+    change counter was read for this request already (a group inbox's
+    recipient lookup), so only a reload of stale rules may be needed."""
+    if synced:
+        await node.peer_policy.refresh(node.db)
+        policy = node.peer_policy
+    else:
+        policy = await node.current_policy()
     refused = policy.refusal_uri(actor_id) or policy.refusal_uri(key_id)
     if refused is not None:
         raise Rejected(403, refused, "this node does not federate with that domain")
@@ -282,7 +288,7 @@ async def _receive(request: Request) -> Response:
         except JsonError as exc:
             raise Rejected(400, "bad_json", str(exc)) from exc
         activity_id, activity_type, actor_id = check_shape(activity)
-        await check_peer_policy(node, actor_id, parsed.key_id)
+        await check_peer_policy(node, actor_id, parsed.key_id, synced=username is not None)
         actor = await authenticate(node, parsed, activity_type, actor_id, activity)
         if actor is None:
             METRICS.inbox("accepted_unknown_delete")

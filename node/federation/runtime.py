@@ -171,8 +171,11 @@ class Node:
     async def handle(self, item: InboxItem) -> None:
         """Run every handler the table has for the item; each runs even if
         another failed, and the first failure fails the item (to be retried)."""
-        # Queued before a block (or before the mode changed): dropped unhandled.
-        refusal = (await self.current_policy()).refusal_uri(item.actor_uri)
+        # Queued before a block: dropped unhandled. The rules are as fresh as the
+        # last request's counter read (every inbox POST reads it); no read of its
+        # own here, which would cost every item a wait for the next counter read.
+        await self.peer_policy.refresh(self.db)
+        refusal = self.peer_policy.refusal_uri(item.actor_uri)
         if refusal is not None:
             log.info("inbox item dropped by peer policy", extra={"reason": refusal})
             return
