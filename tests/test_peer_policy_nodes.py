@@ -128,6 +128,10 @@ async def test_block_refuses_inbox_delivery_and_fetch_and_removes_followers(
     assert answer.status_code == 403 and answer.json()["reason"] == "blocked_domain"
     answer = await signed_post(live.url("/inbox"), note(alice, "shared"), alice)
     assert answer.status_code == 403
+    for kind in ("Follow", "Join", "Announce"):  # whatever it is: a network Join too
+        answer = await signed_post(live.url("/groups/union/inbox"),
+                                   activity(alice, kind, node.urls.actor("union")), alice)
+        assert answer.status_code == 403, kind
     assert await count(live, InboxItem) == items
 
     # Fetch: WebFinger, actor documents: refused before connecting.
