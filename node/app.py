@@ -20,12 +20,14 @@ from starlette.types import ASGIApp
 
 from node.api import campaigns as api_campaigns
 from node.api import events as api_events
+from node.api import policy as api_policy
 from node.api import routes as api
 from node.calls import calendar
 from node.core.metrics import METRICS
 from node.core.middleware import NodeMiddleware
 from node.core.settings import Settings
 from node.federation import delivery, followers_sync, inbox, nodeinfo, webfinger
+from node.federation.authorized_fetch import signed_only
 from node.federation.outbox_sync import SyncWorker
 from node.federation.runtime import Node
 from node.inbound import INBOUND
@@ -112,8 +114,9 @@ def build_routes() -> list[Route]:
     return [
         Route("/.well-known/webfinger", webfinger.webfinger),
         Route("/groups/{username}", documents.group_actor),
-        Route("/groups/{username}/outbox", collections.outbox),
-        Route("/objects/{uuid}", documents.local_object),
+        # Actor-scoped ActivityPub documents: behind authorized fetch when it is on.
+        Route("/groups/{username}/outbox", signed_only(collections.outbox)),
+        Route("/objects/{uuid}", signed_only(documents.local_object, json_only=True)),
         Route("/groups/{username}/inbox", inbox.receive, methods=["POST"]),
         Route("/inbox", inbox.receive, methods=["POST"]),
         Route("/", web.index),
@@ -122,21 +125,23 @@ def build_routes() -> list[Route]:
         Route("/nodeinfo/{version}", nodeinfo.nodeinfo),
         Route("/actor", documents.instance_actor),
         Route("/actor/inbox", inbox.receive_instance, methods=["POST"]),
-        Route("/groups/{username}/followers", collections.followers),
-        Route("/groups/{username}/following", collections.following),
+        Route("/groups/{username}/followers", signed_only(collections.followers)),
+        Route("/groups/{username}/following", signed_only(collections.following)),
+        # answers only signed GETs of the host it names (federation/followers_sync.py)
         Route("/groups/{username}/followers_synchronization",
               followers_sync.partial_collection),
-        Route("/groups/{username}/featured", collections.featured),
-        Route("/objects/{uuid}/organizers", collections.organizers),
+        Route("/groups/{username}/featured", signed_only(collections.featured)),
+        Route("/objects/{uuid}/organizers", signed_only(collections.organizers)),
         Route("/objects/{uuid}/calendar.ics", calendar.event_ics),
         Route("/groups/{username}/calendar.ics", calendar.group_ics),
         Route("/groups/{username}/feed.atom", feeds.atom),
         Route("/groups/{username}/feed.json", feeds.json_feed),
-        Route("/groups/{username}/members", networks.members_collection),
+        Route("/groups/{username}/members",
+              signed_only(networks.members_collection, json_only=True)),
         Route("/groups/{username}/calls.ics", networks.calls_ics),
         Route("/groups/{username}/calls.atom", networks.calls_atom),
         Route("/groups/{username}/calls.json", networks.calls_json),
-        Route("/activities/{uuid}", documents.activity),
+        Route("/activities/{uuid}", signed_only(documents.activity)),
         Route("/tags/{tag}", web.tag_page),
         Route("/static/site.css", web.stylesheet),
         Route("/favicon.ico", web.favicon),
@@ -148,6 +153,7 @@ def build_routes() -> list[Route]:
         Route("/health", health),
         Route("/metrics", metrics),
         *api.routes,
+        *api_policy.routes,
         *api_events.routes,
         *admin.routes,
         *api_campaigns.routes,

@@ -239,11 +239,13 @@ def repo_root() -> Iterator[Path]:
 
 
 class LiveNode:
-    def __init__(self, app: Any, server: Any, port: int) -> None:
+    def __init__(self, app: Any, server: Any, port: int, address: str = "127.0.0.1") -> None:
         self.app = app
         self.server = server
         self.port = port
-        self.base_url = f"http://127.0.0.1:{port}"
+        self.address = address
+        self.host = f"{address}:{port}"
+        self.base_url = f"http://{address}:{port}"
 
     @property
     def node(self) -> Any:
@@ -254,7 +256,10 @@ class LiveNode:
 
 
 async def start_live_node(tmp_path: Path, database_url: str,
-                          extra_env: dict[str, str] | None = None) -> LiveNode:
+                          extra_env: dict[str, str] | None = None, *,
+                          address: str = "127.0.0.1") -> LiveNode:
+    """``address``: another loopback address (127.0.0.2, …: all reach lo on Linux)
+    gives the node a host name of its own, for tests of per-domain policy."""
     import uvicorn
 
     from node.app import create_app
@@ -262,7 +267,7 @@ async def start_live_node(tmp_path: Path, database_url: str,
 
     port = free_port()
     settings = Settings.load(environ={
-        "HAMBASTEGI_BASE_URL": f"http://127.0.0.1:{port}",
+        "HAMBASTEGI_BASE_URL": f"http://{address}:{port}",
         "HAMBASTEGI_DATA_DIR": str(tmp_path / f"live-{port}"),
         "HAMBASTEGI_DATABASE_URL": database_url,
         "HAMBASTEGI_ALLOW_PRIVATE_NETWORKS": "1",
@@ -270,10 +275,10 @@ async def start_live_node(tmp_path: Path, database_url: str,
         **(extra_env or {}),
     })
     app = create_app(settings)
-    config = uvicorn.Config(app, host="127.0.0.1", port=port, log_config=None,
+    config = uvicorn.Config(app, host=address, port=port, log_config=None,
                             access_log=False, lifespan="on")
     server = uvicorn.Server(config)
-    live = LiveNode(app, server, port)
+    live = LiveNode(app, server, port, address)
     live.task = asyncio.create_task(server.serve())  # type: ignore[attr-defined]
 
     async def started() -> bool:

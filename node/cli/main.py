@@ -21,6 +21,7 @@ from node.cli import campaigns as cli_campaigns
 from node.cli import events as cli_events
 from node.cli import networks as cli_networks
 from node.cli import news as cli_news
+from node.cli import policy as cli_policy
 
 COMMANDS = "node.cli.commands:"
 
@@ -126,6 +127,8 @@ def build_parser() -> argparse.ArgumentParser:
         p.add_argument("group")
         p.add_argument("request_id", type=int)
         p.set_defaults(func=COMMANDS + "cmd_decide", decision=decision)
+
+    cli_policy.register(sub)
 
     token = sub.add_parser("token", help="API tokens").add_subparsers(dest="token_cmd",
                                                                       required=True)

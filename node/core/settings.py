@@ -16,6 +16,7 @@ from urllib.parse import urlsplit
 PREFIX = "HAMBASTEGI_"
 DEFAULT_BASE_URL = "http://127.0.0.1:8000"
 MIN_METRICS_TOKEN = 24
+FEDERATION_MODES = ("open", "allowlist")
 
 
 class SettingsError(ValueError):
@@ -106,6 +107,12 @@ class Settings:
     # key login throttling by a keyed hash of it (node/accounts/throttle.py); empty: the
     # connection's address, which behind a proxy is the proxy's own.
     client_address_header: str = ""
+    # Peer policy (federation/policy.py): "open" federates with every peer not
+    # blocked; "allowlist" only with domains allowed by `hambastegi allow`.
+    federation_mode: str = "open"
+    # Like Mastodon's secure mode: actor-scoped ActivityPub documents only for
+    # signed GETs from permitted peers (federation/authorized_fetch.py).
+    authorized_fetch: bool = False
 
     @property
     def host(self) -> str:
@@ -170,6 +177,9 @@ class Settings:
         if metrics_token and len(metrics_token) < MIN_METRICS_TOKEN:
             raise SettingsError(
                 f"HAMBASTEGI_METRICS_TOKEN must be at least {MIN_METRICS_TOKEN} characters")
+        federation_mode = merged.get(PREFIX + "FEDERATION", "open").strip().lower() or "open"
+        if federation_mode not in FEDERATION_MODES:
+            raise SettingsError("HAMBASTEGI_FEDERATION must be 'open' or 'allowlist'")
         return cls(
             base_url=base_url,
             data_dir=data_dir,
@@ -188,4 +198,6 @@ class Settings:
             keepalive_timeout=keepalive_timeout,
             max_connections=max_connections,
             sync_seconds=sync_seconds,
+            federation_mode=federation_mode,
+            authorized_fetch=_truthy(merged.get(PREFIX + "AUTHORIZED_FETCH")),
         )

@@ -47,6 +47,7 @@ log = logging.getLogger("hambastegi.fetch")
 IPAddress = ipaddress.IPv4Address | ipaddress.IPv6Address
 AddressPolicy = Callable[[IPAddress], bool]
 Scheme = Literal["cavage", "rfc9421"]
+HostCheck = Callable[[str], str | None]
 Signer = Callable[[str, str, bytes | None, Scheme], Mapping[str, str]]
 # A GET's signer may answer later: RSA signing (about a millisecond) can then run
 # off the event loop (remote_actors.metered_signer, docs/ARCHITECTURE.md §3).
@@ -261,8 +262,13 @@ class GuardedClient:
                  max_bytes: int = 1_048_576, total_timeout: float = 30.0,
                  connect_timeout: float = 5.0, read_timeout: float = 10.0,
                  max_redirects: int = 3, limit: int = 256, limit_per_host: int = 8,
-                 strict_transactions: bool | None = None) -> None:
+                 strict_transactions: bool | None = None,
+                 host_check: HostCheck | None = None) -> None:
         self.policy = policy
+        # Peer policy (federation/peer_rules.py): why a host may not be reached
+        # (blocked domain, not on the allowlist), None when it may. Asked for every
+        # URL and every redirect hop, before any connection.
+        self.host_check = host_check
         # Network I/O inside Database.write() stalls every other write of the
         # process (SQLite has one writer) for as long as the remote takes. Strict:
         # raise RuntimeError, so a test catches any such call; otherwise log it.
@@ -329,6 +335,10 @@ class GuardedClient:
         if parsed.user is not None or parsed.password is not None:
             raise FetchError("bad_scheme", "URLs with credentials are refused")
         host = parsed.host
+        if self.host_check is not None:
+            refused = self.host_check(parsed.raw_host or host)
+            if refused is not None:
+                raise FetchError(refused, "peer policy refuses this host")
         try:
             literal = ipaddress.ip_address(host)
         except ValueError:

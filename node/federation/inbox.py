@@ -3,8 +3,9 @@ inbox queue (inbox_queue.py; docs/ARCHITECTURE.md §3 walks the whole path).
 
 Order of checks, cheapest first, so hostile input costs us little and never
 causes a fetch: size (413) → signature headers and date (401) → body digest
-(401) → JSON shape (400) → key lookup and signature (401; at most
-``remote_actors.FETCHES_PER_REQUEST`` outbound GETs) → key owner is the actor
+(401) → JSON shape (400) → peer policy: blocked or unlisted domain (403) →
+key lookup and signature (401; at most ``remote_actors.FETCHES_PER_REQUEST``
+outbound GETs) → key owner is the actor
 (401) → ids on the actor's origin, ownership (403) → content of kept objects
 (400) → store (idempotent by activity id) → 202. A database that cannot take
 the row now (locked, restarting, unreachable) is a 503 with Retry-After: the
@@ -107,6 +108,24 @@ def check_shape(activity: dict[str, Any]) -> tuple[str, str, str]:
     if actor_id is None:
         raise Rejected(400, "bad_activity", "activity needs an actor")
     return activity_id, activity_type, actor_id
+
+
+async def check_peer_policy(node: Node, actor_id: str, key_id: str, *, synced: bool) -> None:
+    """A blocked (or, in allowlist mode, unlisted) domain's activity is refused
+    before its key is looked up, so it costs no fetch and stores nothing. 403,
+    as GoToSocial answers blocked domains: a permanent failure for the sender
+    (Mastodon retries only 401, 408, 429 and 5xx), so it stops trying
+    (docs/ARCHITECTURE.md §9; FEDERATION.md, peer policy). ``synced``: the
+    change counter was read for this request already (a group inbox's
+    recipient lookup), so only a reload of stale rules may be needed."""
+    if synced:
+        await node.peer_policy.refresh(node.db)
+        policy = node.peer_policy
+    else:
+        policy = await node.current_policy()
+    refused = policy.refusal_uri(actor_id) or policy.refusal_uri(key_id)
+    if refused is not None:
+        raise Rejected(403, refused, "this node does not federate with that domain")
 
 
 async def authenticate(
@@ -269,6 +288,7 @@ async def _receive(request: Request) -> Response:
         except JsonError as exc:
             raise Rejected(400, "bad_json", str(exc)) from exc
         activity_id, activity_type, actor_id = check_shape(activity)
+        await check_peer_policy(node, actor_id, parsed.key_id, synced=username is not None)
         actor = await authenticate(node, parsed, activity_type, actor_id, activity)
         if actor is None:
             METRICS.inbox("accepted_unknown_delete")

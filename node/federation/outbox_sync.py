@@ -29,8 +29,6 @@ from dataclasses import dataclass
 from datetime import timedelta
 
 from sqlalchemy import delete, or_, update
-from sqlalchemy.dialects.postgresql import insert as pg_insert
-from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlmodel import col, select
 from sqlmodel.ext.asyncio.session import AsyncSession
 
@@ -38,7 +36,7 @@ from node.federation import remote_posts, retry
 from node.federation.outbox_walk import Bounds, Walk, WalkFailed, walk_outbox
 from node.federation.remote_posts import Source
 from node.federation.runtime import Node
-from node.storage.db import utcnow
+from node.storage.db import dialect_insert, utcnow
 from node.storage.models import Following, SyncState
 from node.storage.states import FollowingState
 
@@ -60,7 +58,7 @@ async def schedule(session: AsyncSession, actor_uri: str, *, backfill: bool = Tr
     (in the caller's transaction; the worker fetches after the commit).
     ``backfill``: walk the whole bounded history, not only up to what we have."""
     now = utcnow()
-    insert = sqlite_insert if session.get_bind().dialect.name == "sqlite" else pg_insert
+    insert = dialect_insert(session.get_bind().dialect.name == "sqlite")
     stmt = insert(SyncState).values(actor_uri=actor_uri, next_sync_at=now, failures=0)
     changes: dict[str, object] = {"next_sync_at": now, "failures": 0}
     if backfill:

@@ -21,15 +21,13 @@ from datetime import UTC, datetime
 from typing import Any, Literal
 
 from sqlalchemy import update
-from sqlalchemy.dialects.postgresql import insert as pg_insert
-from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlmodel import col, select
 from sqlmodel.ext.asyncio.session import AsyncSession
 
 from node.core.jsonsafe import as_id, as_list
 from node.core.text import sanitise_html
 from node.federation.remote_actors import same_origin
-from node.storage.db import utcnow
+from node.storage.db import dialect_insert, utcnow
 from node.storage.models import Following, RemoteObject
 from node.storage.states import FollowingState
 
@@ -155,7 +153,7 @@ async def upsert(session: AsyncSession, obj: dict[str, Any], actor_uri: str, *,
         "received_at": utcnow(), "deleted": False, "published_at": published_at(obj),
         "source": source,
     }
-    insert = sqlite_insert if session.get_bind().dialect.name == "sqlite" else pg_insert
+    insert = dialect_insert(session.get_bind().dialect.name == "sqlite")
     result = await session.exec(
         insert(RemoteObject).values(**values).on_conflict_do_nothing(index_elements=["uri"]))
     if result.rowcount:

@@ -9,6 +9,7 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from datetime import timedelta
 from typing import Any, Literal
+from urllib.parse import urlsplit
 
 from sqlalchemy import text
 
@@ -21,6 +22,7 @@ from node.core.cache import (
     KeyCache,
     SingleFlight,
 )
+from node.core.domains import normal_host
 from node.core.settings import Settings
 from node.core.urls import INSTANCE_USERNAME, Urls
 from node.federation.delivery import DeliveryWorker
@@ -28,6 +30,7 @@ from node.federation.dispatch import Inbound
 from node.federation.fetch import GuardedClient, allow_all_policy, public_address_policy
 from node.federation.inbox_queue import InboxWorker, InboxWriter
 from node.federation.local_actors import ensure_instance_actor
+from node.federation.peer_rules import PeerPolicy
 from node.federation.signatures import RequestSigner
 from node.storage.db import Database
 from node.storage.models import InboxItem, LocalActor
@@ -67,9 +70,14 @@ class Node:
         self.inbound = inbound or Inbound()
         self.db = db or Database(settings.database_url)
         self.urls = Urls(settings.base_url)
+        # Blocked / allowed domains, in memory (peer_rules.py, docs/ARCHITECTURE.md §9):
+        # the guarded client asks it before every request, the inbox before any fetch.
+        self.peer_policy = PeerPolicy(
+            allowlist=settings.federation_mode == "allowlist",
+            own_host=normal_host(urlsplit(settings.base_url).hostname or ""))
         self.client = GuardedClient(
             policy=allow_all_policy if settings.allow_private_networks else public_address_policy,
-            user_agent=USER_AGENT,
+            user_agent=USER_AGENT, host_check=self.peer_policy.refusal,
         )
         self.inbox_wake = asyncio.Event()
         self.doc_cache = DocCache()
@@ -80,7 +88,7 @@ class Node:
         wal_path = sqlite_wal_index(settings.database_url)
         self._wal_index = WalIndex(wal_path) if wal_path is not None else None
         self.changes = ChangeWatcher(
-            self._change_counter, self._drop_cached, min_interval=COUNTER_READ_SPACING,
+            self._change_counter, self._counter_moved, min_interval=COUNTER_READ_SPACING,
             probe=self._wal_index.header if self._wal_index is not None else None)
         # ... and reach its workers through the wake-up (LISTEN or the wal index),
         # started by the first worker that waits: a CLI command never starts it.
@@ -113,6 +121,11 @@ class Node:
         # The signer is built at its first use: loading the RSA key cost a CLI
         # command that signs nothing a twentieth of its run.
         self._instance = instance
+        # The counter first, then the rules: a block committed between the two
+        # moves the counter past the value seen, so the watcher marks the rules
+        # stale; read the other way round it would be taken as the baseline.
+        await self.changes.sync()
+        await self.peer_policy.refresh(self.db)
 
     async def close(self) -> None:
         await self.wakeup.close()
@@ -126,6 +139,19 @@ class Node:
         self.doc_cache.clear()
         self.group_lookups.clear()
         self.follower_digests.clear()
+
+    def _counter_moved(self) -> None:
+        """Some process committed something: cached documents and the domain
+        rules may be out of date (the rules reload when next asked for)."""
+        self._drop_cached()
+        self.peer_policy.mark_stale()
+
+    async def current_policy(self) -> PeerPolicy:
+        """The domain rules as the database has them now (cheap when nothing
+        changed: the counter read is shared and spaced, the reload skipped)."""
+        await self.changes.sync()
+        await self.peer_policy.refresh(self.db)
+        return self.peer_policy
 
     async def _change_counter(self) -> int:
         async with self.db.read_engine.connect() as conn:
@@ -158,6 +184,7 @@ class Node:
             idle_wait=self.wakeup.waiter().wait,
             signing_pool=self.signing_threads,
             sync_headers=sync_headers,
+            before_claim=self.current_policy,
         )
 
     def inbox_worker(self) -> InboxWorker:
@@ -169,6 +196,14 @@ class Node:
     async def handle(self, item: InboxItem) -> None:
         """Run every handler the table has for the item; each runs even if
         another failed, and the first failure fails the item (to be retried)."""
+        # Queued before a block: dropped unhandled. The rules are as fresh as the
+        # last request's counter read (every inbox POST reads it); no read of its
+        # own here, which would cost every item a wait for the next counter read.
+        await self.peer_policy.refresh(self.db)
+        refusal = self.peer_policy.refusal_uri(item.actor_uri)
+        if refusal is not None:
+            log.info("inbox item dropped by peer policy", extra={"reason": refusal})
+            return
         failure: Exception | None = None
         for handler in self.inbound.handlers_for(item.activity_type, item.body):
             try:

@@ -182,6 +182,10 @@ async def follow(node: Node, username: str, target: str) -> str:
 # What went wrong while resolving a follow target, in words an editor can act on.
 _UNREACHABLE = {"dns_failure", "connect_error", "timeout"}
 _MISSING_STATUSES = {404, 410}
+# Peer policy (federation/policy.py): the guarded client refused the host itself.
+_POLICY_REFUSALS = {"blocked_domain": "its domain is blocked on this node",
+                    "not_allowed": "its domain is not on this node's allowlist "
+                                   "(HAMBASTEGI_FEDERATION=allowlist; see `hambastegi allow`)"}
 
 
 def follow_error(target: str, exc: RemoteError | FetchError) -> OperationError:
@@ -191,6 +195,8 @@ def follow_error(target: str, exc: RemoteError | FetchError) -> OperationError:
     if isinstance(exc, RemoteError) and exc.reason == "bad_handle":
         return OperationError(f"{prefix}: expected @user@host or an actor URL", status=400)
     if isinstance(fetch, FetchError):
+        if fetch.reason in _POLICY_REFUSALS:
+            return OperationError(f"{prefix}: {_POLICY_REFUSALS[fetch.reason]}", status=403)
         if fetch.reason == "forbidden_address":
             return OperationError(
                 f"{prefix}: refused, its host is a private or local address "

@@ -54,7 +54,7 @@ async def page(request: Request, actor: LocalActor, network: Network) -> Respons
     actor_url = node.urls.actor(actor.username)
     return web.render(
         "network.html", actor=actor, handle=f"@{actor.username}@{node.settings.host}",
-        actor_url=actor_url, summaries=web._versions(actor.summaries, actor.language),
+        actor_url=actor_url, summaries=web.versions(actor.summaries, actor.language),
         members=roster, host=node.settings.host)
 
 

@@ -102,9 +102,13 @@ class DeliveryWorker:
                  signing_threads: int = 2, fanouts_per_claim: int = 8, per_lane: int = 4,
                  request_timeout: float = 30.0, idle_wait: IdleWait | None = None,
                  signing_pool: Executor | None = None,
-                 sync_headers: SyncHeaders | None = None) -> None:
+                 sync_headers: SyncHeaders | None = None,
+                 before_claim: Callable[[], Awaitable[object]] | None = None) -> None:
+        """``before_claim``: run before lanes are claimed (the node refreshes its
+        domain rules there, so a block made elsewhere stops the next claim's sends)."""
         self.db = db
         self.sync_headers = sync_headers
+        self.before_claim = before_claim
         self.urls = urls
         self.concurrency = concurrency
         self.batch = batch  # lanes claimed at once, at most
@@ -206,6 +210,8 @@ class DeliveryWorker:
                 and loop.time() - self._first_buffered >= FLUSH_SECONDS))
         if not claim and not flush_due:
             return bool(self._tasks)
+        if claim and self.before_claim is not None:
+            await self.before_claim()
         flushed, claims = await self._flush(free if claim else 0)
         # A lane still walked here (its lease ran out while this loop was held
         # up, and it came back to us) keeps its one walk.

@@ -19,7 +19,7 @@ from node.calls.events import contents_from
 from node.groups import operations
 from node.groups.errors import OperationError
 from node.news.items import render_markdown
-from node.web import pages
+from node.web import i18n
 from node.web.admin import forms
 from node.web.admin.editor import KINDS, own_draft
 from node.web.admin.guard import Ctx, back_to_group, page, workspace
@@ -40,7 +40,7 @@ async def _preview(request: Request, ctx: Ctx) -> Response:
             version = (body.get("versions") or {}).get(lang) or {}
             title = version.get("title", "")
             html = render_markdown(str(version.get("text", "")))
-        versions.append({"lang": lang, "dir": pages.direction(lang), "title": title,
+        versions.append({"lang": lang, "dir": i18n.direction(lang), "title": title,
                          "html": Markup(html)})  # noqa: S704 - escaped / sanitised above
     if draft.kind == "call":
         media, alt = (body.get("flyer") or {}).get("media"), (body.get("flyer") or {}).get(

@@ -36,7 +36,7 @@ from node.federation.runtime import Node
 from node.groups.errors import OperationError
 from node.storage.db import utcnow
 from node.storage.models import LocalActor
-from node.web import pages
+from node.web import i18n, pages
 
 SESSION_COOKIE = "hb_session"
 LOGIN_COOKIE = "hb_login"
@@ -148,7 +148,7 @@ def page(ctx: Ctx | None, template: str, status_code: int = 200, **context: Any)
 def input_dir(language: str) -> str:
     """dir of an input for text in ``language``: rtl for right-to-left scripts, else
     auto (the browser follows the first strong character)."""
-    return "rtl" if pages.direction(language) == "rtl" else "auto"
+    return "rtl" if i18n.direction(language) == "rtl" else "auto"
 
 
 def forbidden(ctx: Ctx | None, message: str) -> Response:

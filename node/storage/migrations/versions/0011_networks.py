@@ -6,7 +6,7 @@ the members collection and the directory page, hence the change-counter
 triggers of 0005); ``network_join`` holds our groups' Joins of networks.
 
 Revision ID: 0011_networks
-Revises: 0009_news
+Revises: 0010_accounts
 """
 
 from __future__ import annotations
@@ -16,7 +16,7 @@ import sqlmodel
 from alembic import op
 
 revision = "0011_networks"
-down_revision = "0009_news"
+down_revision = "0010_accounts"
 branch_labels = None
 depends_on = None
 

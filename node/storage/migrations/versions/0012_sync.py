@@ -8,7 +8,7 @@ and ``source`` (inbox | backfill | sync). Its rows end up in served documents
 catch-up worker (federation/outbox_sync.py).
 
 Revision ID: 0012_sync
-Revises: 0009_news
+Revises: 0011_networks
 """
 
 from __future__ import annotations
@@ -18,7 +18,7 @@ import sqlmodel
 from alembic import op
 
 revision = "0012_sync"
-down_revision = "0009_news"
+down_revision = "0011_networks"
 branch_labels = None
 depends_on = None
 

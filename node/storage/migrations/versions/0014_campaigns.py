@@ -7,7 +7,7 @@ the change-counter triggers of 0005_change_counter: a status changed by the CLI
 is seen by the next request of every web process.
 
 Revision ID: 0014_campaigns
-Revises: 0009_news
+Revises: 0013_peer_policy
 """
 
 from __future__ import annotations
@@ -17,7 +17,7 @@ import sqlmodel
 from alembic import op
 
 revision = "0014_campaigns"
-down_revision = "0009_news"
+down_revision = "0013_peer_policy"
 branch_labels = None
 depends_on = None
 
