@@ -1,6 +1,6 @@
 """A SQLite node that has started its workers and answered read requests carries neither
-cryptography nor SQLAlchemy's PostgreSQL dialect: both are imported on first use (#17, idle
-memory; the figure is in the README's Performance section, measured by bench/readpath.py).
+cryptography, argon2 nor SQLAlchemy's PostgreSQL dialect: they are imported on first use (#17,
+idle memory; the figure is in the README's Performance section, measured by bench/readpath.py).
 
 A module-level import of either anywhere on the serving path makes this fail."""
 
@@ -25,8 +25,8 @@ async def main() -> None:
         async with httpx.AsyncClient(transport=transport, base_url=settings.base_url) as client:
             statuses = [(await client.get(path)).status_code
                         for path in ("/", "/groups/demo", "/.well-known/nodeinfo")]
-    loaded = sorted(name for name in sys.modules
-                    if name.startswith(("cryptography", "sqlalchemy.dialects.postgresql")))
+    lazy = ("cryptography", "sqlalchemy.dialects.postgresql", "argon2")
+    loaded = sorted(name for name in sys.modules if name.startswith(lazy))
     print(json.dumps({"statuses": statuses, "loaded": loaded}))
 
 asyncio.run(main())

@@ -8,11 +8,15 @@ from __future__ import annotations
 
 import asyncio
 import functools
-
-from argon2 import PasswordHasher
-from argon2.exceptions import InvalidHashError, VerificationError, VerifyMismatchError
+from typing import TYPE_CHECKING
 
 from node.groups.errors import OperationError
+
+if TYPE_CHECKING:
+    from argon2 import PasswordHasher
+
+# argon2 is imported on the first login, not with the module: a node nobody has logged in
+# to since it started does not carry it (#17, idle memory).
 
 MIN_LENGTH = 10
 MAX_LENGTH = 1024  # argon2 takes any length; a bound keeps a hostile form cheap
@@ -20,6 +24,8 @@ MAX_LENGTH = 1024  # argon2 takes any length; a bound keeps a hostile form cheap
 
 @functools.cache
 def _hasher() -> PasswordHasher:
+    from argon2 import PasswordHasher
+
     return PasswordHasher()  # argon2id, t=3, m=64 MiB, p=4 (RFC 9106 second choice)
 
 
@@ -42,6 +48,8 @@ async def hash_password(password: str) -> str:
 
 
 def _verify(stored: str | None, password: str) -> bool:
+    from argon2.exceptions import InvalidHashError, VerificationError, VerifyMismatchError
+
     try:
         return _hasher().verify(stored or _dummy_hash(), password[:MAX_LENGTH]) \
             and stored is not None
