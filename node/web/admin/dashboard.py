@@ -19,14 +19,15 @@ from node.groups.errors import OperationError
 from node.storage.models import Activity, Event, Follower, LocalObject
 from node.web.admin import forms
 from node.web.admin.guard import Ctx, page, workspace
+from node.web.i18n import N_
 
 NOTICES = {
-    "published": "Published. Followers' servers receive it now; the table below shows "
-                 "where it arrived.",
-    "saved": "Draft saved. It is not public.",
-    "password": "Password changed. Your other sessions were logged out.",
-    "done": "Done.",
-    "deleted": "Draft deleted.",
+    "published": N_("Published. Followers' servers receive it now; the table below shows "
+                    "where it arrived."),
+    "saved": N_("Draft saved. It is not public."),
+    "password": N_("Password changed. Your other sessions were logged out."),
+    "done": N_("Done."),
+    "deleted": N_("Draft deleted."),
 }
 RECENT_POSTS = 30
 
