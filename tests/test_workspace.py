@@ -155,6 +155,26 @@ async def test_drafts_are_on_no_public_surface(live_node: LiveNode) -> None:
                     if SECRET_TITLE in str(o.names)]
 
 
+def test_only_the_workspace_and_accounts_read_the_draft_table() -> None:
+    """Why no public listing needs a draft filter: drafts live in their own table, never
+    in local_object, and only these modules name it; a public module that starts
+    reading it fails here (docs/ARCHITECTURE.md, "Drafts")."""
+    import ast
+    from pathlib import Path
+
+    root = Path(__file__).resolve().parent.parent
+    readers = set()
+    for path in (root / "node").rglob("*.py"):
+        tree = ast.parse(path.read_text(encoding="utf-8"))
+        names = {a.asname or a.name for n in ast.walk(tree) if isinstance(n, ast.ImportFrom)
+                 for a in n.names}
+        if "Draft" in names or "drafts" in names:
+            readers.add(path.relative_to(root).as_posix())
+    assert readers == {"node/accounts/drafts.py", "node/accounts/users.py",
+                       "node/web/admin/actions.py",
+                       "node/web/admin/dashboard.py", "node/web/admin/editor.py"}, readers
+
+
 async def _objects(live: LiveNode) -> list[LocalObject]:
     async with live.node.db.read() as session:
         return list((await session.exec(select(LocalObject))).all())

@@ -114,10 +114,14 @@ async def test_an_editor_publishes_a_persian_and_german_call_that_federates(
         assert public_url is not None
 
         await page.goto(public_url)
-        fa = page.locator("h1[lang=fa]")
-        de = page.locator("h1[lang=de]")
+        # One panel per language version (the public page since issue 14 point 1),
+        # each with its own lang and dir; the main language's title is the h1.
+        fa = page.locator("section.version-panel[lang=fa]")
+        de = page.locator("section.version-panel[lang=de]")
         assert await fa.get_attribute("dir") == "rtl"
         assert await de.get_attribute("dir") == "ltr"
+        assert "تجمع در حمایت از کارگران زندانی" in (
+            await fa.locator("h1").text_content() or "")
         assert "تجمع در حمایت از کارگران زندانی" in (await fa.text_content() or "")
         assert "Kundgebung für inhaftierte Arbeiter" in (await de.text_content() or "")
         assert await page.locator("[lang=fa][dir=rtl]", has_text="همه دعوت هستند").count()

@@ -1,8 +1,7 @@
 """Peer policy operations: block, unblock, allow, disallow, list (docs/ARCHITECTURE.md §9).
 
 One code path for the CLI (node/cli/policy.py), the JSON API (node/api/policy.py)
-and the admin workspace's moderation form (wired by the lead to ``block_domain``
-and ``unblock_domain``).
+and the admin workspace's moderation form (node/web/admin/moderation.py).
 
 What a block does, at once and in one transaction: the domain's followers of our
 groups are removed (they would get nothing more anyway), and our groups'

@@ -124,8 +124,11 @@ def render(template: str, status_code: int = 200, *, language: str | None = None
            set_language_cookie: bool = False, **context: Any) -> HTMLResponse:
     lang = language or i18n.DEFAULT
     with i18n.using(lang):
-        html = _environment().get_template(template).render(
-            ui_lang=lang, ui_dir=direction(lang), languages=i18n.available(), **context)
+        # The caller's values win: the workspace's editor passes its own
+        # ``languages`` (the post's versions), not the interface's.
+        values: dict[str, Any] = {"ui_lang": lang, "ui_dir": direction(lang),
+                                  "languages": i18n.available(), **context}
+        html = _environment().get_template(template).render(**values)
     response = html_response(html.encode(), status_code)
     if set_language_cookie:
         remember_language(response, lang)

@@ -23,6 +23,7 @@ from node.web import i18n
 from node.web.admin import forms
 from node.web.admin.editor import KINDS, own_draft
 from node.web.admin.guard import Ctx, back_to_group, page, workspace
+from node.web.i18n import N_
 
 
 async def _preview(request: Request, ctx: Ctx) -> Response:
@@ -60,7 +61,7 @@ async def _publish_draft(request: Request, ctx: Ctx) -> Response:
     try:
         url = await kind.create(ctx.node, ctx.group_name, draft.body)
     except OperationError as exc:
-        return page(ctx, "message.html", exc.status, title="Not published",
+        return page(ctx, "message.html", exc.status, title=N_("Not published"),
                     message=f"{exc} — edit the draft and try again.",
                     back=f"/admin/groups/{ctx.group_name}/drafts/{draft.id}")
     await drafts.delete(ctx.node, draft.id or 0)

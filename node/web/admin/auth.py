@@ -27,16 +27,23 @@ from node.web.admin.guard import (
     small_form,
     workspace,
 )
+from node.web.i18n import N_
 
 log = logging.getLogger("hambastegi")
+
+# The login operation's messages (node/accounts/login.py, a layer below the
+# catalogues), named here so extraction finds them; page() translates them.
+LOGIN_MESSAGES = (N_("wrong user name or password"),
+                  N_("too many failed logins; wait 15 minutes and try again"))
 
 
 async def _login_page(request: Request, status_code: int = 200, message: str = "",
                       username: str = "") -> Response:
     node = node_of(request)
     binding, new = login_binding(request)
-    response = page(None, "login.html", status_code, csrf=await csrf_for(node, binding),
-                    message=message, username=username, host=node.settings.host)
+    response = page(None, "login.html", status_code, request=request,
+                    csrf=await csrf_for(node, binding), message=message, username=username,
+                    host=node.settings.host)
     if new:
         set_cookie(response, node, LOGIN_COOKIE, binding)
     return response
@@ -64,11 +71,12 @@ async def login_submit(request: Request) -> Response:
     node = node_of(request)
     form = await small_form(request)
     if form is None:
-        return page(None, "message.html", 413, title="Too large", message="Form too large.")
+        return page(None, "message.html", 413, request=request, title=N_("Too large"),
+                        message=N_("Form too large."))
     if not await csrf_ok(request, request.cookies.get(LOGIN_COOKIE), form.get("csrf")):
-        return page(None, "message.html", 403, title="Forbidden",
-                    message="The form's security token is missing or wrong. "
-                            "Reload the login page and try again.")
+        return page(None, "message.html", 403, request=request, title=N_("Forbidden"),
+                    message=N_("The form's security token is missing or wrong. "
+                               "Reload the login page and try again."))
     username = form.get("username", "")
     try:
         account = await login.authenticate(node, username, form.get("password", ""),
@@ -104,9 +112,9 @@ async def _password(request: Request, ctx: Ctx) -> Response:
     async with ctx.node.db.read() as session:
         account = await session.get(Account, ctx.user.id)
     if account is None or not await passwords.verify(account.password_hash, current):
-        return page(ctx, "password.html", 400, message="The current password is wrong.")
+        return page(ctx, "password.html", 400, message=N_("The current password is wrong."))
     if new != again:
-        return page(ctx, "password.html", 400, message="The two new passwords differ.")
+        return page(ctx, "password.html", 400, message=N_("The two new passwords differ."))
     try:
         check_new(new)
         await users.set_password(ctx.node, ctx.user.username, new)
@@ -128,20 +136,22 @@ async def set_password(request: Request) -> Response:
     token = request.path_params["token"]
     account = await users.link_account(node, token, now=now(request))
     if account is None:
-        return page(None, "message.html", 404, title="Link not valid",
-                    message="This link has expired or was used; ask an admin for a new one.")
+        return page(None, "message.html", 404, request=request,
+                    title=N_("Link not valid"),
+                    message=N_("This link has expired or was used; ask an admin for a new one."))
     binding, new_binding = login_binding(request)
     message = ""
     status_code = 200
     if request.method == "POST":
         form = await small_form(request)
         if form is None:
-            return page(None, "message.html", 413, title="Too large", message="Form too large.")
+            return page(None, "message.html", 413, request=request, title=N_("Too large"),
+                        message=N_("Form too large."))
         if not await csrf_ok(request, request.cookies.get(LOGIN_COOKIE), form.get("csrf")):
-            return page(None, "message.html", 403, title="Forbidden",
-                        message="The form's security token is missing or wrong.")
+            return page(None, "message.html", 403, request=request, title=N_("Forbidden"),
+                        message=N_("The form's security token is missing or wrong."))
         if form.get("password", "") != form.get("password_again", ""):
-            message, status_code = "The two passwords differ.", 400
+            message, status_code = N_("The two passwords differ."), 400
         else:
             try:
                 await users.use_link(node, token, form.get("password", ""), now=now(request))
@@ -149,8 +159,8 @@ async def set_password(request: Request) -> Response:
                 message, status_code = str(exc), exc.status
             else:
                 return RedirectResponse("/login", status_code=303)
-    response = page(None, "set_password.html", status_code, username=account.username,
-                    csrf=await csrf_for(node, binding), message=message)
+    response = page(None, "set_password.html", status_code, request=request,
+                    username=account.username, csrf=await csrf_for(node, binding), message=message)
     if new_binding:
         set_cookie(response, node, LOGIN_COOKIE, binding)
     return response

@@ -19,16 +19,22 @@ from node.groups.errors import OperationError
 from node.storage.models import Activity, Event, Follower, LocalObject
 from node.web.admin import forms
 from node.web.admin.guard import Ctx, page, workspace
+from node.web.i18n import N_
 
 NOTICES = {
-    "published": "Published. Followers' servers receive it now; the table below shows "
-                 "where it arrived.",
-    "saved": "Draft saved. It is not public.",
-    "password": "Password changed. Your other sessions were logged out.",
-    "done": "Done.",
-    "deleted": "Draft deleted.",
+    "published": N_("Published. Followers' servers receive it now; the table below shows "
+                    "where it arrived."),
+    "saved": N_("Draft saved. It is not public."),
+    "password": N_("Password changed. Your other sessions were logged out."),
+    "done": N_("Done."),
+    "deleted": N_("Draft deleted."),
 }
 RECENT_POSTS = 30
+# Stored words the pages show through the catalogue (``_(state)``): event statuses,
+# delivery states per host (delivery.delivery_status), co-signers' answers.
+SHOWN_STATES = (N_("scheduled"), N_("postponed"), N_("cancelled"), N_("delivered"),
+                N_("retrying"), N_("waiting"), N_("failed"), N_("invited"), N_("accepted"),
+                N_("declined"), N_("withdrawn"))
 
 
 def notice(request: Request) -> str:

@@ -23,6 +23,7 @@ from node.storage.models import Draft
 from node.web.admin import forms
 from node.web.admin.guard import Ctx, page, workspace
 from node.web.admin.uploads import UploadProblem, take_image
+from node.web.i18n import N_
 
 
 @dataclass(frozen=True)
@@ -55,7 +56,7 @@ KINDS = {
 
 def show_form(ctx: Ctx, kind: Kind, body: Mapping[str, Any], languages: list[str], *,
               draft_id: int | None = None, editing: str | None = None, message: str = "",
-              status_code: int = 200) -> Response:
+              notice: str = "", status_code: int = 200) -> Response:
     group = ctx.group_name
     if editing is not None:
         action = f"/admin/groups/{group}/{kind.name}/{editing}/edit"
@@ -65,7 +66,8 @@ def show_form(ctx: Ctx, kind: Kind, body: Mapping[str, Any], languages: list[str
         action = f"/admin/groups/{group}/{kind.name}/new"
     return page(ctx, kind.template, status_code, languages=languages,
                 f=kind.fields_of(body), action=action, draft_id=draft_id, editing=editing,
-                message=message, kinds=forms.KINDS, join_modes=forms.JOIN_MODES)
+                message=message, notice=notice, kinds=forms.KINDS,
+                join_modes=forms.JOIN_MODES)
 
 
 async def submit(request: Request, ctx: Ctx, kind: Kind, *, draft_id: int | None = None,
@@ -102,7 +104,7 @@ async def submit(request: Request, ctx: Ctx, kind: Kind, *, draft_id: int | None
                                 status_code=303)
     if editing is not None:
         return show_form(ctx, kind, body, languages, editing=editing,
-                         message="A published post is changed by publishing it again.",
+                         message=N_("A published post is changed by publishing it again."),
                          status_code=400)
     draft = await drafts.save(ctx.node, ctx.group, kind.name, body, draft_id=draft_id,
                               account_id=ctx.user.id)
@@ -141,8 +143,8 @@ async def _draft(request: Request, ctx: Ctx) -> Response:
     extra = request.query_params.get("languages")
     if extra:
         languages = forms.language_list(extra, ctx.group.language)
-    notice = "Draft saved. It is not public." if request.query_params.get("notice") else ""
-    return show_form(ctx, kind, draft.body, languages, draft_id=draft.id, message=notice)
+    notice = N_("Draft saved. It is not public.") if request.query_params.get("notice") else ""
+    return show_form(ctx, kind, draft.body, languages, draft_id=draft.id, notice=notice)
 
 
 async def _edit(request: Request, ctx: Ctx) -> Response:

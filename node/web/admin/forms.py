@@ -15,10 +15,12 @@ from node.core import languages as langs
 from node.core.text import html_to_plain
 from node.groups.errors import OperationError
 from node.storage.models import Event, LocalObject
+from node.web.i18n import N_
 
 MAX_LANGS = 20
-KINDS = ("action", "meeting", "conference")
-JOIN_MODES = ("external", "free", "restricted", "invite")
+# N_: the form shows each through the catalogue (``_(k)``); extraction finds them here.
+KINDS = (N_("action"), N_("meeting"), N_("conference"))
+JOIN_MODES = (N_("external"), N_("free"), N_("restricted"), N_("invite"))
 
 
 def language_list(raw: str, default: str) -> list[str]:

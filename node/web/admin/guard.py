@@ -37,6 +37,7 @@ from node.groups.errors import OperationError
 from node.storage.db import utcnow
 from node.storage.models import LocalActor
 from node.web import i18n, pages
+from node.web.i18n import N_
 
 SESSION_COOKIE = "hb_session"
 LOGIN_COOKIE = "hb_login"
@@ -52,6 +53,7 @@ class Ctx:
     user: User
     session_token: str
     csrf: str
+    request: Request
     group: LocalActor | None = None
     form: FormData | None = None
 
@@ -132,14 +134,32 @@ async def small_form(request: Request) -> dict[str, str] | None:
     return dict(parse_qsl(raw.decode("utf-8", "replace"), keep_blank_values=True))
 
 
-def page(ctx: Ctx | None, template: str, status_code: int = 200, **context: Any) -> Response:
+# Values of these names are our own sentences (or an operation's message), shown in
+# the reader's language when the catalogue has them; anything else passes as given.
+TRANSLATED = ("message", "notice")
+
+
+def page(ctx: Ctx | None, template: str, status_code: int = 200, *,
+         request: Request | None = None, **context: Any) -> Response:
+    """A workspace page in the reader's language (?lang=, cookie, Accept-Language:
+    pages.render_for; docs/ARCHITECTURE.md#8-the-public-site). Pages before login
+    pass ``request``; the others have it in ``ctx``."""
+    request = ctx.request if ctx is not None else request
+    language, remember = (pages.reader_language(request) if request is not None
+                          else (i18n.DEFAULT, False))
     values: dict[str, Any] = {
-        "lang": "en", "user": ctx.user if ctx is not None else None,
+        "lang": language, "user": ctx.user if ctx is not None else None,
         "csrf": ctx.csrf if ctx is not None else "",
         "group": ctx.group if ctx is not None else None,
         "host": ctx.node.settings.host if ctx is not None else "", "input_dir": input_dir}
     values.update(context)
-    response = pages.render(f"admin/{template}", status_code=status_code, **values)
+    names = TRANSLATED + (("title",) if template == "message.html" else ())
+    with i18n.using(language):
+        for name in names:
+            if isinstance(values.get(name), str) and values[name]:
+                values[name] = i18n.gettext_(values[name])
+    response = pages.render(f"admin/{template}", status_code=status_code, language=language,
+                            set_language_cookie=remember, **values)
     # Nothing of the workspace may be kept by a browser or proxy cache.
     response.headers["Cache-Control"] = "no-store"
     return response
@@ -152,7 +172,7 @@ def input_dir(language: str) -> str:
 
 
 def forbidden(ctx: Ctx | None, message: str) -> Response:
-    return page(ctx, "message.html", 403, title="Forbidden", message=message)
+    return page(ctx, "message.html", 403, title=N_("Forbidden"), message=message)
 
 
 Handler = Callable[[Request, Ctx], Awaitable[Response]]
@@ -164,7 +184,8 @@ async def signed_in(request: Request) -> Ctx | None:
     user = await sessions.current(node, token, now(request), policy(request))
     if user is None or token is None:
         return None
-    return Ctx(node=node, user=user, session_token=token, csrf=await csrf_for(node, token))
+    return Ctx(node=node, user=user, session_token=token, csrf=await csrf_for(node, token),
+               request=request)
 
 
 def workspace(handler: Handler) -> Callable[[Request], Awaitable[Response]]:
@@ -174,32 +195,32 @@ def workspace(handler: Handler) -> Callable[[Request], Awaitable[Response]]:
         ctx = await signed_in(request)
         if ctx is None:
             if request.method == "POST":
-                return page(None, "message.html", 403, title="Forbidden",
-                            message="Your session has ended; log in again.")
+                return page(None, "message.html", 403, request=request, title=N_("Forbidden"),
+                            message=N_("Your session has ended; log in again."))
             return RedirectResponse("/login", status_code=303)
         if request.method == "POST":
             length = request.headers.get("content-length", "")
             if length.isdigit() and int(length) > MAX_FORM:
-                return page(ctx, "message.html", 413, title="Too large",
-                            message="The form was larger than 12 MB.")
+                return page(ctx, "message.html", 413, title=N_("Too large"),
+                            message=N_("The form was larger than 12 MB."))
             ctx.form = await request.form(max_files=4, max_fields=200,
                                           max_part_size=256 * 1024)
             if not await csrf_ok(request, ctx.session_token, ctx.form.get("csrf")):
-                return forbidden(ctx, "The form's security token is missing or wrong. "
-                                      "Reload the page and try again.")
+                return forbidden(ctx, N_("The form's security token is missing or wrong. "
+                                         "Reload the page and try again."))
         name = request.path_params.get("group")
         if name is not None:
             if not (ctx.user.is_admin or name in ctx.user.groups):
-                return forbidden(ctx, "You do not work for this group.")
+                return forbidden(ctx, N_("You do not work for this group."))
             async with ctx.node.db.read() as session:
                 ctx.group = await local_actors.get_group(session, name)
             if ctx.group is None:
-                return page(ctx, "message.html", 404, title="Not found",
-                            message="No such group.")
+                return page(ctx, "message.html", 404, title=N_("Not found"),
+                            message=N_("No such group."))
         try:
             return await handler(request, ctx)
         except OperationError as exc:
-            return page(ctx, "message.html", exc.status, title="Not done",
+            return page(ctx, "message.html", exc.status, title=N_("Not done"),
                         message=str(exc))
         finally:
             if ctx.form is not None:
