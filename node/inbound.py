@@ -88,4 +88,6 @@ CONTENT_CHECKS: dict[str, ContentCheck] = {
     "Event": check_event,
 }
 
-INBOUND = Inbound(handlers=HANDLERS, content_checks=CONTENT_CHECKS)
+# Posts peer sync learns after downtime: a network relays its members' too
+# (node/networks/relay.py on_synced; federation/outbox_sync.py hands them up).
+INBOUND = Inbound(handlers=HANDLERS, content_checks=CONTENT_CHECKS, synced=relay.on_synced)

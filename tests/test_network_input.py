@@ -385,3 +385,51 @@ async def test_a_member_that_deletes_itself_leaves_the_directory(
     await post(live_node, member, remote.activity(member, "Delete", member.id))
     await settled(live_node)
     assert await members.members(live_node.node, "mena") == []
+
+
+async def test_a_blocked_domains_posts_are_not_relayed_even_via_a_member(
+        live_node: LiveNode, remote: FakeRemote) -> None:
+    from node.federation import policy
+    from node.networks import relay
+    from tests.fediverse import FakeRemote as Server
+
+    # The member on a host of its own (127.0.0.2), the fan beside the node (127.0.0.1).
+    live, fans = live_node, remote
+    far = Server("127.0.0.2")
+    await far.start()
+    try:
+        mena = await members.create(live.node, "mena", display_name="MENA", language="en")
+        fan, member = fans.add_actor("fan"), as_group(far.add_actor("member"))
+        await post(live, fan, fans.activity(fan, "Follow", mena))
+        await post(live, member, far.activity(member, "Join", mena))
+        (application,) = await wait_for(lambda: members.applications(live.node, "mena"),
+                                        what="the application")
+        await members.decide_application(live.node, "mena", application.id or 0, accept=True)
+        before = note(member, "before")
+        await post(live, member, far.activity(member, "Create", before, to=[PUBLIC]))
+        await wait_for(lambda: _has(fans, before["id"]), what="the member's post relayed")
+
+        await policy.block_domain(live.node, "127.0.0.2")
+        # Delivered: the inbox refuses it. Learnt another way (a catch-up, an item
+        # queued before the block): the relay refuses it itself.
+        delivered, synced = note(member, "delivered"), note(member, "synced")
+        await post(live, member, far.activity(member, "Create", delivered, to=[PUBLIC]),
+                   refused_ok=True)
+        await relay.on_synced(live.node, member.id, [synced], "sync")
+        await settled(live)
+
+        async def announced(object_id: str) -> list[Activity]:
+            async with live.node.db.read() as session:
+                return list((await session.exec(select(Activity).where(
+                    Activity.activity_type == "Announce",
+                    Activity.object_uri == object_id))).all())
+
+        assert await announced(delivered["id"]) == []
+        assert await announced(synced["id"]) == []
+        # Unblocked, the same synced post is relayed: the block was what stopped it.
+        await policy.unblock_domain(live.node, "127.0.0.2")
+        await relay.on_synced(live.node, member.id, [synced], "sync")
+        assert len(await announced(synced["id"])) == 1
+        await wait_for(lambda: _has(fans, synced["id"]), what="the post relayed after unblock")
+    finally:
+        await far.stop()

@@ -24,6 +24,11 @@ Handler = Callable[["Node", InboxItem], Awaitable[None]]
 # (activity type, object type); None as the object type: any object.
 HandlerKey = tuple[str, str | None]
 ContentCheck = Callable[[dict[str, Any]], None]
+# What peer sync hands up after storing posts it had not stored before: the
+# actor whose outbox was walked, its new posts (as the actor vouched for them,
+# oldest first) and the walk's kind ("sync": a catch-up, "backfill": history).
+# Called after the store's commit, never inside a transaction (outbox_sync.py).
+SyncedPosts = Callable[["Node", str, list[dict[str, Any]], str], Awaitable[None]]
 
 # The namespace of the ids our handlers derive from an inbox item.
 _EMISSIONS = uuid.UUID("0e5c8a52-2b7e-4f0c-9a4e-6f1d3c2b9a10")
@@ -59,6 +64,9 @@ class Inbound:
 
     handlers: Mapping[HandlerKey, Handler] = field(default_factory=dict)
     content_checks: Mapping[str, ContentCheck] = field(default_factory=dict)
+    # Posts learnt by peer sync rather than by the inbox (a catch-up after
+    # downtime): a network relays its members' like those delivered to it.
+    synced: SyncedPosts | None = None
 
     def handlers_for(self, activity_type: str, body: Mapping[str, Any]) -> list[Handler]:
         inner = object_type(body)
@@ -84,4 +92,11 @@ def emission_uuid(item: InboxItem, purpose: str) -> str:
     time, and ``publishing.record_activity`` then finds the activity already
     recorded instead of sending a second one with a fresh id.
     """
-    return uuid.uuid5(_EMISSIONS, f"{item.activity_id}\n{purpose}").hex
+    return derived_uuid(item.activity_id, purpose)
+
+
+def derived_uuid(cause: str, purpose: str) -> str:
+    """The uuid of an activity sent because of ``cause`` (an activity or object
+    id): the same cause and purpose give the same id, whichever path (inbox or
+    peer sync) got there first, and ``Activity.uuid`` is unique."""
+    return uuid.uuid5(_EMISSIONS, f"{cause}\n{purpose}").hex

@@ -27,11 +27,13 @@ import random
 import secrets
 from dataclasses import dataclass
 from datetime import timedelta
+from typing import Any
 
 from sqlalchemy import delete, or_, update
 from sqlmodel import col, select
 from sqlmodel.ext.asyncio.session import AsyncSession
 
+from node.core.jsonsafe import as_id
 from node.federation import remote_posts, retry
 from node.federation.outbox_walk import Bounds, Walk, WalkFailed, walk_outbox
 from node.federation.remote_posts import Source
@@ -71,16 +73,33 @@ async def store(node: Node, walk: Walk, source: Source) -> int:
     returns how many posts were new."""
     if not walk.found:
         return 0
-    new = 0
+    fresh: list[dict[str, Any]] = []
     async with node.db.write() as session:
         for found in reversed(walk.found):
             if found.kind == "tombstone":
                 await remote_posts.tombstone(session, found.object_id, walk.actor_uri)
-            elif found.obj is not None:
-                new += await remote_posts.upsert(session, found.obj, walk.actor_uri,
-                                                 source=source)
+                fresh = [p for p in fresh if as_id(p) != found.object_id]
+            elif found.obj is not None and await remote_posts.upsert(
+                    session, found.obj, walk.actor_uri, source=source):
+                fresh.append(found.obj)
     node.changed()
-    return new
+    await _hand_up(node, walk.actor_uri, fresh, source)
+    return len(fresh)
+
+
+async def _hand_up(node: Node, actor_uri: str, fresh: list[dict[str, Any]],
+                   source: Source) -> None:
+    """Posts stored for the first time go to the layer above (``Inbound.synced``:
+    the network relay), after the commit. Only new rows: a post the inbox (or an
+    earlier walk) stored is not handed up again. A failure there is logged, not
+    the walk's: the posts are stored, and the walk's schedule stays as it is."""
+    hook = node.inbound.synced
+    if hook is None or not fresh:
+        return
+    try:
+        await hook(node, actor_uri, fresh, source)
+    except Exception:  # the relay's failure must not undo or repeat the walk
+        log.exception("synced posts not handed up")
 
 
 async def _known(node: Node, ids: list[str]) -> set[str]:

@@ -16,20 +16,27 @@ attributed to the announcer, and keeps one boost per announcer and post) —;
 ``Announce{Update}`` and ``Announce{Delete}`` (the member's activity with the
 object by id) for changes of posts the network relayed before: FEP-1b12
 receivers apply them, Mastodon drops an Announce whose object is not a status.
+
+Posts learnt by peer sync (a catch-up after this node was down) are relayed by
+the same rules (``on_synced``), once: the Announce's id is derived from the
+object, whichever path brought it. Peer policy holds here too: nothing from a
+blocked domain is relayed, member or not (``refused``).
 """
 
 from __future__ import annotations
 
 import logging
+from datetime import UTC, datetime
 from typing import Any
 
 from sqlalchemy import update
 from sqlmodel import col, select
 
 from node.core.jsonsafe import as_id
-from node.federation import publishing
-from node.federation.dispatch import emission_uuid
+from node.federation import policy, publishing
+from node.federation.dispatch import derived_uuid
 from node.federation.remote_actors import RemoteError, fetch_document, same_origin
+from node.federation.remote_posts import published_at
 from node.federation.runtime import Node
 from node.federation.vocabulary import PUBLIC
 from node.storage.db import utcnow
@@ -70,10 +77,27 @@ def _strings(value: Any) -> list[str]:
 async def _networks_of_member(node: Node, member: str) -> list[int]:
     """Ids of our networks ``member`` currently belongs to (one indexed query: the
     cheap answer for every Create that is not a member's)."""
+    return [network_id for network_id, _ in await _memberships(node, member)]
+
+
+async def _memberships(node: Node, member: str) -> list[tuple[int, datetime]]:
+    """Our networks ``member`` currently belongs to, with when it was accepted
+    (``updated_at`` of an accepted row: decide_application sets it)."""
     async with node.db.read() as session:
-        return list((await session.exec(select(NetworkMembership.network_id).where(
-            NetworkMembership.member_uri == member,
-            NetworkMembership.state == MembershipState.ACCEPTED))).all())
+        return [(network_id, accepted_at) for network_id, accepted_at in (await session.exec(
+            select(NetworkMembership.network_id, NetworkMembership.updated_at).where(
+                NetworkMembership.member_uri == member,
+                NetworkMembership.state == MembershipState.ACCEPTED))).all()]
+
+
+async def refused(node: Node, member: str, object_id: str) -> bool:
+    """Whether peer policy forbids relaying: the member's or the object's host is
+    blocked (subdomains included), or not listed in allowlist mode
+    (FEDERATION.md "Peer policy"). The inbox already drops a blocked actor's
+    items; this covers what was queued or synced before a block, and blocks made
+    by another process moments ago (the rules are re-read when they changed)."""
+    await node.current_policy()
+    return any(policy.refusal(node, uri) is not None for uri in (member, object_id))
 
 
 async def _origin_copy(node: Node, obj: Any, member: str) -> tuple[str, Any] | None:
@@ -91,17 +115,22 @@ async def _origin_copy(node: Node, obj: Any, member: str) -> tuple[str, Any] | N
         return None
 
 
-async def _announce(node: Node, item: InboxItem, network_ids: list[int], obj: Any,
+async def _announce(node: Node, member: str, cause: str, network_ids: list[int], obj: Any,
                     object_id: str, *, first: bool) -> None:
-    """Announce ``obj`` from each network, once per inbox item (the id is derived
-    from it). ``first``: a new post (not if already relayed); else a change,
+    """Announce ``obj`` from each network. ``first``: a new post, announced once
+    per network and object whichever path brought it (inbox or peer sync: the
+    Announce's id is derived from the object, and an Announce recorded for it
+    stops a second); else a change (``cause``: the member's Update or Delete),
     relayed only for posts the network relayed before."""
+    if await refused(node, member, object_id):
+        log.info("relay refused by peer policy")
+        return
     for network_id in network_ids:
         async with node.db.write() as session:
             row = (await session.exec(select(LocalActor, NetworkMembership).join(
                 Network, col(Network.actor_id) == col(LocalActor.id)).join(
                 NetworkMembership, col(NetworkMembership.network_id) == col(Network.id)).where(
-                Network.id == network_id, NetworkMembership.member_uri == item.actor_uri,
+                Network.id == network_id, NetworkMembership.member_uri == member,
                 NetworkMembership.state == MembershipState.ACCEPTED))).first()
             if row is None:
                 continue  # left or removed meanwhile
@@ -113,9 +142,10 @@ async def _announce(node: Node, item: InboxItem, network_ids: list[int], obj: An
                 continue
             await publishing.record_activity(
                 session, actor, node.urls, activity_type="Announce", obj=obj, to=[PUBLIC],
-                cc=[node.urls.followers(actor.username), item.actor_uri], to_followers=True,
+                cc=[node.urls.followers(actor.username), member], to_followers=True,
                 object_uri=object_id,
-                activity_uuid=emission_uuid(item, f"network-relay:{network_id}"))
+                activity_uuid=derived_uuid(object_id if first else cause,
+                                           f"network-relay:{network_id}"))
         node.changed()
 
 
@@ -126,7 +156,8 @@ async def on_create(node: Node, item: InboxItem) -> None:
     found = await _origin_copy(node, item.body.get("object"), item.actor_uri)
     if found is None or not relayable(found[1], found[0], item.actor_uri):
         return
-    await _announce(node, item, networks, found[0], found[0], first=True)
+    await _announce(node, item.actor_uri, item.activity_id, networks, found[0], found[0],
+                    first=True)
 
 
 async def on_update(node: Node, item: InboxItem) -> None:
@@ -136,7 +167,8 @@ async def on_update(node: Node, item: InboxItem) -> None:
     found = await _origin_copy(node, item.body.get("object"), item.actor_uri)
     if found is None or not relayable(found[1], found[0], item.actor_uri):
         return
-    await _announce(node, item, networks, _inner(item, found[0]), found[0], first=False)
+    await _announce(node, item.actor_uri, item.activity_id, networks,
+                    _inner(item, found[0]), found[0], first=False)
 
 
 async def on_delete(node: Node, item: InboxItem) -> None:
@@ -148,7 +180,37 @@ async def on_delete(node: Node, item: InboxItem) -> None:
         return
     networks = await _networks_of_member(node, item.actor_uri)
     if networks:
-        await _announce(node, item, networks, _inner(item, object_id), object_id, first=False)
+        await _announce(node, item.actor_uri, item.activity_id, networks,
+                        _inner(item, object_id), object_id, first=False)
+
+
+async def on_synced(node: Node, member: str, posts: list[dict[str, Any]], source: str) -> None:
+    """Posts peer sync stored for the first time (``Inbound.synced``; outbox_sync.py):
+    a member's posts delivered while this node was down are relayed when the
+    catch-up finds them, by the same rules as those the inbox gets. The walk
+    already checked each against the member's origin (fetched from it, or in its
+    outbox there). Only posts published since the member was accepted: a first
+    walk (``backfill``) brings history, which the network's followers never
+    asked for; a post without a date counts only from a catch-up."""
+    memberships = await _memberships(node, member)
+    if not memberships:
+        return
+    for doc in posts:
+        object_id = as_id(doc)
+        if object_id is None or not relayable(doc, object_id, member):
+            continue
+        published = published_at(doc)
+        networks = [network_id for network_id, accepted_at in memberships
+                    if (published >= _aware(accepted_at) if published is not None
+                        else source == "sync")]
+        if networks:
+            await _announce(node, member, object_id, networks, object_id, object_id,
+                            first=True)
+
+
+def _aware(moment: datetime) -> datetime:
+    """SQLite gives naive datetimes back (stored as UTC)."""
+    return moment if moment.tzinfo is not None else moment.replace(tzinfo=UTC)
 
 
 async def _member_gone(node: Node, member: str) -> None:

@@ -603,6 +603,10 @@ class NetworkJoin(SQLModel, table=True):
     network_inbox: str = Field(max_length=2048)
     join_activity_id: str = Field(max_length=2048, unique=True)
     state: str = Field(default=MembershipState.PENDING, max_length=16)
+    created_at: datetime = Field(default_factory=utcnow)
+    updated_at: datetime = Field(default_factory=utcnow)
+
+
 # --- accounts, sessions and drafts of the editors' workspace (issue 14) ----------------
 
 
