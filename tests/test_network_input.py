@@ -114,7 +114,14 @@ async def test_only_a_current_members_own_public_posts_are_relayed(
         relayed = (await session.exec(select(Activity).where(
             Activity.activity_type == "Announce", Activity.object_uri == after["id"]))).all()
     assert relayed == []
-    assert server.received_of_type("Remove")[0].body["target"] == mena + "/members"
+    # The Remove goes out through the delivery worker: waited for, not assumed sent.
+    (removal, *_) = await wait_for(lambda: _received(server, "Remove"),
+                                   what="the Remove at the member")
+    assert removal.body["target"] == mena + "/members"
+
+
+async def _received(server: FakeRemote, activity_type: str) -> list[Any]:
+    return server.received_of_type(activity_type)
 
 
 async def _has(server: FakeRemote, object_id: str) -> bool:
