@@ -165,6 +165,8 @@ def test_only_the_workspace_and_accounts_read_the_draft_table() -> None:
     root = Path(__file__).resolve().parent.parent
     readers = set()
     for path in (root / "node").rglob("*.py"):
+        if path.is_relative_to(root / "node" / "storage" / "models"):
+            continue  # where the table is defined (and re-exported), not read
         tree = ast.parse(path.read_text(encoding="utf-8"))
         names = {a.asname or a.name for n in ast.walk(tree) if isinstance(n, ast.ImportFrom)
                  for a in n.names}
