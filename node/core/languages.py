@@ -41,3 +41,16 @@ def validate(tag: object) -> str:
         raise LanguageError(f"invalid language tag {shown!r}: expected a BCP 47 tag such as "
                             "fa, de, ckb or sr-Latn (at most 16 characters)")
     return tag
+
+
+def autonym(language: str) -> str:
+    """A language's name in itself where Babel knows it (``فارسی``, ``Deutsch``), else the
+    tag: language links on pages, channel names. Babel is imported on first use."""
+    from babel.core import Locale, UnknownLocaleError
+
+    try:
+        name = Locale.parse(language.replace("-", "_")).get_display_name(
+            language.replace("-", "_"))
+    except (UnknownLocaleError, ValueError):
+        return language
+    return name or language

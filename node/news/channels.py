@@ -15,6 +15,7 @@ from typing import Any
 
 from sqlmodel import select
 
+from node.core.languages import autonym
 from node.federation import local_actors
 from node.federation.runtime import Node
 from node.groups.operations import OperationError
@@ -42,16 +43,6 @@ def channel_username(group: str, language: str) -> str:
     return f"{group}_{language.lower()}"
 
 
-def language_name(language: str) -> str:
-    """The language's name in itself where Babel knows it (فارسی, Deutsch), else the tag."""
-    from babel.core import Locale, UnknownLocaleError
-
-    try:
-        name = Locale.parse(language.replace("-", "_")).get_display_name(
-            language.replace("-", "_"))
-    except (UnknownLocaleError, ValueError):
-        return language
-    return name or language
 
 
 async def enable(node: Node, username: str, langs: list[Any]) -> list[str]:
@@ -83,7 +74,7 @@ async def _create_actor(node: Node, session: Any, group: LocalActor, name: str,
                         tag: str) -> LocalActor:
     import html
 
-    shown = language_name(tag)
+    shown = autonym(tag)
     group_url = node.urls.actor(group.username)
     handle = f"@{group.username}@{node.settings.host}"
     summary = (f'<p>{html.escape(shown)} — <a href="{html.escape(group_url)}">'

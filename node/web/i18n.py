@@ -143,13 +143,3 @@ def resolve(preferred: str | None, default: str | None) -> str:
     return preferred or _supported(default or "") or DEFAULT
 
 
-def autonym(language: str) -> str:
-    """A language's name in itself (``فارسی``, ``Deutsch``), for language links."""
-    from babel import Locale, UnknownLocaleError
-
-    try:
-        name = Locale.parse(language.replace("-", "_")).get_display_name(
-            language.replace("-", "_"))
-    except (UnknownLocaleError, ValueError):
-        return language
-    return name or language

@@ -23,6 +23,7 @@ from starlette.requests import Request
 from starlette.responses import HTMLResponse, Response
 
 from node.core import calendars
+from node.core.languages import autonym
 from node.core.urls import INSTANCE_USERNAME
 from node.federation import local_actors as groups
 from node.federation.runtime import Node
@@ -65,7 +66,7 @@ def _environment() -> Environment:
     env.filters["day"] = day
     env.globals["direction"] = direction
     env.globals["stylesheet"] = stylesheet_url()
-    env.globals["autonym"] = i18n.autonym
+    env.globals["autonym"] = autonym
     return env
 
 

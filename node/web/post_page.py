@@ -16,11 +16,12 @@ from sqlmodel.ext.asyncio.session import AsyncSession
 from node.calls import operations as calls
 from node.calls.events import public_online_url
 from node.core import calendars
+from node.core.languages import autonym
 from node.core.text import html_to_plain
 from node.federation.runtime import Node
 from node.storage.models import Event, LocalActor, LocalObject, NewsItem
 from node.web import listings, pages
-from node.web.i18n import autonym, direction
+from node.web.i18n import direction
 
 OG_DESCRIPTION = 200
 
