@@ -16,8 +16,7 @@ import pytest
 import sqlalchemy as sa
 from sqlmodel import select
 
-from node.campaigns import consent, detention
-from node.campaigns import operations as campaigns
+from node.campaigns import consent, detention, listing
 from node.campaigns.dossier import CampaignError, parse_dossier
 from node.federation import signatures
 from node.groups import operations
@@ -393,9 +392,9 @@ async def test_list_sorts_by_status_or_days_and_filters_by_country(
     sentenced = await _create(live_node, token, name={"en": "Sentenced Case"})
     turkey = await _create(live_node, token, status="detained", country="TR",
                            name={"en": "Turkey Case"})
-    rows = await campaigns.listing(live_node.node)
+    rows = await listing.listing(live_node.node)
     assert [r["id"] for r in rows] == [sentenced, old, turkey]
-    by_days = await campaigns.listing(live_node.node, sort="days")
+    by_days = await listing.listing(live_node.node, sort="days")
     assert [r["id"] for r in by_days] == [old, sentenced, turkey]
     page = (await _get(live_node.url("/campaigns?country=TR"))).text
     assert "Turkey Case" in page and "Old Case" not in page

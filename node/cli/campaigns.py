@@ -77,10 +77,10 @@ def cmd_invite(args: argparse.Namespace, settings: Settings) -> None:
 def cmd_list(args: argparse.Namespace, settings: Settings) -> None:
     import json
 
-    from node.campaigns import operations
+    from node.campaigns import listing
     from node.cli.common import with_node
 
-    rows = with_node(settings, lambda node: operations.listing(
+    rows = with_node(settings, lambda node: listing.listing(
         node, country=args.country, sort=args.sort, group=args.group))
     for row in rows:
         print(json.dumps(row, ensure_ascii=False))

@@ -4,7 +4,7 @@
 status or days in detention (``?sort=status|days``) and filterable by country
 (``?country=IR``); ``/campaigns/feed.atom`` and ``/campaigns/feed.json`` carry
 the same list. Only what ``consent.may_see`` lets the public read is listed
-(operations.listing), with names already under consent (initials).
+(listing.py), with names already under consent (initials).
 """
 
 from __future__ import annotations
@@ -17,7 +17,7 @@ import orjson
 from starlette.requests import Request
 from starlette.responses import Response
 
-from node.campaigns import operations
+from node.campaigns import listing
 from node.federation.runtime import Node
 from node.web import pages
 from node.web.feeds import ATOM_NS, ATOM_TYPE, FEED_HEADERS, JSON_FEED_TYPE, JSON_FEED_VERSION
@@ -36,7 +36,7 @@ def _query(request: Request) -> tuple[str | None, str]:
 async def _rows(request: Request) -> tuple[Node, list[dict[str, Any]], str | None, str]:
     node: Node = request.app.state.node
     country, sort = _query(request)
-    return node, await operations.listing(node, country=country, sort=sort), country, sort
+    return node, await listing.listing(node, country=country, sort=sort), country, sort
 
 
 def _(text: str) -> str:
