@@ -20,7 +20,7 @@ from node.federation import processing
 from node.federation.dispatch import ContentCheck, ContentError, Handler, HandlerKey, Inbound
 from node.federation.runtime import Node
 from node.networks import handlers as networks
-from node.networks import relay
+from node.networks import members_only, relay
 from node.storage.models import InboxItem
 
 
@@ -54,9 +54,10 @@ HANDLERS: dict[HandlerKey, Handler] = {
     ("Undo", None): processing.on_undo,  # Undo of a Follow, Like or Announce
     # what remote actors publish
     # replies to our posts; a network relays its members' posts (node/networks/relay.py)
-    ("Create", None): each(processing.on_create, relay.on_create),
+    # posts addressed to a network's members only (network_only campaigns) are kept
+    ("Create", None): each(processing.on_create, relay.on_create, members_only.on_create),
     # actor profiles and keys, stored replies; members' edits relayed
-    ("Update", None): each(processing.on_update, relay.on_update),
+    ("Update", None): each(processing.on_update, relay.on_update, members_only.on_update),
     ("Delete", None): each(processing.on_delete, relay.on_delete),
     ("Like", None): processing.on_like,
     ("Announce", None): processing.on_announce,

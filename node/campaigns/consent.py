@@ -5,11 +5,15 @@ Three levels, per campaign:
 - ``name_withheld``: the same, but the person is named by initials only, in every
   text the node renders (content, summary, alt texts, notes, pages, feeds); the
   campaign's URL never held a name (``/objects/<uuid>``);
-- ``network_only``: for the member nodes of one network only. Networks are not
-  built yet, so this fails closed: such a campaign has no public object, is sent
-  to nobody and is 404 to every request. ``may_see`` and ``audience`` are the two
-  places to open when networks land (the member nodes' signed GETs, member
-  delivery); nothing else decides it.
+- ``network_only``: for the member nodes of one network (``campaign.network``)
+  only. No public object: a document under its own id (``network_uuid``) is
+  rendered on demand, delivered to the member nodes' inboxes addressed to the
+  network's ``members`` collection (never ``as:Public``, never the followers),
+  and served only to a signed GET from an actor on a member node or on the
+  network's node; 404 to everyone else (node/campaigns/network_copy.py, the
+  roster in node/networks/roster.py). The owning group must be a member.
+
+``may_see`` (reads) and ``audience`` (deliveries) decide it; nothing else does.
 
 Per field: the photo and exact places (``CONSENT_FIELDS``) are shown only when
 listed in ``public_fields``.
@@ -20,6 +24,7 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass
 from typing import Any
+from urllib.parse import urlsplit
 
 from node.campaigns.dossier import CONSENT_FIELDS
 from node.storage.models import Campaign
@@ -27,24 +32,41 @@ from node.storage.models import Campaign
 
 @dataclass(frozen=True)
 class Addressing:
-    """Where a campaign's activities go."""
+    """Where a campaign's activities go: the public and the group's followers, or
+    the members of ``network`` (an actor URL) alone."""
 
     to_public: bool
     to_followers: bool
+    network: str | None = None
 
 
-def may_see(campaign: Campaign, requester: str | None) -> bool:
+def is_public(campaign: Campaign) -> bool:
+    """Whether anyone may read it, unsigned: then it has a public object."""
+    return campaign.withdrawn_at is None and campaign.visibility in ("public", "name_withheld")
+
+
+def may_see(campaign: Campaign, requester: str | None, *,
+            member_hosts: frozenset[str] = frozenset()) -> bool:
     """Whether ``requester`` (the actor a signed GET verified as, None when unsigned)
-    may read the campaign. ``network_only``: nobody yet (fail closed)."""
+    may read the campaign. ``network_only``: an actor on one of ``member_hosts``
+    (the nodes of the network's members and the network's own node,
+    ``roster.Roster.hosts``): a member group or a member node's instance actor."""
     if campaign.withdrawn_at is not None:
         return False
-    return campaign.visibility in ("public", "name_withheld")
+    if campaign.visibility == "network_only":
+        return requester is not None and campaign.network is not None \
+            and urlsplit(requester).netloc.lower() in member_hosts
+    return is_public(campaign)
 
 
 def audience(campaign: Campaign) -> Addressing | None:
     """How the campaign and its Notes are addressed; None: sent to nobody."""
-    if campaign.withdrawn_at is not None or campaign.visibility == "network_only":
+    if campaign.withdrawn_at is not None:
         return None
+    if campaign.visibility == "network_only":
+        if campaign.network is None:
+            return None
+        return Addressing(to_public=False, to_followers=False, network=campaign.network)
     return Addressing(to_public=True, to_followers=True)
 
 
@@ -67,7 +89,7 @@ def initials_of(name: str) -> str:
 def display_names(campaign: Campaign) -> dict[str, str]:
     """How the person is named, per language/script tag."""
     names: dict[str, str] = campaign.data.get("names", {})
-    if campaign.visibility == "public":
+    if campaign.visibility != "name_withheld":  # public, or the network's members only
         return dict(names)
     return {tag: initials_of(name) for tag, name in names.items()}
 
@@ -94,7 +116,7 @@ def redact(campaign: Campaign, text: str) -> str:
     Editors write stories and updates by hand; a full name typed into one must not
     slip out, so every text passes here before it is rendered. Whole words only,
     case-insensitive."""
-    if campaign.visibility == "public" or not text:
+    if campaign.visibility != "name_withheld" or not text:
         return text
     for word, initial in _words(campaign):
         pattern = rf"(?<![\w\u200c\u200d]){re.escape(word)}(?![\w\u200c\u200d])"

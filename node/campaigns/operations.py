@@ -5,7 +5,9 @@ Every change is one write transaction: the ``campaign`` row, its public object
 re-rendered from it (render.py), and the activities to the group's followers
 through the fan-out log (``news.operations.send_to_followers``). Who receives
 anything is decided by ``consent.audience`` alone; the public object exists only
-while ``consent.may_see`` lets the public read it.
+while ``consent.is_public``. A ``network_only`` campaign goes to its network's
+members instead (network_copy.py); their roster is fetched before the write
+transaction (docs/ARCHITECTURE.md §1).
 """
 
 from __future__ import annotations
@@ -17,12 +19,14 @@ import orjson
 from sqlmodel import col, select
 from sqlmodel.ext.asyncio.session import AsyncSession
 
-from node.campaigns import consent, detention, render, timeline
+from node.campaigns import consent, detention, network_copy, render, timeline
 from node.campaigns.dossier import CampaignError, Dossier, day, parse_dossier, visibility
 from node.federation import publishing
 from node.federation.runtime import Node
 from node.federation.vocabulary import object_document
 from node.groups.operations import OperationError, object_uuid_from, require_group, usable_media
+from node.networks import roster as rosters
+from node.networks.roster import Roster
 from node.news.operations import send_to_followers
 from node.storage.db import utcnow
 from node.storage.models import Activity, Campaign, LocalActor, LocalObject
@@ -51,6 +55,39 @@ async def _photo(session: AsyncSession, spec: dict[str, Any] | None,
             "blurhash": media.blurhash, "alt": dict(spec["alt"])}
 
 
+async def network_roster(node: Node, actor: LocalActor, level: str,
+                         network: str | None) -> Roster | None:
+    """The members a ``network_only`` campaign goes to (None for other levels),
+    fetched now: before the write transaction. Only a member group may choose it."""
+    if level != "network_only" or network is None:
+        return None
+    if not await rosters.group_is_member(node, actor, network):
+        raise OperationError(
+            f"network_only: the group {actor.username} is not a member of the network "
+            f"{network} (join it first with `hambastegi network join`, or choose "
+            "public or name_withheld)")
+    try:
+        return await rosters.current(node, network, max_age=rosters.RETRY_AFTER)
+    except rosters.RosterError as exc:
+        raise OperationError(str(exc), status=502) from exc
+
+
+async def _roster_of(node: Node, actor: LocalActor, campaign: Campaign) -> Roster | None:
+    if campaign.withdrawn_at is not None:
+        return None
+    return await network_roster(node, actor, campaign.visibility, campaign.network)
+
+
+async def _former_roster(node: Node, network: str) -> Roster | None:
+    """Where the Delete of a members' document goes when the campaign leaves the
+    network: never refused (withdrawing consent must always work); the stored
+    roster if no fresh one can be had, nobody if there is none (logged)."""
+    try:
+        return await rosters.current(node, network, max_age=rosters.RETRY_AFTER)
+    except rosters.RosterError:
+        return await rosters.stored(node, network)
+
+
 async def create_campaign(node: Node, username: str, body: Any) -> str:
     """A new campaign of a group; returns its id (URL)."""
     actor = await require_group(node, username)
@@ -58,6 +95,7 @@ async def create_campaign(node: Node, username: str, body: Any) -> str:
         dossier = parse_dossier(body, actor.language, today=today())
     except CampaignError as exc:
         raise _error(exc) from exc
+    roster = await network_roster(node, actor, dossier.visibility, dossier.network)
     async with node.db.write() as session:
         campaign = Campaign(uuid=publishing.new_uuid(), group_id=actor.id or 0,
                             language=dossier.language, country=dossier.country,
@@ -68,7 +106,7 @@ async def create_campaign(node: Node, username: str, body: Any) -> str:
         await _fill(session, campaign, dossier, actor)
         session.add(campaign)
         await session.flush()
-        await _publish(session, node, actor, campaign)
+        await _publish(session, node, actor, campaign, roster)
     node.changed()
     return campaign_url(node, campaign)
 
@@ -82,9 +120,11 @@ async def _fill(session: AsyncSession, campaign: Campaign, dossier: Dossier,
 
 async def load(session: AsyncSession, node: Node, campaign_id: str,
                allowed_actor: int | None) -> tuple[LocalActor, Campaign]:
-    """By the campaign's id (URL or uuid), or by the id of its current public object."""
+    """By the campaign's id (URL or uuid), or by the id of its current public object
+    or members' document."""
     key = object_uuid_from(node, campaign_id)
-    campaign = (await session.exec(select(Campaign).where(Campaign.uuid == key))).first()
+    campaign = (await session.exec(select(Campaign).where(
+        (col(Campaign.uuid) == key) | (col(Campaign.network_uuid) == key)))).first()
     if campaign is None:
         obj = await publishing.get_object(session, key)
         if obj is not None:
@@ -116,17 +156,26 @@ def _render(node: Node, campaign: Campaign, obj: LocalObject) -> None:
 
 
 async def _publish(session: AsyncSession, node: Node, actor: LocalActor,
-                   campaign: Campaign) -> None:
+                   campaign: Campaign, roster: Roster | None) -> None:
     """Bring the public object in line with the campaign and its consent:
     Create where it became visible, Update where it changed, Delete where it
-    may no longer be seen (and every trace of it out of the stored activities)."""
+    may no longer be seen (and every trace of it out of the stored activities).
+    ``network_only``: the members' document instead (``roster``: its members)."""
     obj = await public_object(session, campaign)
-    visible = consent.audience(campaign) is not None
-    if not visible:
+    if not consent.is_public(campaign):
         if obj is not None and obj.deleted_at is None:
             await _delete(session, node, actor, obj)
             for note in await _notes(session, node, campaign):
                 await _delete(session, node, actor, note)
+        addressing = consent.audience(campaign)
+        if addressing is not None and addressing.network is not None and roster is not None:
+            kind = "Update" if campaign.network_uuid is not None else "Create"
+            if campaign.network_uuid is None:
+                campaign.network_uuid = publishing.new_uuid()
+                session.add(campaign)
+                await session.flush()
+            await network_copy.send(session, node, actor, campaign, roster, kind,
+                                    today=today())
         return
     if obj is None or obj.deleted_at is not None:
         # A tombstone's id never comes back (Mastodon keeps tombstones): a
@@ -192,8 +241,9 @@ async def _notes(session: AsyncSession, node: Node, campaign: Campaign) -> list[
 async def _send_note(session: AsyncSession, node: Node, actor: LocalActor,
                      campaign: Campaign, entry: dict[str, Any],
                      status_line: str | None = None) -> None:
-    """The entry as a short Note from the group (only when the campaign is sent at all)."""
-    if consent.audience(campaign) is None:
+    """The entry as a short Note from the group, only while the campaign is public:
+    a ``network_only`` campaign's members get the Update of its document alone."""
+    if not consent.is_public(campaign):
         return
     url = node.urls.object((await public_object(session, campaign) or campaign).uuid)
     fields = render.note_fields(campaign, entry, url, status_line=status_line)
@@ -217,11 +267,12 @@ async def add_update(node: Node, campaign_id: str, body: Any, *,
                      allowed_actor: int | None = None, by: str | None = None) -> str:
     """A timeline entry: a Note from the group, and an Update of the campaign."""
     async with node.db.read() as session:
-        _, campaign = await load(session, node, campaign_id, allowed_actor)
+        actor, campaign = await load(session, node, campaign_id, allowed_actor)
     try:
         entry = timeline.parse_entry(body, campaign.language, today=today())
     except CampaignError as exc:
         raise _error(exc) from exc
+    roster = await _roster_of(node, actor, campaign)
     async with node.db.write() as session:
         actor, campaign = await load(session, node, campaign_id, allowed_actor)
         if len(campaign.timeline) >= timeline.MAX_TIMELINE:
@@ -229,17 +280,17 @@ async def add_update(node: Node, campaign_id: str, body: Any, *,
         entry["by"] = by or node.urls.actor(actor.username)
         await _send_note(session, node, actor, campaign, entry)
         campaign.timeline = [*campaign.timeline, entry]
-        await _changed(session, node, actor, campaign)
+        await _changed(session, node, actor, campaign, roster)
     node.changed()
     return entry.get("note") or campaign_url(node, campaign)
 
 
 async def _changed(session: AsyncSession, node: Node, actor: LocalActor,
-                   campaign: Campaign) -> None:
+                   campaign: Campaign, roster: Roster | None) -> None:
     campaign.updated_at = utcnow()
     session.add(campaign)
     await session.flush()
-    await _publish(session, node, actor, campaign)
+    await _publish(session, node, actor, campaign, roster)
 
 
 async def set_status(node: Node, campaign_id: str, new_status: Any, *,
@@ -250,6 +301,9 @@ async def set_status(node: Node, campaign_id: str, new_status: Any, *,
         on = today() if when is None else day(when, "date", today=today())
     except CampaignError as exc:
         raise _error(exc) from exc
+    async with node.db.read() as session:
+        actor, campaign = await load(session, node, campaign_id, allowed_actor)
+    roster = await _roster_of(node, actor, campaign)
     async with node.db.write() as session:
         actor, campaign = await load(session, node, campaign_id, allowed_actor)
         try:
@@ -270,7 +324,7 @@ async def set_status(node: Node, campaign_id: str, new_status: Any, *,
         entry["line"] = line
         await _send_note(session, node, actor, campaign, entry, status_line=line)
         campaign.timeline = [*campaign.timeline, entry]
-        await _changed(session, node, actor, campaign)
+        await _changed(session, node, actor, campaign, roster)
     node.changed()
     return campaign_url(node, campaign)
 
@@ -279,17 +333,30 @@ async def set_visibility(node: Node, campaign_id: str, level: Any, *,
                          network: Any = None, allowed_actor: int | None = None) -> str:
     """Raise or lower consent. Lowering to ``name_withheld`` sends Updates of the
     campaign and of every timeline Note with the name taken out (and scrubs the
-    stored activities); ``network_only`` Deletes them from the open fediverse."""
+    stored activities); ``network_only`` Deletes them from the open fediverse and
+    sends a Create to the network's members; leaving ``network_only`` (or moving
+    to another network) sends them a Delete first."""
     try:
         level, net = visibility(level, network)
     except CampaignError as exc:
         raise _error(exc) from exc
+    async with node.db.read() as session:
+        actor, campaign = await load(session, node, campaign_id, allowed_actor)
+    roster = await network_roster(node, actor, level, net)
+    leaving = campaign.network if campaign.network_uuid is not None and \
+        campaign.visibility == "network_only" and net != campaign.network else None
+    former = await _former_roster(node, leaving) if leaving is not None else None
     async with node.db.write() as session:
         actor, campaign = await load(session, node, campaign_id, allowed_actor)
+        if campaign.network_uuid is not None and campaign.network != net:
+            if former is not None and campaign.network == leaving:
+                await network_copy.send(session, node, actor, campaign, former, "Delete",
+                                        today=today())
+            campaign.network_uuid = None
         campaign.visibility, campaign.network = level, net
-        await _changed(session, node, actor, campaign)
+        await _changed(session, node, actor, campaign, roster)
         obj = await public_object(session, campaign)
-        if consent.audience(campaign) is not None and obj is not None:
+        if consent.is_public(campaign) and obj is not None:
             await scrub_history(session, node, obj, actor)
             await _rerender_notes(session, node, actor, campaign)
         session.add(campaign)
@@ -298,7 +365,7 @@ async def set_visibility(node: Node, campaign_id: str, level: Any, *,
     # both ids keep working for the CLI and API (``load``).
     if obj is not None and obj.deleted_at is None:
         return node.urls.object(obj.uuid)
-    return campaign_url(node, campaign)
+    return network_copy.url_of(node, campaign) or campaign_url(node, campaign)
 
 
 async def edit_campaign(node: Node, campaign_id: str, body: Any, *,
@@ -321,13 +388,14 @@ async def edit_campaign(node: Node, campaign_id: str, body: Any, *,
     if dossier.status != campaign.status or dossier.visibility != campaign.visibility:
         raise OperationError("change status with `campaign status` and consent with "
                              "`campaign visibility`; an edit keeps both")
+    roster = await _roster_of(node, actor, campaign)
     async with node.db.write() as session:
         actor, campaign = await load(session, node, campaign_id, allowed_actor)
         await _fill(session, campaign, dossier, actor)
         campaign.language, campaign.country = dossier.language, dossier.country
-        await _changed(session, node, actor, campaign)
+        await _changed(session, node, actor, campaign, roster)
         obj = await public_object(session, campaign)
-        if consent.audience(campaign) is not None and obj is not None:
+        if consent.is_public(campaign) and obj is not None:
             await scrub_history(session, node, obj, actor)
             await _rerender_notes(session, node, actor, campaign)
     node.changed()
@@ -359,7 +427,13 @@ async def _rerender_notes(session: AsyncSession, node: Node, actor: LocalActor,
 
 async def withdraw(node: Node, campaign_id: str, *, allowed_actor: int | None = None) -> str:
     """Consent withdrawn: Delete the campaign and its Notes everywhere, keep nothing
-    of the person (the row stays, emptied, so its id is never given again)."""
+    of the person (the row stays, emptied, so its id is never given again). A
+    ``network_only`` campaign's members get the Delete of their document."""
+    async with node.db.read() as session:
+        _, campaign = await load(session, node, campaign_id, allowed_actor)
+    members = campaign.network if campaign.visibility == "network_only" \
+        and campaign.network_uuid is not None else None
+    roster = await _former_roster(node, members) if members is not None else None
     async with node.db.write() as session:
         actor, campaign = await load(session, node, campaign_id, allowed_actor)
         obj = await public_object(session, campaign)
@@ -368,6 +442,11 @@ async def withdraw(node: Node, campaign_id: str, *, allowed_actor: int | None = 
                 await _delete(session, node, actor, note)
         if obj is not None and obj.deleted_at is None:
             await _delete(session, node, actor, obj)
+        if campaign.network_uuid is not None and campaign.visibility == "network_only":
+            if roster is not None and campaign.network == members:
+                await network_copy.send(session, node, actor, campaign, roster, "Delete",
+                                        today=today())
+            await network_copy.scrub(session, node, campaign)
         campaign.withdrawn_at = utcnow()
         campaign.data, campaign.timeline = {}, []
         session.add(campaign)

@@ -49,21 +49,30 @@ def _refused(status: int, reason: str, detail: str) -> Response:
 async def check_signed_get(node: Node, request: Request) -> Response | None:
     """None when the request is a valid signed GET from a permitted peer; else
     the refusal to send. At most ``FETCHES_PER_REQUEST`` fetches (the key)."""
+    _, refusal = await signed_requester(node, request)
+    return refusal
+
+
+async def signed_requester(node: Node, request: Request) -> tuple[str | None, Response | None]:
+    """The actor a signed GET verified as (its key's owner), or the refusal to
+    send. Also for documents served whatever the node's setting: a
+    ``network_only`` campaign is read by its network's member nodes only
+    (node/web/documents.py)."""
     try:
         parsed = signatures.parse_request_signature(
             method=request.method, target_uri=target_uri(node, request),
             headers=request.headers, now=utcnow(), require_digest=False)
     except signatures.SignatureError as exc:
-        return _refused(401, exc.reason, "this document needs a signed request")
+        return None, _refused(401, exc.reason, "this document needs a signed request")
     if parsed.scheme == "cavage" and request.headers.get("host", "").lower() \
             != node.settings.host.lower():
-        return _refused(401, "target_mismatch", "signed for another host")
+        return None, _refused(401, "target_mismatch", "signed for another host")
     # The middleware read the change counter for this GET already (core/middleware.py).
     await node.peer_policy.refresh(node.db)
     policy = node.peer_policy
     refused = policy.refusal_uri(parsed.key_id)
     if refused is not None:  # before any fetch: a blocked domain costs us nothing
-        return _refused(403, refused, "this node does not federate with that domain")
+        return None, _refused(403, refused, "this node does not federate with that domain")
     try:
         with fetch_budget():
             actor, key = await lookup_key(node, parsed.key_id)
@@ -74,13 +83,13 @@ async def check_signed_get(node: Node, request: Request) -> Response | None:
                 actor, key = await lookup_key(node, parsed.key_id, refresh=True)
                 signatures.verify_signature(parsed, key)
     except RemoteError as exc:
-        return _refused(401, exc.reason, "cannot get the signing key")
+        return None, _refused(401, exc.reason, "cannot get the signing key")
     except signatures.SignatureError as exc:
-        return _refused(401, exc.reason, "signature does not verify")
+        return None, _refused(401, exc.reason, "signature does not verify")
     refused = policy.refusal_uri(actor.uri)
     if refused is not None:
-        return _refused(403, refused, "this node does not federate with that domain")
-    return None
+        return None, _refused(403, refused, "this node does not federate with that domain")
+    return actor.uri, None
 
 
 def signed_only(handler: Handler, *, json_only: bool = False) -> Handler:

@@ -14,16 +14,18 @@ from starlette.requests import Request
 from starlette.responses import FileResponse, JSONResponse, Response
 
 from node.calls import operations as calls
+from node.campaigns import network_copy
 from node.campaigns import operations as campaigns
 from node.core.urls import INSTANCE_USERNAME
+from node.federation import authorized_fetch, publishing
 from node.federation import local_actors as groups
-from node.federation import publishing
 from node.federation.negotiation import as_response, wants_activity_json
 from node.federation.runtime import Node
 from node.federation.vocabulary import actor_document, object_document, tombstone
 from node.media import avatars, uploads
 from node.networks import members as networks
-from node.storage.models import Activity, LocalActor, MediaFile
+from node.storage.db import utcnow
+from node.storage.models import Activity, Campaign, LocalActor, MediaFile
 from node.web import group_page, post_page
 from node.web import pages as web
 from node.web.current import current_activities
@@ -76,6 +78,11 @@ async def local_object(request: Request) -> Response:
     key = ("object", request.path_params["uuid"], as_json, preferred)
     cached = node.doc_cache.get(key)
     if cached is None:
+        # A network_only campaign's document is never cached (it is not public),
+        # so it is looked for only when the cache has nothing.
+        members_only = await network_copy.campaign_of(node, request.path_params["uuid"])
+        if members_only is not None:
+            return await _members_only(request, node, members_only)
         response = await _local_object(request, node, preferred)
         if response.status_code != 200:
             return response
@@ -88,6 +95,24 @@ async def local_object(request: Request) -> Response:
     if remember and preferred:
         web.remember_language(out, preferred)
     return out
+
+
+async def _members_only(request: Request, node: Node, campaign: Campaign) -> Response:
+    """A ``network_only`` campaign's document (issue 16): its ActivityPub form to a
+    signed GET from an actor on a member node of its network, whatever the node's
+    authorized-fetch setting; 404 to everyone else, as for an id never given (not
+    401/403: the document is not known to exist), and its HTML page never."""
+    if not wants_activity_json(request):
+        return not_found(request)
+    requester, refusal = await authorized_fetch.signed_requester(node, request)
+    doc = None if refusal is not None else await network_copy.readable(
+        node, campaign, requester, today=utcnow().date())
+    if doc is None:
+        return not_found(request)
+    response = as_response(orjson.dumps(doc))
+    response.headers["Cache-Control"] = authorized_fetch.PRIVATE
+    response.headers["Vary"] = "Accept, Signature, Signature-Input"
+    return response
 
 
 async def _local_object(request: Request, node: Node, preferred: str | None) -> Response:

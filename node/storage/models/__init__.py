@@ -24,7 +24,7 @@ from node.storage.models.campaigns import Campaign, CampaignOwner
 from node.storage.models.events import Cosigner, Event, Invitation, Participation
 from node.storage.models.inbound import InboxItem, Interaction, RemoteObject, SyncState
 from node.storage.models.media import MediaFile
-from node.storage.models.networks import Network, NetworkJoin, NetworkMembership
+from node.storage.models.networks import Network, NetworkJoin, NetworkMembership, NetworkRoster
 from node.storage.models.news import NewsBulletin, NewsChannel, NewsCopy, NewsItem
 from node.storage.models.outbound import Activity, DeliveryFailure, Fanout, HostState, LocalObject
 from node.storage.models.peers import DomainRule, Peer
@@ -56,6 +56,7 @@ __all__ = [
     "Network",
     "NetworkJoin",
     "NetworkMembership",
+    "NetworkRoster",
     "NewsBulletin",
     "NewsChannel",
     "NewsCopy",

@@ -20,8 +20,8 @@ class Campaign(SQLModel, table=True):
     photo, "what you can do", per-field consent); ``detentions`` and
     ``timeline`` grow with status changes and updates. What the public sees is
     rendered from this row onto ``object_id`` (node/campaigns/render.py) only
-    while the consent allows: a ``network_only`` campaign has no public object
-    (node/campaigns/consent.py, fail closed).
+    while the consent allows: a ``network_only`` campaign has no public object;
+    its document for the network's member nodes has its own id (``network_uuid``).
     """
 
     __tablename__ = "campaign"
@@ -36,6 +36,10 @@ class Campaign(SQLModel, table=True):
     status: str = Field(max_length=20)
     visibility: str = Field(default="public", max_length=20)
     network: str | None = Field(default=None, max_length=2048)
+    # The id of the members-only document while ``network_only`` (rendered on
+    # demand, never a local_object; node/campaigns/network_copy.py). A fresh one
+    # each time the campaign becomes network_only: a Deleted id never returns.
+    network_uuid: str | None = Field(default=None, max_length=64, unique=True, index=True)
     data: dict[str, Any] = Field(default_factory=dict, sa_column=Column(JSON, nullable=False))
     # [{"arrested": "YYYY-MM-DD", "released": "YYYY-MM-DD" | None}], oldest first.
     detentions: list[dict[str, Any]] = Field(default_factory=list,

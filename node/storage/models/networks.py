@@ -77,3 +77,20 @@ class NetworkJoin(SQLModel, table=True):
     state: str = Field(default=MembershipState.PENDING, max_length=16)
     created_at: datetime = Field(default_factory=utcnow)
     updated_at: datetime = Field(default_factory=utcnow)
+
+
+class NetworkRoster(SQLModel, table=True):
+    """The members of a network on another node, as last fetched from its
+    ``members`` collection (node/networks/roster.py): where a ``network_only``
+    campaign goes, and whose signed GETs may read it, without a fetch per GET.
+    ``members``: [{"uri", "inbox", "host"}] (inbox: the shared one where known)."""
+
+    __tablename__ = "network_roster"
+
+    id: int | None = Field(default=None, primary_key=True)
+    network_uri: str = Field(max_length=2048, unique=True)
+    members_url: str = Field(max_length=2048, index=True)
+    inbox: str = Field(max_length=2048)  # the network actor's (shared) inbox
+    members: list[dict[str, str]] = Field(default_factory=list,
+                                          sa_column=Column(JSON, nullable=False))
+    fetched_at: datetime = Field(default_factory=utcnow)
