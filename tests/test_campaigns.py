@@ -14,14 +14,15 @@ import httpx
 import jsonschema
 import pytest
 import sqlalchemy as sa
-from sqlmodel import select
+from sqlmodel import col, select
 
 from node.campaigns import consent, detention, listing
 from node.campaigns.dossier import CampaignError, parse_dossier
 from node.federation import signatures
 from node.groups import operations
+from node.networks import members
 from node.storage.db import Database
-from node.storage.models import Activity, Campaign, InboxItem
+from node.storage.models import Activity, Campaign, InboxItem, NetworkMembership
 from tests.conftest import LiveNode, cli_environment, run_cli, wait_for
 from tests.fediverse import FakeRemote, activity, signed_post
 from tests.test_photos import _upload, photo
@@ -334,34 +335,52 @@ async def _signed_get(url: str, remote: FakeRemote) -> httpx.Response:
         return await client.get(url, headers={**AS, **headers})
 
 
+async def local_network(live: LiveNode, member: str = "vahed") -> str:
+    """A network on this node with the group ``member`` accepted (its only member,
+    so nothing is sent anywhere); returns the network's actor URL."""
+    network = await members.create(live.node, "net", display_name="Net", language="en")
+    _, row = await members.require_network(live.node, "net")
+    async with live.node.db.write() as session:
+        session.add(NetworkMembership(
+            network_id=row.id or 0, member_uri=live.node.urls.actor(member),
+            inbox=live.node.urls.actor(member) + "/inbox", join_activity_id=network + "#j",
+            state="accepted", name=member, node_host=urlsplit(live.base_url).netloc))
+    return network
+
+
 async def test_network_only_campaign_is_absent_everywhere_and_404_signed_or_not(
         live_node: LiveNode, remote: FakeRemote) -> None:
     token = await _token(live_node)
-    secret = await _create(live_node, token, visibility="network_only",
-                           network="https://network.example/actor",
+    network = await local_network(live_node)
+    secret = await _create(live_node, token, visibility="network_only", network=network,
                            name={"en": "Nasrin Secretperson"})
     # Published public first, then narrowed: the same absence, plus a Delete.
     narrowed = await _create(live_node, token, name={"en": "Kamran Narrowedname"})
     uuid = narrowed.rsplit("/", 1)[1]
     response = await _api(live_node, "POST", f"/api/v1/campaigns/{uuid}/visibility", token,
-                          {"visibility": "network_only",
-                           "network": "https://network.example/actor"})
+                          {"visibility": "network_only", "network": network})
     assert response.status_code == 200, response.text
-    for url in (secret, narrowed):
+    members_doc = response.json()["id"]
+    for url in (secret, narrowed, members_doc):
         assert (await _get(url)).status_code == 404
         assert (await _get(url, AS)).status_code == 404
         assert (await _signed_get(url, remote)).status_code == 404
     pages = await crawl(live_node, "vahed", [])
     for url, body in pages.items():
-        for word in (b"Secretperson", b"Narrowedname", secret.encode(), b"Nasrin"):
+        for word in (b"Secretperson", b"Narrowedname", secret.encode(), b"Nasrin",
+                     members_doc.encode()):
             assert word not in body, (word, url)
     bodies = await _bodies(live_node.node.db)
     assert not any(secret in json.dumps(b) for b in bodies)  # never sent anywhere
     assert [b["type"] for b in bodies if narrowed in json.dumps(b)] == ["Create", "Delete"]
-    assert not any("Narrowedname" in json.dumps(b) for b in bodies)
+    # The names go only to the network's members (test_campaigns_network_only.py).
+    named = [b for b in bodies if "Narrowedname" in json.dumps(b)
+             or "Secretperson" in json.dumps(b)]
+    assert named and all(b["to"] == [network + "/members"] and "cc" not in b
+                         and b["object"]["to"] == [network + "/members"] for b in named)
     async with live_node.node.db.read() as session:
-        listed = (await session.exec(select(Activity).where(
-            Activity.object_uri == narrowed))).all()
+        listed = (await session.exec(select(Activity).where(col(Activity.object_uri).in_(
+            [narrowed, members_doc])))).all()
     assert listed and not any(row.in_outbox for row in listed)
 
 
@@ -573,7 +592,8 @@ async def test_network_only_made_public_again_is_a_new_object_with_a_create(
     first = await _create(live_node, token)
     uuid = first.rsplit("/", 1)[1]
     hidden = await _api(live_node, "POST", f"/api/v1/campaigns/{uuid}/visibility", token,
-                        {"visibility": "network_only", "network": "https://n.example/a"})
+                        {"visibility": "network_only", "network": await local_network(
+                            live_node)})
     assert hidden.status_code == 200
     shown = await _api(live_node, "POST", f"/api/v1/campaigns/{uuid}/visibility", token,
                        {"visibility": "public"})
@@ -581,8 +601,9 @@ async def test_network_only_made_public_again_is_a_new_object_with_a_create(
     assert again != first and (await _get(again, AS)).json()["name"] == NAME_FA
     # The first id stays a tombstone (Mastodon keeps them); the campaign answers to both.
     assert (await _get(first, AS)).status_code == 410
-    assert [b["type"] for b in await _bodies(live_node.node.db)] == ["Create", "Delete",
-                                                                     "Create"]
+    assert [(b["type"], b["object"]["id"]) for b in await _bodies(live_node.node.db)] == [
+        ("Create", first), ("Delete", first), ("Create", hidden.json()["id"]),
+        ("Delete", hidden.json()["id"]), ("Create", again)]
     moved = await _api(live_node, "POST", f"/api/v1/campaigns/{uuid}/status", token,
                        {"status": "released"})
     assert moved.status_code == 200

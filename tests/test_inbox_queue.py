@@ -218,7 +218,8 @@ def test_the_table_runs_typed_and_untyped_entries() -> None:
     assert names("Accept", {"type": "Invite", "id": "i"}) == {invite}
     assert names("Accept", "https://x/activities/1") == {
         "on_accept_follow", invite, "on_accept_join"}
-    update = "processing.on_update + relay.on_update"  # a network relays members' edits
+    # a network relays members' edits; members keep what is addressed to them alone
+    update = "processing.on_update + relay.on_update + members_only.on_update"
     assert names("Update", {"type": "Event"}) == {update, "on_update_cosigned"}
     assert names("Update", {"type": "Person"}) == {update}
     # A Join given by id may be of an event or of a network: both handlers look.
