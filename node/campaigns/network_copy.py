@@ -47,8 +47,7 @@ def document(node: Node, campaign: Campaign, actor: LocalActor, members_url: str
                       names=fields["names"], summaries=fields["summaries"],
                       contents=fields["contents"], extra=fields["extra"])
     doc = object_document(obj, actor, node.urls, with_context=with_context)
-    doc["to"] = [members_url]
-    doc.pop("cc", None)
+    doc["to"], doc["cc"] = [members_url], []
     return doc
 
 
@@ -61,6 +60,10 @@ async def send(session: AsyncSession, node: Node, actor: LocalActor, campaign: C
     """Create, Update or Delete of the members' document, to the members only."""
     url = url_of(node, campaign)
     assert url is not None
+    if activity_type == "Delete":
+        # Like a deleted public object (operations.scrub_history): no stored byte,
+        # nor a queued delivery, keeps what is gone.
+        await scrub(session, node, campaign)
     obj = _tombstone(url) if activity_type == "Delete" else document(
         node, campaign, actor, roster.members_url, today=today, with_context=False)
     await publishing.record_activity(
@@ -70,8 +73,8 @@ async def send(session: AsyncSession, node: Node, actor: LocalActor, campaign: C
 
 
 async def scrub(session: AsyncSession, node: Node, campaign: Campaign) -> None:
-    """Consent withdrawn: the stored activities of the members' document keep only
-    its Tombstone (what a queued delivery would send; issue 16)."""
+    """The members' document deleted (consent withdrawn or widened): its stored
+    activities keep only its Tombstone (what a queued delivery would send; issue 16)."""
     url = url_of(node, campaign)
     if url is None:
         return

@@ -352,6 +352,8 @@ async def set_visibility(node: Node, campaign_id: str, level: Any, *,
             if former is not None and campaign.network == leaving:
                 await network_copy.send(session, node, actor, campaign, former, "Delete",
                                         today=today())
+            else:
+                await network_copy.scrub(session, node, campaign)
             campaign.network_uuid = None
         campaign.visibility, campaign.network = level, net
         await _changed(session, node, actor, campaign, roster)
@@ -446,7 +448,8 @@ async def withdraw(node: Node, campaign_id: str, *, allowed_actor: int | None = 
             if roster is not None and campaign.network == members:
                 await network_copy.send(session, node, actor, campaign, roster, "Delete",
                                         today=today())
-            await network_copy.scrub(session, node, campaign)
+            else:
+                await network_copy.scrub(session, node, campaign)
         campaign.withdrawn_at = utcnow()
         campaign.data, campaign.timeline = {}, []
         session.add(campaign)
