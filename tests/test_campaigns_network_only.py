@@ -19,8 +19,11 @@ import httpx
 import jsonschema
 from sqlmodel import select
 
+from node.campaigns import consent
 from node.federation import keys, signatures
 from node.networks.relay import relayable
+from node.networks.roster import Member, Roster
+from node.storage.db import utcnow
 from node.storage.models import Activity, Campaign, InboxItem, LocalActor, RemoteObject
 from tests.conftest import LiveNode, NodeFactory, NodeProcess, wait_for
 from tests.test_campaigns import SCHEMA, crawl, dossier
@@ -56,6 +59,21 @@ async def signed_get(url: str, signer: NodeProcess, *, key_of: NodeProcess | Non
                                      private_key=private, extra_headers=AS)  # type: ignore[arg-type]
     async with httpx.AsyncClient() as client:
         return await client.get(url, headers={**AS, **headers})
+
+
+async def signed_post(url: str, activity: dict[str, Any], node: NodeProcess, group: str
+                      ) -> httpx.Response:
+    """POST ``activity`` to ``url`` signed by ``group`` on ``node``."""
+    async with node.db().read() as session:
+        actor = (await session.exec(select(LocalActor).where(
+            LocalActor.username == group))).one()
+    body = json.dumps(activity).encode()
+    headers = signatures.sign_cavage(
+        method="POST", url=url, body=body, key_id=node.actor_url(group) + "#main-key",
+        private_key=keys.load_private_pem(actor.rsa_private_pem))  # type: ignore[arg-type]
+    async with httpx.AsyncClient() as client:
+        return await client.post(url, content=body, headers={
+            **headers, "Content-Type": "application/activity+json"})
 
 
 async def publish(node: NodeProcess, group: str, tmp_path: Path, **overrides: Any
@@ -159,6 +177,18 @@ async def test_network_only_campaign_reaches_members_and_no_public_surface(
         assert SECRET.encode() not in refused.content
     assert page.status_code == 404 and SECRET.encode() not in page.content
 
+    # A non-member addressing the network's members: M keeps nothing of it.
+    outsider = x.actor_url("outsider")
+    forged_id = f"{x.base_url}/objects/{'f' * 32}"
+    forged = {"@context": "https://www.w3.org/ns/activitystreams", "type": "Create",
+              "id": f"{x.base_url}/activities/{'f' * 32}", "actor": outsider,
+              "to": [mena + "/members"],
+              "object": {"id": forged_id, "type": "Article", "attributedTo": outsider,
+                         "to": [mena + "/members"], "name": "Forged", "content": "<p>x</p>"}}
+    assert (await signed_post(m.base_url + "/inbox", forged, x, "outsider")).status_code == 202
+    await processed(m, "Create", forged_id)
+    assert await kept(m, forged_id) is None
+
     # A timeline update: the Update of the document reaches M, no Note anywhere.
     update = tmp_path / "update.json"
     update.write_text(json.dumps({"text": "Moved to Ghezel Hesar", "language": "en"}),
@@ -247,3 +277,33 @@ def test_the_relay_never_repeats_a_post_addressed_to_the_members_alone() -> None
     assert relayable({**doc, "cc": ["https://www.w3.org/ns/activitystreams#Public"]},
                      doc["id"], member)
 
+
+
+def test_members_get_one_copy_per_inbox_and_none_goes_to_this_node() -> None:
+    roster = Roster(
+        network_uri="https://hub.example/groups/mena",
+        members_url="https://hub.example/groups/mena/members",
+        network_inbox="https://hub.example/inbox",
+        members=(Member("https://m.example/groups/a", "https://m.example/inbox", "m.example"),
+                 Member("https://m.example/groups/b", "https://m.example/inbox", "m.example"),
+                 Member("https://here.example/groups/c", "https://here.example/inbox",
+                        "here.example"),
+                 Member("https://hub.example/groups/d", "https://hub.example/inbox",
+                        "hub.example")))
+    assert roster.inboxes("here.example") == ["https://m.example/inbox",
+                                              "https://hub.example/inbox"]
+    assert roster.hosts() == {"hub.example", "m.example", "here.example"}
+
+
+def test_only_an_actor_on_a_member_node_may_read_a_network_only_campaign() -> None:
+    campaign = Campaign(uuid="u", group_id=1, language="en", status="detained",
+                        visibility="network_only", network="https://hub.example/groups/mena",
+                        data={"names": {"en": SECRET}})
+    hosts = frozenset({"hub.example", "m.example:8443"})
+    assert consent.may_see(campaign, "https://m.example:8443/actor", member_hosts=hosts)
+    assert not consent.may_see(campaign, "https://m.example/actor", member_hosts=hosts)
+    assert not consent.may_see(campaign, "https://x.example/groups/m", member_hosts=hosts)
+    assert not consent.may_see(campaign, None, member_hosts=hosts)
+    assert consent.display_name(campaign, "en") == SECRET  # members read the full name
+    campaign.withdrawn_at = utcnow()
+    assert not consent.may_see(campaign, "https://m.example:8443/actor", member_hosts=hosts)

@@ -180,6 +180,10 @@ async def fetch(node: Node, network_uri: str) -> Roster:
         raise RosterError(f"cannot fetch the members of {network_uri}: {exc.reason}") from exc
     listed: list[dict[str, str]] = []
     for uri in ids:
+        if node.urls.local_username(uri) is not None:
+            # One of ours: never fetched over the network, never delivered to (inboxes()).
+            listed.append({"uri": uri, "host": host_of(uri), "inbox": node.urls.base + "/inbox"})
+            continue
         try:
             actor = await get_actor(node, uri)
         except RemoteError as exc:
