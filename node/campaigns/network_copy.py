@@ -98,18 +98,18 @@ async def readable(node: Node, campaign: Campaign, requester: str | None, *,
                    today: date) -> dict[str, Any] | None:
     """The document for ``requester`` (the actor its signed GET verified as), or
     None: not network_only now, withdrawn, or not on a member node. The stored
-    roster decides; a stale one is fetched again first (a member accepted since)."""
+    roster decides; one older than ``roster.FRESH_FOR`` is fetched again first (a
+    member accepted or removed since), so reads cost at most one walk per network
+    and interval, whoever asks."""
     if requester is None or campaign.visibility != "network_only" or campaign.network is None \
             or campaign.withdrawn_at is not None:
         return None
-    roster = await rosters.stored(node, campaign.network)
-    if roster is None or not consent.may_see(campaign, requester, member_hosts=roster.hosts()):
-        try:
-            roster = await rosters.current(node, campaign.network)
-        except rosters.RosterError:
-            return None
-        if not consent.may_see(campaign, requester, member_hosts=roster.hosts()):
-            return None
+    try:
+        roster = await rosters.current(node, campaign.network)
+    except rosters.RosterError:
+        return None
+    if not consent.may_see(campaign, requester, member_hosts=roster.hosts()):
+        return None
     async with node.db.read() as session:
         actor = await session.get(LocalActor, campaign.group_id)
     if actor is None:

@@ -459,7 +459,8 @@ async def withdraw(node: Node, campaign_id: str, *, allowed_actor: int | None = 
 
 async def hidden_object(session: AsyncSession, obj: LocalObject) -> bool:
     """Whether one of our objects belongs to a campaign the public may not see: then
-    it is 404, not a Tombstone (consent.may_see; fail closed for network_only)."""
+    it is 404, not a Tombstone (consent.may_see: a network_only campaign's public
+    object is not known to exist; its members read another id, network_copy.py)."""
     campaign = (await session.exec(select(Campaign).where(
         Campaign.object_id == obj.id))).first()
     if campaign is None:
