@@ -49,6 +49,14 @@ def _refused(status: int, reason: str, detail: str) -> Response:
 async def check_signed_get(node: Node, request: Request) -> Response | None:
     """None when the request is a valid signed GET from a permitted peer; else
     the refusal to send. At most ``FETCHES_PER_REQUEST`` fetches (the key)."""
+    found = await signed_requester(node, request)
+    return found if isinstance(found, Response) else None
+
+
+async def signed_requester(node: Node, request: Request) -> str | Response:
+    """The id of the actor whose key signed this GET (verified, from a permitted
+    peer), else the refusal to send: for documents served to their addressees
+    only (web/addressed.py)."""
     try:
         parsed = signatures.parse_request_signature(
             method=request.method, target_uri=target_uri(node, request),
@@ -80,7 +88,7 @@ async def check_signed_get(node: Node, request: Request) -> Response | None:
     refused = policy.refusal_uri(actor.uri)
     if refused is not None:
         return _refused(403, refused, "this node does not federate with that domain")
-    return None
+    return actor.uri
 
 
 def signed_only(handler: Handler, *, json_only: bool = False) -> Handler:
