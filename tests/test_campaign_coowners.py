@@ -85,6 +85,13 @@ async def timeline(node: NodeProcess) -> list[dict[str, Any]]:
     return list(campaign.timeline)
 
 
+async def organizers(campaign_id: str) -> list[str]:
+    async with httpx.AsyncClient() as client:
+        response = await client.get(campaign_id + "/organizers", headers=AS)
+    assert response.status_code == 200, response.text
+    return list(response.json()["orderedItems"])
+
+
 def update_file(tmp_path: Path, text: str) -> str:
     path = tmp_path / f"update-{len(text)}.json"
     path.write_text(json.dumps({"text": text, "language": "en"}), encoding="utf-8")
@@ -103,12 +110,14 @@ async def test_a_co_owner_leaves_by_cli_and_can_no_longer_add_updates(
 
     (entry,) = await wait_for(published, what="the co-owner's update on A")
     assert entry["by"] == b.actor_url("solidarity")
+    assert await organizers(campaign_id) == [a.actor_url("vahed"), b.actor_url("solidarity")]
 
     left = await asyncio.to_thread(b.cli, "campaign", "leave", campaign_id,
                                    "--group", "solidarity")
     assert left.stdout.strip() == campaign_id
     await wait_for(lambda: owner_state(a, "withdrawn"), what="A recording the withdrawal")
     assert await invitation_state(b, "withdrawn")
+    assert await organizers(campaign_id) == [a.actor_url("vahed")]
     # B's followers are told too: the Announce of the campaign is undone.
     undone = [json.loads(r.body) for r in await rows(b, Activity,
                                                       Activity.activity_type == "Undo")]
@@ -130,6 +139,7 @@ async def test_the_owner_removes_a_co_owner_by_cli_and_its_node_ends_the_invitat
                                       f"solidarity@{b.host}")
     assert "/activities/" in removed.stdout
     assert await owner_state(a, "removed")
+    assert await organizers(campaign_id) == [a.actor_url("vahed")]
     await wait_for(lambda: invitation_state(b, "withdrawn"), what="B told of the removal")
     (remove,) = [json.loads(r.body) for r in await rows(a, Activity,
                                                          Activity.activity_type == "Remove")]
@@ -569,6 +579,7 @@ async def test_status_changes_that_make_no_sense_are_400_in_the_api(
     ([("on_bail", 300), ("on_trial", 250), ("on_bail", 200)], "not in custody"),
     ([("released", 300), ("died_in_custody", 200)], "without a new arrest"),
     ([("released", 300), ("detained", 301)], "before the last entry"),
+    ([("sentenced", 300), ("detained", 250)], "not a possible change"),  # held already
 ])
 def test_custody_is_needed_for_bail_and_death_in_custody(
         steps: list[tuple[str, int]], refused: str | None) -> None:

@@ -30,6 +30,7 @@ import logging
 from typing import Any
 
 from sqlmodel import select
+from sqlmodel.ext.asyncio.session import AsyncSession
 
 from node.campaigns import operations
 from node.campaigns.dossier import CampaignError
@@ -39,7 +40,14 @@ from node.federation import publishing
 from node.federation.remote_actors import RemoteError, get_actor, resolve_handle, same_origin
 from node.federation.runtime import Node
 from node.groups.operations import OperationError, object_uuid_from
-from node.storage.models import Campaign, CampaignOwner, InboxItem, Invitation, LocalActor
+from node.storage.models import (
+    Campaign,
+    CampaignOwner,
+    InboxItem,
+    Invitation,
+    LocalActor,
+    LocalObject,
+)
 from node.storage.states import InvitationState
 
 log = logging.getLogger("hambastegi.campaigns")
@@ -168,6 +176,22 @@ async def remove_owner(node: Node, campaign_id: str, target: str, *,
         session.add(owner)
     node.changed()
     return node.urls.activity(activity.uuid)
+
+
+async def organizers(session: AsyncSession, node: Node, obj: LocalObject,
+                     actor: LocalActor) -> list[str] | None:
+    """``<campaign>/organizers`` (what the Invite offers, what a Remove takes one
+    from): the owning group, then the current co-owners; None when ``obj`` is no
+    campaign the public may see."""
+    campaign = (await session.exec(select(Campaign).where(
+        Campaign.object_id == obj.id))).first()
+    if campaign is None or campaign.withdrawn_at is not None \
+            or await operations.hidden_object(session, obj):
+        return None
+    rows = (await session.exec(select(CampaignOwner.actor_uri).where(
+        CampaignOwner.campaign_id == campaign.id, CampaignOwner.state == "accepted")
+        .order_by(CampaignOwner.id))).all()  # type: ignore[arg-type]
+    return [node.urls.actor(actor.username), *rows]
 
 
 async def co_owners(node: Node, campaign: Campaign) -> list[str]:

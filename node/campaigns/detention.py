@@ -20,14 +20,13 @@ from node.campaigns.dossier import CampaignError, status
 ENDS_CUSTODY = frozenset({"on_bail", "released", "died_in_custody"})
 # Only someone held can be bailed or die in custody.
 NEEDS_CUSTODY = frozenset({"on_bail", "died_in_custody"})
-# Where a status may go next. ``released`` goes nowhere but a new arrest
-# (``detained`` with its date); death in custody is final.
+# Where a status may go next while the record says so. ``released`` goes nowhere
+# but a new arrest (``detained`` with its date); death in custody is final.
 NEXT: dict[str, frozenset[str]] = {
     "detained": frozenset({"on_trial", "sentenced", "on_bail", "released", "died_in_custody"}),
     "on_trial": frozenset({"detained", "sentenced", "on_bail", "released",
                            "died_in_custody"}),
-    "sentenced": frozenset({"detained", "on_trial", "on_bail", "released",
-                            "died_in_custody"}),
+    "sentenced": frozenset({"on_trial", "on_bail", "released", "died_in_custody"}),
     "on_bail": frozenset({"detained", "on_trial", "sentenced", "released"}),
     "released": frozenset({"detained"}),
     "died_in_custody": frozenset(),
@@ -69,7 +68,10 @@ def change(current: str, new: Any, record: list[dict[str, Any]], when: date,
                             f"status ({after.isoformat()})")
     if new == current:
         raise CampaignError(f"the status is already {current}")
-    if new not in NEXT.get(current, frozenset()):
+    # A new arrest: ``detained`` whenever no period is open (a sentence met outside
+    # being served, say), whatever NEXT says while the person is held.
+    rearrest = new == "detained" and not held(record) and current != "died_in_custody"
+    if new not in NEXT.get(current, frozenset()) and not rearrest:
         if current == "released":
             raise CampaignError(f"{current} → {new} makes no sense without a new arrest: "
                                 "record it first as status detained with the arrest date")
