@@ -360,10 +360,13 @@ async def test_our_group_leaves_by_api_and_only_the_inviting_owner_can_remove_it
 # --- the co-owner's Note id: the owner's signed GET only ------------------------------------
 
 
+@pytest.mark.parametrize("authorized_fetch", ["0", "1"])
 async def test_a_co_owners_update_note_dereferences_for_the_owner_only(
-        tmp_path: Path, databases: DatabaseFactory, remote: FakeRemote) -> None:
-    a = await start_live_node(tmp_path, await databases.new())
-    b = await start_live_node(tmp_path, await databases.new())
+        tmp_path: Path, databases: DatabaseFactory, remote: FakeRemote,
+        authorized_fetch: str) -> None:
+    mode = {"HAMBASTEGI_AUTHORIZED_FETCH": authorized_fetch}
+    a = await start_live_node(tmp_path, await databases.new(), mode)
+    b = await start_live_node(tmp_path, await databases.new(), mode)
     try:
         await groups.create_group(a.node, "vahed", display_name="Vahed", language="fa")
         await groups.create_group(b.node, "solidarity", display_name="Solidarity",
@@ -394,7 +397,8 @@ async def test_a_co_owners_update_note_dereferences_for_the_owner_only(
         assert doc["id"] == note_id and doc["type"] == "Note"
         assert doc["context"] == campaign_id and doc["to"] == [a.node.urls.actor("vahed")]
         assert UPDATE in doc["content"]
-        # Anyone else: 404 as for an id that never existed, signed or not.
+        # Anyone else: 404 as for an id that never existed, signed or not (unsigned
+        # under authorized fetch: 401, as for every object).
         stranger = remote.add_actor("stranger")
         signed = signatures.sign_cavage(method="GET", url=note_id, body=None,
                                         key_id=stranger.key_id, private_key=stranger.rsa,
@@ -402,7 +406,8 @@ async def test_a_co_owners_update_note_dereferences_for_the_owner_only(
         async with httpx.AsyncClient() as client:
             answers = [await client.get(note_id, headers=AS), await client.get(note_id),
                        await client.get(note_id, headers={**AS, **signed})]
-            assert [r.status_code for r in answers] == [404, 404, 404]
+            unsigned = 401 if authorized_fetch == "1" else 404
+            assert [r.status_code for r in answers] == [unsigned, 404, 404]
             assert not any(UPDATE in r.text for r in answers)
             # Nowhere on B's public surfaces.
             for path in ("/groups/solidarity", "/groups/solidarity/outbox?page=1",

@@ -316,7 +316,10 @@ async def leave(node: Node, campaign_url: str, username: str) -> str:
             Invitation.state == InvitationState.ACCEPTED))).first()
     if invitation is None or invitation.id is None:
         raise OperationError(f"{username} does not co-own {campaign_url}", status=404)
-    await cosign.withdraw(node, username, invitation.id)
+    try:
+        await cosign.withdraw(node, username, invitation.id)
+    except RemoteError as exc:  # the owner's inbox is looked up first
+        raise OperationError(f"cannot reach the campaign's owner: {exc}", status=502) from exc
     return campaign_url
 
 
