@@ -34,6 +34,7 @@ from node.inbound import INBOUND
 from node.storage.models import InboxItem
 from node.web import admin, campaigns, collections, documents, feeds, networks, remote_follow
 from node.web import pages as web
+from node.web.addressed import or_addressed
 
 log = logging.getLogger("hambastegi")
 
@@ -116,7 +117,9 @@ def build_routes() -> list[Route]:
         Route("/groups/{username}", documents.group_actor),
         # Actor-scoped ActivityPub documents: behind authorized fetch when it is on.
         Route("/groups/{username}/outbox", signed_only(collections.outbox)),
-        Route("/objects/{uuid}", signed_only(documents.local_object, json_only=True)),
+        # A co-owner's campaign update answers its addressee only (web/addressed.py).
+        Route("/objects/{uuid}", or_addressed(signed_only(documents.local_object,
+                                                          json_only=True))),
         Route("/groups/{username}/inbox", inbox.receive, methods=["POST"]),
         Route("/inbox", inbox.receive, methods=["POST"]),
         Route("/", web.index),

@@ -65,7 +65,8 @@ HANDLERS: dict[HandlerKey, Handler] = {
     # each handler acts only on its own invitations: co-signing a call, co-owning a campaign
     ("Accept", "Invite"): each(cosign.on_accept_invite, coowners.on_accept_invite),
     ("Reject", "Invite"): each(cosign.on_reject_invite, coowners.on_reject_invite),
-    ("Undo", "Accept"): cosign.on_undo_accept,
+    # a co-signer withdraws, a co-owner leaves
+    ("Undo", "Accept"): each(cosign.on_undo_accept, coowners.on_undo_accept),
     # co-signing: invited side
     ("Invite", None): cosign.on_invite,
     ("Update", "Event"): cosign.on_update_cosigned,
@@ -81,7 +82,8 @@ HANDLERS: dict[HandlerKey, Handler] = {
     ("Leave", "Group"): networks.on_leave,
     ("Accept", "Join"): networks.on_accept_join,
     ("Reject", "Join"): networks.on_reject_join,
-    ("Remove", None): networks.on_remove,
+    # a network removes our group; a campaign's owner removes our group as co-owner
+    ("Remove", None): each(networks.on_remove, coowners.on_removed),
 }
 
 # Objects that Create/Update would make us keep, checked before the 202.

@@ -65,6 +65,25 @@ async def invite(request: Request, token: ApiToken, body: dict[str, Any]) -> Res
     return JSONResponse({"id": invite_id}, status_code=201)
 
 
+async def remove_owner(request: Request, token: ApiToken, body: dict[str, Any]) -> Response:
+    target = body.get("target")
+    if not isinstance(target, str):
+        raise OperationError("'target' must be @group@host or the group's URL")
+    remove_id = await coowners.remove_owner(_node(request), request.path_params["uuid"], target,
+                                            allowed_actor=token.local_actor_id)
+    return JSONResponse({"id": remove_id})
+
+
+async def leave(request: Request, token: ApiToken, body: dict[str, Any]) -> Response:
+    """The token's group stops co-owning another node's campaign."""
+    actor = await _check_group(request, token)
+    campaign = body.get("campaign")
+    if not isinstance(campaign, str):
+        raise OperationError("'campaign' must be the campaign's URL")
+    await coowners.leave(_node(request), campaign, actor.username)
+    return JSONResponse({"id": campaign, "left": True})
+
+
 async def withdraw(request: Request, token: ApiToken, body: dict[str, Any]) -> Response:
     campaign_id = await operations.withdraw(_node(request), request.path_params["uuid"],
                                             allowed_actor=token.local_actor_id)
@@ -77,6 +96,8 @@ routes: list[Route] = [
     Route("/api/v1/campaigns/{uuid}/status", endpoint(set_status), methods=["POST"]),
     Route("/api/v1/campaigns/{uuid}/visibility", endpoint(set_visibility), methods=["POST"]),
     Route("/api/v1/campaigns/{uuid}/invite", endpoint(invite), methods=["POST"]),
+    Route("/api/v1/campaigns/{uuid}/remove-owner", endpoint(remove_owner), methods=["POST"]),
+    Route("/api/v1/groups/{username}/campaigns/leave", endpoint(leave), methods=["POST"]),
     Route("/api/v1/campaigns/{uuid}", endpoint(edit), methods=["PUT"]),
     Route("/api/v1/campaigns/{uuid}", endpoint(withdraw), methods=["DELETE"]),
 ]

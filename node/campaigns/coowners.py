@@ -13,7 +13,12 @@ The invitation is the one of action calls (node/calls/cosign.py, FEDERATION.md
    <campaign URL>``: their node sends ``Create{Note}`` with ``context`` = the
    campaign, addressed to the owning group only (``send_update``);
 4. the owner checks that the sender is a current co-owner (``on_create_update``)
-   and publishes the entry as its own: timeline, Note to its followers, Update.
+   and publishes the entry as its own: timeline, Note to its followers, Update;
+5. a co-owner leaves (``leave``: co-signing's withdrawal, ``Undo{Accept}`` and
+   ``Undo{Announce}``), recorded by the owner in ``on_undo_accept``; the owner
+   removes a co-owner (``remove_owner``: ``Remove{object: group, target:
+   <campaign>/organizers}``), which ends the invitation on its node
+   (``on_removed``). Either way that group's Notes are ignored from then on.
 Anyone else's Note is ignored; a remote ``Update`` of a campaign never changes
 it (our objects' ids are on our origin, and the inbox refuses an actor speaking
 for another origin's ids, docs/ARCHITECTURE.md §3).
@@ -25,6 +30,7 @@ import logging
 from typing import Any
 
 from sqlmodel import select
+from sqlmodel.ext.asyncio.session import AsyncSession
 
 from node.campaigns import operations
 from node.campaigns.dossier import CampaignError
@@ -34,7 +40,15 @@ from node.federation import publishing
 from node.federation.remote_actors import RemoteError, get_actor, resolve_handle, same_origin
 from node.federation.runtime import Node
 from node.groups.operations import OperationError, object_uuid_from
-from node.storage.models import Campaign, CampaignOwner, InboxItem, Invitation, LocalActor
+from node.storage.models import (
+    Campaign,
+    CampaignOwner,
+    InboxItem,
+    Invitation,
+    LocalActor,
+    LocalObject,
+)
+from node.storage.states import InvitationState
 
 log = logging.getLogger("hambastegi.campaigns")
 
@@ -100,6 +114,84 @@ async def _answer(node: Node, item: InboxItem, state: str) -> None:
         owner.state = state
         session.add(owner)
     node.changed()
+
+
+async def on_undo_accept(node: Node, item: InboxItem) -> None:
+    """A co-owner leaves: ``Undo{Accept}`` of the Accept that made it one.
+
+    ``campaign_owner`` keeps no Accept id (the table predates withdrawal), so the
+    Accept must be one we received: the ``inbox_item`` of an Accept by the very
+    actor who undoes it (inbox items are kept, unique by activity id), naming the
+    co-owner's invitation. An Undo by anyone else, of an Accept we never got, or
+    a replay after the row left ``accepted`` changes nothing."""
+    inner = item.body.get("object")
+    accept_id = as_id(inner)
+    if accept_id is None or (isinstance(inner, dict) and inner.get("type") not in (None,
+                                                                                  "Accept")):
+        return
+    async with node.db.write() as session:
+        accept = (await session.exec(select(InboxItem).where(
+            InboxItem.activity_id == accept_id))).first()
+        if accept is None or accept.activity_type != "Accept" \
+                or accept.actor_uri != item.actor_uri:
+            return
+        invite_id = as_id(accept.body.get("object"))
+        owner = (await session.exec(select(CampaignOwner).where(
+            CampaignOwner.invite_activity_id == invite_id))).first() \
+            if invite_id is not None else None
+        if owner is None or owner.actor_uri != item.actor_uri or owner.state != "accepted":
+            return
+        owner.state = "withdrawn"
+        session.add(owner)
+    log.info("co-owner left a campaign", extra={"actor": item.actor_uri[:200]})
+    node.changed()
+
+
+async def remove_owner(node: Node, campaign_id: str, target: str, *,
+                       allowed_actor: int | None = None) -> str:
+    """The owning group ends a co-ownership (or an open invitation); the removed
+    group's node is told with ``Remove{object: group, target: <campaign>/organizers}``
+    (the collection the Invite offered). Returns the Remove's id."""
+    async with node.db.read() as session:
+        await operations.load(session, node, campaign_id, allowed_actor)
+    uri = target
+    if not target.startswith(("https://", "http://")):
+        try:
+            uri = (await resolve_handle(node, target)).uri
+        except Exception as exc:  # as in invite: the editor hears why
+            reason = getattr(exc, "reason", type(exc).__name__)
+            raise OperationError(f"cannot find {target!r}: {reason}", status=502) from exc
+    async with node.db.write() as session:
+        actor, campaign = await operations.load(session, node, campaign_id, allowed_actor)
+        owner = (await session.exec(select(CampaignOwner).where(
+            CampaignOwner.campaign_id == campaign.id, CampaignOwner.actor_uri == uri))).first()
+        if owner is None or owner.state not in ("invited", "accepted"):
+            raise OperationError(f"{target} is not a co-owner of this campaign", status=404)
+        url = operations.campaign_url(node, campaign)
+        activity = await publishing.record_activity(
+            session, actor, node.urls, activity_type="Remove", obj=owner.actor_uri,
+            to=[owner.actor_uri], inboxes=[owner.inbox], in_outbox=False, object_uri=url,
+            extra={"target": url + "/organizers", "context": url})
+        owner.state = "removed"
+        session.add(owner)
+    node.changed()
+    return node.urls.activity(activity.uuid)
+
+
+async def organizers(session: AsyncSession, node: Node, obj: LocalObject,
+                     actor: LocalActor) -> list[str] | None:
+    """``<campaign>/organizers`` (what the Invite offers, what a Remove takes one
+    from): the owning group, then the current co-owners; None when ``obj`` is no
+    campaign the public may see."""
+    campaign = (await session.exec(select(Campaign).where(
+        Campaign.object_id == obj.id))).first()
+    if campaign is None or campaign.withdrawn_at is not None \
+            or await operations.hidden_object(session, obj):
+        return None
+    rows = (await session.exec(select(CampaignOwner.actor_uri).where(
+        CampaignOwner.campaign_id == campaign.id, CampaignOwner.state == "accepted")
+        .order_by(CampaignOwner.id))).all()  # type: ignore[arg-type]
+    return [node.urls.actor(actor.username), *rows]
 
 
 async def co_owners(node: Node, campaign: Campaign) -> list[str]:
@@ -209,6 +301,55 @@ async def send_update(node: Node, campaign_url: str, body: Any) -> str:
             inboxes=[owner.inbox], in_outbox=False, object_uri=note["id"])
     node.changed()
     return node.urls.activity(activity.uuid)
+
+
+async def leave(node: Node, campaign_url: str, username: str) -> str:
+    """Our group stops co-owning a campaign: the co-signing withdrawal, unchanged
+    (``Undo{Accept}`` to the owner, ``Undo{Announce}`` to our followers)."""
+    from node.calls import cosign  # cosign imports this module (its invitations)
+    from node.groups.operations import require_group
+
+    group = await require_group(node, username)
+    async with node.db.read() as session:
+        invitation = (await session.exec(select(Invitation).where(
+            Invitation.local_actor_id == group.id, Invitation.event_uri == campaign_url,
+            Invitation.state == InvitationState.ACCEPTED))).first()
+    if invitation is None or invitation.id is None:
+        raise OperationError(f"{username} does not co-own {campaign_url}", status=404)
+    try:
+        await cosign.withdraw(node, username, invitation.id)
+    except RemoteError as exc:  # the owner's inbox is looked up first
+        raise OperationError(f"cannot reach the campaign's owner: {exc}", status=502) from exc
+    return campaign_url
+
+
+async def on_removed(node: Node, item: InboxItem) -> None:
+    """The owner removed our group: ``Remove{object: <our group>, target:
+    <campaign>/organizers}``. Only the inviter of that campaign can; our
+    invitation ends (``withdrawn``: the state an invitation ends in), so a later
+    ``campaign update`` is refused here rather than ignored there. Our Announce
+    of the campaign stays: it is a boost of a public campaign, ours to undo."""
+    username = node.urls.local_username(as_id(item.body.get("object")))
+    target = as_id(item.body.get("target"))
+    if username is None or target is None or not target.endswith("/organizers"):
+        return
+    campaign_url = target.removesuffix("/organizers")
+    async with node.db.write() as session:
+        group = (await session.exec(select(LocalActor).where(
+            LocalActor.username == username))).first()
+        if group is None:
+            return
+        # Every open one: an invitation asked again is a row of its own.
+        ended = [invitation for invitation in (await session.exec(select(Invitation).where(
+            Invitation.local_actor_id == group.id, Invitation.event_uri == campaign_url,
+            Invitation.inviter_uri == item.actor_uri))).all()
+            if is_campaign(invitation.event) and invitation.state in (
+                InvitationState.PENDING, InvitationState.ACCEPTED)]
+        for invitation in ended:
+            invitation.state = InvitationState.WITHDRAWN
+            session.add(invitation)
+    if ended:
+        node.changed()
 
 
 async def update_any(node: Node, campaign_id: str, body: Any, *,

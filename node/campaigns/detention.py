@@ -3,8 +3,11 @@
 The record is a list of periods ``{"arrested", "released"}`` (ISO dates, the
 last one open while the person is held). A status that ends custody
 (``on_bail``, ``released``, ``died_in_custody``) closes the open period on its
-date; ``detained`` after ``released`` or ``on_bail`` opens a new one (a new
-arrest). Anything else that would make the record lie is refused with a reason.
+date; ``detained`` while no period is open (after ``released``, ``on_bail``, or a
+trial or sentence met outside) opens a new one (a new arrest). Bail and death in
+custody need the person held; ``released`` also ends a case met outside (an
+acquittal while on bail). Anything else that would make the record lie is
+refused with a reason.
 """
 
 from __future__ import annotations
@@ -15,8 +18,10 @@ from typing import Any
 from node.campaigns.dossier import CampaignError, status
 
 ENDS_CUSTODY = frozenset({"on_bail", "released", "died_in_custody"})
-# Where a status may go next. ``released`` goes nowhere but a new arrest
-# (``detained`` with its date); death in custody is final.
+# Only someone held can be bailed or die in custody.
+NEEDS_CUSTODY = frozenset({"on_bail", "died_in_custody"})
+# Where a status may go next while the record says so. ``released`` goes nowhere
+# but a new arrest (``detained`` with its date); death in custody is final.
 NEXT: dict[str, frozenset[str]] = {
     "detained": frozenset({"on_trial", "sentenced", "on_bail", "released", "died_in_custody"}),
     "on_trial": frozenset({"detained", "sentenced", "on_bail", "released",
@@ -37,9 +42,18 @@ def held(record: list[dict[str, Any]]) -> bool:
     return bool(record) and record[-1].get("released") is None
 
 
+def last_change(timeline: list[dict[str, Any]]) -> date | None:
+    """The date of the latest status change in a campaign's timeline: a change
+    met outside custody (a release while on bail) leaves no mark in the record."""
+    dates = [entry["date"] for entry in timeline
+             if entry.get("status") and isinstance(entry.get("date"), str)]
+    return date.fromisoformat(max(dates)) if dates else None
+
+
 def change(current: str, new: Any, record: list[dict[str, Any]], when: date,
-           *, today: date) -> list[dict[str, Any]]:
-    """The detention record after ``current`` → ``new`` on ``when``, or CampaignError."""
+           *, today: date, after: date | None = None) -> list[dict[str, Any]]:
+    """The detention record after ``current`` → ``new`` on ``when``, or CampaignError.
+    ``after``: the date of the last change of status (``last_change``)."""
     new = status(new)
     if when > today:
         raise CampaignError(f"the date {when.isoformat()} is in the future")
@@ -49,16 +63,26 @@ def change(current: str, new: Any, record: list[dict[str, Any]], when: date,
         if when < latest:
             raise CampaignError(f"the date {when.isoformat()} is before the last entry of "
                                 f"the detention record ({latest.isoformat()})")
+    if after is not None and when < after:
+        raise CampaignError(f"the date {when.isoformat()} is before the last change of "
+                            f"status ({after.isoformat()})")
     if new == current:
         raise CampaignError(f"the status is already {current}")
-    if new not in NEXT.get(current, frozenset()):
+    # A new arrest: ``detained`` whenever no period is open (a sentence met outside
+    # being served, say), whatever NEXT says while the person is held.
+    rearrest = new == "detained" and not held(record) and current != "died_in_custody"
+    if new not in NEXT.get(current, frozenset()) and not rearrest:
         if current == "released":
             raise CampaignError(f"{current} → {new} makes no sense without a new arrest: "
                                 "record it first as status detained with the arrest date")
         if current == "died_in_custody":
             raise CampaignError("died_in_custody is final; correct a mistaken entry by "
                                 "editing the campaign")
+        if new in NEEDS_CUSTODY and not held(record):
+            raise _not_held(current, new, record)
         raise CampaignError(f"{current} → {new} is not a possible change of status")
+    if new in NEEDS_CUSTODY and not held(record):
+        raise _not_held(current, new, record)
     out = [dict(period) for period in record]
     if new in ENDS_CUSTODY:
         if held(out):
@@ -69,6 +93,12 @@ def change(current: str, new: Any, record: list[dict[str, Any]], when: date,
             return out
         out.append({"arrested": when.isoformat(), "released": None})
     return out
+
+
+def _not_held(current: str, new: str, record: list[dict[str, Any]]) -> CampaignError:
+    since = f" since {record[-1]['released']}" if record and record[-1]["released"] else ""
+    return CampaignError(f"{current} → {new}: the person is not in custody{since}; record "
+                         "the arrest first as status detained with its date")
 
 
 def days_in_detention(record: list[dict[str, Any]], *, today: date) -> int:

@@ -308,7 +308,8 @@ async def set_status(node: Node, campaign_id: str, new_status: Any, *,
         actor, campaign = await load(session, node, campaign_id, allowed_actor)
         try:
             record = detention.change(campaign.status, new_status, campaign.detentions, on,
-                                      today=today())
+                                      today=today(),
+                                      after=detention.last_change(campaign.timeline))
             entry = timeline.status_entry(note, campaign.language, on) or {
                 "date": on.isoformat(), "versions": {campaign.language: ""}, "sources": []}
         except CampaignError as exc:

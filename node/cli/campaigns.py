@@ -74,6 +74,20 @@ def cmd_invite(args: argparse.Namespace, settings: Settings) -> None:
     print(with_node(settings, lambda node: coowners.invite(node, args.id, args.target)))
 
 
+def cmd_leave(args: argparse.Namespace, settings: Settings) -> None:
+    from node.campaigns import coowners
+    from node.cli.common import with_node
+
+    print(with_node(settings, lambda node: coowners.leave(node, args.id, args.group)))
+
+
+def cmd_remove_owner(args: argparse.Namespace, settings: Settings) -> None:
+    from node.campaigns import coowners
+    from node.cli.common import with_node
+
+    print(with_node(settings, lambda node: coowners.remove_owner(node, args.id, args.target)))
+
+
 def cmd_list(args: argparse.Namespace, settings: Settings) -> None:
     import json
 
@@ -124,6 +138,16 @@ def register(sub: Any, publish: Any) -> None:
     invite.add_argument("id")
     invite.add_argument("target", help="@group@host or the group's URL")
     invite.set_defaults(func="node.cli.campaigns:cmd_invite")
+    leave = campaign.add_parser("leave", help="our group stops co-owning another node's "
+                                "campaign (Undo of its Accept)")
+    leave.add_argument("id", help="the campaign's URL")
+    leave.add_argument("--group", required=True, help="the co-owning group")
+    leave.set_defaults(func="node.cli.campaigns:cmd_leave")
+    remove_owner = campaign.add_parser("remove-owner", help="end a group's co-ownership "
+                                       "(or its open invitation)")
+    remove_owner.add_argument("id")
+    remove_owner.add_argument("target", help="@group@host or the group's URL")
+    remove_owner.set_defaults(func="node.cli.campaigns:cmd_remove_owner")
     listing = campaign.add_parser("list", help="the node's public campaigns, one JSON a line")
     listing.add_argument("--country")
     listing.add_argument("--group")

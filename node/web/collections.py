@@ -179,19 +179,29 @@ async def featured(request: Request) -> Response:
 
 
 async def organizers(request: Request) -> Response:
-    """The groups that sign an event: the author, then those who accepted (FEP-8a8e)."""
+    """The groups that sign an event: the author, then those who accepted (FEP-8a8e);
+    of a campaign: the owner, then its current co-owners."""
     from node.calls import operations as calls
+    from node.campaigns import coowners
     from node.federation import publishing
 
     node: Node = request.app.state.node
     async with node.db.read() as session:
         obj = await publishing.get_object(session, request.path_params["uuid"])
-        if obj is None or obj.object_type != "Event" or obj.deleted_at is not None:
+        if obj is None or obj.object_type not in ("Event", "Article") \
+                or obj.deleted_at is not None:
             return JSONResponse({"error": "no such event"}, status_code=404)
         actor = await session.get(LocalActor, obj.local_actor_id)
         assert actor is not None
-        event = await calls.event_for(session, obj)
-        items = [uri for uri, _ in await calls.organizers_of(session, node.urls, actor, event)]
+        if obj.object_type == "Article":
+            owners = await coowners.organizers(session, node, obj, actor)
+            if owners is None:
+                return JSONResponse({"error": "no such campaign"}, status_code=404)
+            items = owners
+        else:
+            event = await calls.event_for(session, obj)
+            items = [uri for uri, _ in await calls.organizers_of(session, node.urls, actor,
+                                                                 event)]
     collection_id = node.urls.object(obj.uuid) + "/organizers"
     doc = ordered_collection(collection_id, len(items), first=None)
     doc["orderedItems"] = items
