@@ -373,6 +373,8 @@ async def test_a_remote_campaign_not_addressed_to_the_public_is_never_listed(
                                         cc=[f"{alice.id}/followers"],
                                         consent="network_only"),
         "Direct Case": remote_campaign(alice, "Direct Case", to=[group]),
+        "Misaddressed Case": remote_campaign(alice, "Misaddressed Case", to=[public],
+                                             consent="network_only"),
         "Hostile Case": remote_campaign(alice, "Hostile Case", to=[public],
                                         campaignStatus="<b>escaped</b>"),
         "Odd Terms": remote_campaign(alice, "Odd Terms", to=[public], country="Iran",
@@ -391,7 +393,7 @@ async def test_a_remote_campaign_not_addressed_to_the_public_is_never_listed(
             rows = list((await session.exec(select(RemoteObject))).all())
         return rows if len(rows) == len(sent) else []
 
-    rows = {r.data["name"]: r for r in await wait_for(stored, what="all six stored")}
+    rows = {r.data["name"]: r for r in await wait_for(stored, what="all stored")}
     # Stored with the campaign terms checked: the odd ones dropped, the rest bounded.
     assert rows["Public Case"].data["campaignStatus"] == "detained"
     assert rows["Public Case"].data["url"] == f"{alice.id}/pages/Public-Case"
@@ -407,7 +409,8 @@ async def test_a_remote_campaign_not_addressed_to_the_public_is_never_listed(
     assert "Public Case" in listed and "Unlisted Case" in listed and "Odd Terms" in listed
     assert f'href="{alice.id}/pages/Public-Case" rel="nofollow noopener"' in listed
     for text in (*pages.values(), *feeds):
-        for hidden in ("Members Only", "Direct Case", "Hostile Case", "escaped"):
+        for hidden in ("Members Only", "Direct Case", "Misaddressed", "Hostile Case",
+                       "escaped"):
             assert hidden not in text, hidden
     assert "Public Case" in feeds[0] and "Public Case" in feeds[1]
     # And the decision is the list's own: the stored row is there, only not listed.

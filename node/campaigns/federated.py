@@ -55,7 +55,8 @@ def row(remote: RemoteObject, actor: RemoteActor | None, *, today: date,
     """A list row from a stored remote campaign, or None when it is not one we list."""
     data = remote.data
     status = data.get("campaignStatus")
-    if remote.deleted or status not in render.STATUS_LABELS["en"] or not is_public(data):
+    if remote.deleted or status not in render.STATUS_LABELS["en"] or not is_public(data) \
+            or data.get("consent") == "network_only":  # fail closed, whatever the addressing
         return None
     uri = as_id(data.get("id")) or remote.uri
     name, name_lang = _text(data, "name", language)

@@ -54,7 +54,8 @@ MAX_MAP_ENTRIES = 20
 # below campaigns (docs/ARCHITECTURE.md §1).
 CAMPAIGN_STATUSES = frozenset({"detained", "on_trial", "sentenced", "on_bail", "released",
                                "died_in_custody"})
-CAMPAIGN_CONSENTS = frozenset({"public", "name_withheld"})
+# ``network_only`` is kept so a list can refuse it even if its sender addressed it wrongly.
+CAMPAIGN_CONSENTS = frozenset({"public", "name_withheld", "network_only"})
 COUNTRY_RE = re.compile(r"^[A-Za-z]{2}$")
 MAX_PERIODS = 20
 MAX_PERSON_NAME = 200
