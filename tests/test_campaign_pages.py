@@ -538,10 +538,14 @@ async def test_campaign_page_fits_a_412_px_phone_and_tabs_work_without_script(
                 await page.screenshot(path=str(shot), full_page=True)
                 assert problems == [], problems
                 await context.close()
-            list_context = await browser.new_context(viewport={"width": 412, "height": 915})
+            list_context = await browser.new_context(viewport={"width": 412, "height": 915},
+                                                     locale="fa")
             page = await list_context.new_page()
-            await page.goto(live_node.url("/campaigns"))
-            assert await page.evaluate("document.scrollingElement.scrollWidth") <= 412
+            for path in ("/campaigns?lang=fa", "/groups/vahed/campaigns?lang=en"):
+                await page.goto(live_node.url(path))
+                assert await page.evaluate("document.scrollingElement.scrollWidth") <= 412
+                assert await page.is_visible("form.filters select#country")
+            await page.screenshot(path=str(tmp_path / "campaigns-412.png"), full_page=True)
             await list_context.close()
         finally:
             await browser.close()

@@ -21,6 +21,7 @@ from sqlmodel.ext.asyncio.session import AsyncSession
 
 from node.campaigns import consent, detention, federated, render
 from node.campaigns.operations import today
+from node.core import calendars
 from node.federation.runtime import Node
 from node.federation.vocabulary import iso
 from node.storage.models import Campaign, LocalActor, LocalObject, NetworkMembership
@@ -47,7 +48,8 @@ def own_row(node: Node, campaign: Campaign, obj: LocalObject, actor: LocalActor,
         "days": days,
         # Counted now: the list is read every day, the stored document is not redone.
         "summary": render.summary_line(campaign, campaign.language, today=now).rsplit(
-            " · ", 1)[0] + f" · {days} {render.word('days', campaign.language)}",
+            " · ", 1)[0] + f" · {calendars.digits(str(days), campaign.language)} "
+                           f"{render.word('days', campaign.language)}",
         "updated": iso(obj.updated or obj.published),
     }
 
