@@ -162,6 +162,33 @@ async def test_name_withheld_page_holds_no_word_of_the_name_anywhere(
             assert word.encode() not in body, (word, url)
 
 
+async def test_network_only_and_withdrawn_campaigns_have_no_page_and_no_row(
+        live_node: LiveNode) -> None:
+    token = await _token(live_node)
+    shown = await _create(live_node, token, name={"en": "Shown Case"})
+    secret = await _create(live_node, token, name={"en": "Nasrin Hiddenname"},
+                           visibility="network_only", network="https://n.example/actor")
+    withdrawn = await _create(live_node, token, name={"en": "Kaveh Goneaway"})
+    gone = await _api(live_node, "DELETE", f"/api/v1/campaigns/{withdrawn.rsplit('/', 1)[1]}",
+                      token)
+    assert gone.status_code == 200
+    async with httpx.AsyncClient() as client:
+        for url in (secret, withdrawn):
+            for language in ("en", "fa"):
+                response = await client.get(url, params={"lang": language})
+                assert response.status_code in (404, 410), (url, response.status_code)
+                assert b"Hiddenname" not in response.content
+                assert b"Goneaway" not in response.content
+        bodies = [(await client.get(live_node.url(path))).content for path in (
+            "/campaigns", "/groups/vahed/campaigns", "/campaigns/feed.atom",
+            "/campaigns/feed.json", "/groups/vahed/campaigns.atom",
+            "/groups/vahed/campaigns.json", "/")]
+    assert shown.encode() in bodies[0] and shown.encode() in bodies[1]
+    for body in bodies:
+        for word in (b"Hiddenname", b"Goneaway", secret.encode(), withdrawn.encode()):
+            assert word not in body, word
+
+
 async def test_a_group_page_and_the_front_page_link_to_campaign_lists(
         live_node: LiveNode) -> None:
     campaign_id, _ = await campaign_with_history(live_node)
@@ -500,6 +527,7 @@ async def test_a_networks_list_shows_its_local_and_remote_members_campaigns(
 
 async def test_campaign_page_fits_a_412_px_phone_and_tabs_work_without_script(
         live_node: LiveNode, tmp_path: Path) -> None:
+    from axe_playwright_python.async_playwright import Axe
     from playwright.async_api import async_playwright
 
     from tests.test_browser import CHROMIUM, FLAGS, HAVE_CHROMIUM
@@ -532,6 +560,10 @@ async def test_campaign_page_fits_a_412_px_phone_and_tabs_work_without_script(
                 assert await page.is_visible("section.act") and await page.is_visible(
                     "section.timeline")
                 await page.goto(campaign_id)
+                results = await Axe().run(page)
+                bad = [v for v in results.response["violations"]
+                       if v.get("impact") in ("serious", "critical")]
+                assert bad == [], results.generate_report()
                 # The Persian one is looked at by whoever changes the page.
                 shot = Path("/tmp/campaign-412.png") if language == "fa" \
                     else tmp_path / f"campaign-412-{language}.png"
@@ -545,6 +577,10 @@ async def test_campaign_page_fits_a_412_px_phone_and_tabs_work_without_script(
                 await page.goto(live_node.url(path))
                 assert await page.evaluate("document.scrollingElement.scrollWidth") <= 412
                 assert await page.is_visible("form.filters select#country")
+                results = await Axe().run(page)
+                assert not [v for v in results.response["violations"]
+                            if v.get("impact") in ("serious", "critical")], \
+                    results.generate_report()
             await page.screenshot(path=str(tmp_path / "campaigns-412.png"), full_page=True)
             await list_context.close()
         finally:
