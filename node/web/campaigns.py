@@ -35,6 +35,7 @@ from node.web.i18n import N_
 
 COUNTRY_RE = re.compile(r"^[A-Za-z]{2}$")
 NO_MATCH = "--"
+LIST_TTL = 30.0
 
 
 @dataclass(frozen=True)
@@ -94,18 +95,28 @@ async def rows_of(node: Node, scope: Scope, query: Query) -> list[dict[str, Any]
 
 async def _respond(request: Request, node: Node, scope: Scope) -> Response:
     query = query_of(request)
-    everything = await rows_of(node, scope, Query(None, query.sort))
-    rows = listing.arrange(everything, country=query.country, sort=query.sort)
-    countries = sorted({r["country"] for r in everything if r["country"]})
     language, remember = pages.reader_language(
         request, scope.actor.language if scope.actor is not None else None)
-    return pages.render(
-        "campaigns.html", language=language, set_language_cookie=remember,
-        campaigns=rows, country=query.country if query.country != NO_MATCH else "",
-        countries=countries, sort=query.sort, host=node.settings.host, scope=scope,
-        group=pages.group_entry(node, scope.actor) if scope.actor is not None else None,
-        is_network=scope.network_id is not None,
-        page_url=scope.home_url, atom_url=scope.atom_url, json_url=scope.json_url)
+    # Cached briefly like a group's page (any change clears it; the days move with the
+    # clock). The key has only normalised parts, so odd query strings add no entries.
+    key = ("campaign-list", scope.home_url, query.country, query.sort, language)
+    body = node.doc_cache.get(key)
+    if body is None:
+        everything = await rows_of(node, scope, Query(None, query.sort))
+        rows = listing.arrange(everything, country=query.country, sort=query.sort)
+        countries = sorted({r["country"] for r in everything if r["country"]})
+        response = pages.render(
+            "campaigns.html", language=language,
+            campaigns=rows, country=query.country if query.country != NO_MATCH else "",
+            countries=countries, sort=query.sort, host=node.settings.host, scope=scope,
+            group=pages.group_entry(node, scope.actor) if scope.actor is not None else None,
+            is_network=scope.network_id is not None,
+            page_url=scope.home_url, atom_url=scope.atom_url, json_url=scope.json_url)
+        body = node.doc_cache.put_raw(key, bytes(response.body), ttl=LIST_TTL)
+    out = pages.html_response(body)
+    if remember:
+        pages.remember_language(out, language)
+    return out
 
 
 async def page(request: Request) -> Response:
