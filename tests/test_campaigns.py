@@ -209,7 +209,7 @@ async def test_a_campaign_is_an_article_with_a_readable_summary_and_structured_f
     assert not {"workplace", "city", "prison"} & set(doc)
     for hidden in ("Vahed bus company", "Evin", "Tehran", "اوین", "تهران"):
         assert hidden not in json.dumps(doc, ensure_ascii=False)
-    page = (await _get(campaign_id)).text
+    page = (await _get(campaign_id + "?lang=en")).text  # the campaign page, in English
     assert "Sign the petition" in page and "Head of the Judiciary" in page
     assert "Evin" not in page
     _validate_outgoing(await _bodies(live_node.node.db))

@@ -8,7 +8,10 @@ Rules kept here, whoever calls:
   else (docs/ARCHITECTURE.md §6, FEDERATION.md "Peer sync");
 - what is stored is the sanitised subset we show (``clean_object``): HTML
   through the nh3 allowlist, every string and list bounded, so a hostile
-  peer cannot make a row (or a page built from rows) large;
+  peer cannot make a row (or a page built from rows) large; a campaign
+  ``Article`` keeps the few extension terms its list row needs
+  (``campaign_terms``: status, consent, country, detention dates, person's
+  name), each checked against its shape or dropped;
 - a tombstoned row stays a tombstone: a late Create, an old outbox page or a
   backfill never brings back what its author deleted;
 - an object is owned by the actor that first stored it: an Update or Delete
@@ -17,7 +20,8 @@ Rules kept here, whoever calls:
 
 from __future__ import annotations
 
-from datetime import UTC, datetime
+import re
+from datetime import UTC, date, datetime
 from typing import Any, Literal
 
 from sqlalchemy import update
@@ -45,6 +49,16 @@ MAX_STRING = 2048
 MAX_LIST = 20
 MAX_HTML = 65_536
 MAX_MAP_ENTRIES = 20
+# Campaign terms (schemas/context.jsonld, FEDERATION.md "Campaigns"); the values
+# are those of node/campaigns/dossier.py, repeated here because federation sits
+# below campaigns (docs/ARCHITECTURE.md §1).
+CAMPAIGN_STATUSES = frozenset({"detained", "on_trial", "sentenced", "on_bail", "released",
+                               "died_in_custody"})
+# ``network_only`` is kept so a list can refuse it even if its sender addressed it wrongly.
+CAMPAIGN_CONSENTS = frozenset({"public", "name_withheld", "network_only"})
+COUNTRY_RE = re.compile(r"^[A-Za-z]{2}$")
+MAX_PERIODS = 20
+MAX_PERSON_NAME = 200
 
 
 def _bounded(value: Any) -> Any:
@@ -82,7 +96,60 @@ def clean_object(obj: dict[str, Any]) -> dict[str, Any]:
                 for lang, text in list(mapping.items())[:MAX_MAP_ENTRIES]
                 if isinstance(text, str)
             }
+    kept.update(campaign_terms(obj))
     return kept
+
+
+def _day(value: Any) -> str | None:
+    if not isinstance(value, str) or len(value) != 10:
+        return None
+    try:
+        return date.fromisoformat(value).isoformat()
+    except ValueError:
+        return None
+
+
+def _page_link(value: Any) -> str | None:
+    """The HTML page of an object: ``url`` as a string or the first Link's ``href``."""
+    for item in as_list(value)[:MAX_LIST]:
+        link = as_id(item.get("href")) if isinstance(item, dict) else as_id(item)
+        if link is not None:
+            return link[:MAX_STRING]
+    return None
+
+
+def campaign_terms(obj: dict[str, Any]) -> dict[str, Any]:
+    """What a campaign list shows of a remote campaign ``Article``, each term
+    checked against its shape (a wrong one is dropped, never stored as sent);
+    nothing for anything that is not a campaign."""
+    status = obj.get("campaignStatus")
+    if not isinstance(status, str) or status not in CAMPAIGN_STATUSES:
+        return {}
+    terms: dict[str, Any] = {"campaignStatus": status}
+    if obj.get("consent") in CAMPAIGN_CONSENTS:
+        terms["consent"] = obj["consent"]
+    country = obj.get("country")
+    if isinstance(country, str) and COUNTRY_RE.fullmatch(country):
+        terms["country"] = country.upper()
+    periods = []
+    for period in as_list(obj.get("detention"))[:MAX_PERIODS]:
+        arrested = _day(period.get("arrested")) if isinstance(period, dict) else None
+        if arrested is None:
+            continue
+        released = _day(period.get("released"))
+        if released is not None and released < arrested:
+            released = None
+        periods.append({"arrested": arrested, "released": released})
+    terms["detention"] = periods
+    names = obj.get("personName")
+    if isinstance(names, dict):
+        terms["personName"] = {str(lang)[:16]: text[:MAX_PERSON_NAME]
+                               for lang, text in list(names.items())[:MAX_MAP_ENTRIES]
+                               if isinstance(text, str)}
+    link = _page_link(obj.get("url"))
+    if link is not None:
+        terms["url"] = link
+    return terms
 
 
 def attributed_to(obj: dict[str, Any]) -> set[str]:

@@ -26,7 +26,7 @@ from node.media import avatars, uploads
 from node.networks import members as networks
 from node.storage.db import utcnow
 from node.storage.models import Activity, Campaign, LocalActor, MediaFile
-from node.web import group_page, post_page
+from node.web import campaign_page, group_page, post_page
 from node.web import pages as web
 from node.web.current import current_activities
 from node.web.i18n import N_, resolve
@@ -137,6 +137,9 @@ async def _local_object(request: Request, node: Node, preferred: str | None) -> 
             return as_response(orjson.dumps(doc), max_age=10)
         return as_response(orjson.dumps(object_document(obj, actor, node.urls)), max_age=60)
     language = resolve(preferred, actor.language)
+    campaign = await campaign_page.respond(node, obj, actor, language)  # a campaign's own page
+    if campaign is not None:
+        return campaign
     async with node.db.read() as session:
         context = await post_page.render(node, session, obj, actor, language)
     return web.render("post.html", language=language, host=node.settings.host,

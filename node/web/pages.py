@@ -64,6 +64,7 @@ def _environment() -> Environment:
         i18n.gettext_, i18n.ngettext_, newstyle=True)
     env.filters["when"] = when
     env.filters["day"] = day
+    env.filters["digits"] = local_digits
     env.globals["direction"] = direction
     env.globals["stylesheet"] = stylesheet_url()
     env.globals["autonym"] = autonym
@@ -103,6 +104,11 @@ def when(moment: datetime, language: str | None = None, tz_name: str | None = No
 
 def day(moment: datetime, language: str | None = None, tz_name: str | None = None) -> str:
     return calendars.format_date(moment, language or i18n.current(), tz_name=tz_name)
+
+
+def local_digits(value: object, language: str | None = None) -> str:
+    """A number in the reader's digits (Persian ۴۰۰ on a Persian page)."""
+    return calendars.digits(str(value), language or i18n.current())
 
 
 def versions(mapping: dict[str, str], primary: str) -> list[dict[str, Any]]:
