@@ -263,6 +263,24 @@ def _fmt(value: Any) -> str:
     return str(value)
 
 
+def spy_on(pid: int, path: str) -> subprocess.Popen[bytes]:
+    """py-spy sampling process ``pid`` (collapsed stacks with threads into ``path``,
+    summarised by bench/spysummary.py) until sent SIGINT (``stop_spy``).
+    BENCH_PYSPY_GIL=1: only samples holding the GIL (Python CPU time)."""
+    only_gil = ["--gil"] if os.environ.get("BENCH_PYSPY_GIL") else []
+    spy = subprocess.Popen(
+        [str(Path(PYTHON).parent / "py-spy"), "record", "--pid", str(pid),
+         "--format", "raw", "--rate", "200", "--threads", *only_gil, "--output", path],
+        stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    time.sleep(0.3)  # attached before the timed part starts
+    return spy
+
+
+def stop_spy(spy: subprocess.Popen[bytes]) -> None:
+    spy.send_signal(signal.SIGINT)
+    spy.wait(timeout=30)
+
+
 class Server:
     """A `hambastegi serve` (or the bare baseline app) in its own process."""
 
@@ -283,12 +301,7 @@ class Server:
 
     def profile(self, path: str) -> None:
         """Sample this process with py-spy until stop() (collapsed stacks in ``path``)."""
-        # BENCH_PYSPY_GIL=1: only samples holding the GIL (Python CPU time).
-        only_gil = ["--gil"] if os.environ.get("BENCH_PYSPY_GIL") else []
-        self._spy = subprocess.Popen(
-            [str(Path(PYTHON).parent / "py-spy"), "record", "--pid", str(self.proc.pid),
-             "--format", "raw", "--rate", "200", "--threads", *only_gil, "--output", path],
-            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        self._spy = spy_on(self.proc.pid, path)
 
     @property
     def base(self) -> str:
@@ -306,8 +319,7 @@ class Server:
     def stop(self) -> None:
         spy: subprocess.Popen[bytes] | None = getattr(self, "_spy", None)
         if spy is not None:
-            spy.send_signal(signal.SIGINT)
-            spy.wait(timeout=30)
+            stop_spy(spy)
         # SIGINT: uvicorn shuts down cleanly (and a profiler writes its report).
         self.proc.send_signal(signal.SIGINT)
         self.proc.wait(timeout=30)

@@ -1,8 +1,12 @@
 """The delivery worker: per-host lanes over the fan-out log, claimed
 continuously (no batch barrier), each walking its fan-outs in order.
 
-- Up to ``concurrency`` lanes are in hand at once; as lanes finish, more are
-  claimed, so a slow or dead host holds one slot, never the others.
+- Up to ``concurrency`` lanes send at once; as lanes finish, more are
+  claimed, so a slow or dead host holds one slot, never the others. Up to
+  ``in_hand`` lanes (a few times ``concurrency``) are claimed and planned ahead,
+  waiting for a slot: a slot that frees starts the next lane at once, without
+  waiting for the next claim's transaction (the claim-and-plan round trips, not
+  the sends, bounded the rate: bench/profiles/fanout.md).
 - A lane takes a few fan-outs per claim, resolves its host's inboxes for each
   (one query per actor for all lanes claimed together: ``lanes.follower_targets``),
   sends them (a few at once), and stops at the first failure: the lane backs
@@ -98,6 +102,7 @@ class DeliveryWorker:
 
     def __init__(self, db: Database, client: GuardedClient, urls: Urls, *,
                  concurrency: int = 64, batch: int = 500, poll_seconds: float = 1.0,
+                 in_hand: int | None = None,
                  lease: timedelta = timedelta(seconds=10), worker_id: str | None = None,
                  signing_threads: int = 2, fanouts_per_claim: int = 8, per_lane: int = 4,
                  request_timeout: float = 30.0, idle_wait: IdleWait | None = None,
@@ -111,6 +116,9 @@ class DeliveryWorker:
         self.before_claim = before_claim
         self.urls = urls
         self.concurrency = concurrency
+        # Lanes claimed at once, at most: those sending plus those planned and waiting.
+        self.in_hand = max(concurrency, in_hand if in_hand is not None else 4 * concurrency)
+        self._slots = asyncio.Semaphore(concurrency)
         self.batch = batch  # lanes claimed at once, at most
         self.poll_seconds = poll_seconds
         self.lease = lease
@@ -201,9 +209,9 @@ class DeliveryWorker:
             if self._tasks and loop.time() >= self._renew_at:
                 await self._renew()
                 self._renew_at = loop.time() + self.lease.total_seconds() / 3
-        free = min(self.concurrency - len(self._tasks), self.batch)
-        # Top up when a quarter of the slots are free (fewer, larger claims).
-        claim = free > 0 and (free * 4 >= self.concurrency or not self._tasks)
+        free = min(self.in_hand - len(self._tasks), self.batch)
+        # Top up when a quarter of the lanes in hand are done (fewer, larger claims).
+        claim = free > 0 and (free * 4 >= self.in_hand or not self._tasks)
         flush_due = bool(self._writes) and (
             self._outcomes >= FLUSH_ROWS or not self._tasks or claim or (
                 self._first_buffered is not None
@@ -280,6 +288,11 @@ class DeliveryWorker:
             self._tasks[claim.host] = asyncio.create_task(self._walk(claim, steps))
 
     async def _walk(self, claim: LaneClaim, steps: Sequence[_Step]) -> None:
+        """Wait for a sending slot, then walk the lane."""
+        async with self._slots:
+            await self._walk_lane(claim, steps)
+
+    async def _walk_lane(self, claim: LaneClaim, steps: Sequence[_Step]) -> None:
         """Send the lane's fan-outs in order; stop at the first failed attempt."""
         state = LaneWrite(claim.host, claim.cursor, claim.attempts, utcnow(),
                           sorted(claim.done) or None, claim.scheme)
