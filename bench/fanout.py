@@ -116,18 +116,16 @@ async def publish(node: Node, actor: LocalActor) -> None:
 
 
 async def run_size(followers: int, hosts: int, ports: list[int], shared: bool,
-                   database_url: str | None, concurrency: int) -> dict[str, float]:
+                   database_url: str | None, concurrency: int,
+                   spy_path: str | None = None) -> dict[str, Any]:
     async with fresh_node(database_url, concurrency) as node:
         actor = await operations.create_group(node, "koeln", display_name="Köln",
                                               language="de")
         await sink_key(ports[0], node.urls.key_id("koeln"), actor.rsa_public_pem)
         await add_followers(node, actor, ports[:hosts], followers, shared)
         worker = node.delivery_worker()
-        # BENCH_PYSPY=file.txt: py-spy samples this process (the worker) while it sends
-        # (the first size only; summarise with bench/spysummary.py).
-        spy_path = os.environ.get("BENCH_PYSPY")
-        spy = spy_on(os.getpid(), spy_path) if spy_path and not os.path.exists(spy_path) \
-            else None
+        # py-spy samples this process (the worker) while it sends.
+        spy = spy_on(os.getpid(), spy_path) if spy_path else None
         with PeakRss() as rss:
             cpu = time.process_time()
             started = time.perf_counter()
@@ -145,6 +143,15 @@ async def run_size(followers: int, hosts: int, ports: list[int], shared: bool,
             "received": stats["distinct"], "duplicates": stats["duplicates"],
             "verified": stats["verified"], "bad_sig": stats["bad"], "rss_start": rss.start,
             "rss_peak": rss.peak, "cpu_ms": cpu * 1000 / max(1, sent), "mode": "in process"}
+
+
+def start_workers(processes: int, env: dict[str, str]) -> list[subprocess.Popen[bytes]]:
+    """``processes`` `hambastegi worker` processes over the node's database."""
+    env = {**os.environ, **env, "HAMBASTEGI_LOG_LEVEL": "WARNING"}
+    return [subprocess.Popen([sys.executable, "-m", "node.cli.main", "worker"], env=env,
+                             cwd=Path(__file__).resolve().parent.parent,
+                             stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+            for _ in range(processes)]
 
 
 def cpu_seconds(pid: int) -> float:
@@ -167,11 +174,7 @@ async def run_size_workers(followers: int, hosts: int, ports: list[int], shared:
         await sink_key(ports[0], node.urls.key_id("koeln"), actor.rsa_public_pem)
         await add_followers(node, actor, ports[:hosts], followers, shared)
         # This process only publishes: its worker does not take lanes.
-        env = {**os.environ, **env, "HAMBASTEGI_LOG_LEVEL": "WARNING"}
-        procs = [subprocess.Popen([sys.executable, "-m", "node.cli.main", "worker"], env=env,
-                                  cwd=Path(__file__).resolve().parent.parent,
-                                  stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-                 for _ in range(processes)]
+        procs = start_workers(processes, env)
         try:
             # Started and idle (imports done, first look at the queue taken): their
             # CPU time stops moving.
@@ -283,10 +286,14 @@ async def main() -> None:
         post_rate = await raw_post_rate(baseline_urls, body, args.concurrency)
         floor = min(sign_rate, post_rate)
         results = []
+        # BENCH_PYSPY=file.txt: py-spy samples the first size's in-process sending
+        # (summarise with bench/spysummary.py).
+        spy_path = os.environ.get("BENCH_PYSPY")
         for followers, hosts in sizes:
             await sink_reset(ports[0])
             results.append(await run_size(followers, hosts, ports, shared,
-                                          args.database_url, args.concurrency))
+                                          args.database_url, args.concurrency, spy_path))
+            spy_path = None
             for n in [int(x) for x in args.workers.split(",") if x]:
                 await sink_reset(ports[0])
                 results.append(await run_size_workers(followers, hosts, ports, shared,
