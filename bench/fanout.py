@@ -117,13 +117,16 @@ async def publish(node: Node, actor: LocalActor) -> None:
 
 async def run_size(followers: int, hosts: int, ports: list[int], shared: bool,
                    database_url: str | None, concurrency: int,
-                   spy_path: str | None = None) -> dict[str, Any]:
+                   spy_path: str | None = None, lookahead: int | None = None
+                   ) -> dict[str, Any]:
     async with fresh_node(database_url, concurrency) as node:
         actor = await operations.create_group(node, "koeln", display_name="Köln",
                                               language="de")
         await sink_key(ports[0], node.urls.key_id("koeln"), actor.rsa_public_pem)
         await add_followers(node, actor, ports[:hosts], followers, shared)
         worker = node.delivery_worker()
+        if lookahead is not None:
+            worker.lookahead = lookahead
         # py-spy samples this process (the worker) while it sends.
         spy = spy_on(os.getpid(), spy_path) if spy_path else None
         with PeakRss() as rss:
@@ -142,7 +145,8 @@ async def run_size(followers: int, hosts: int, ports: list[int], shared: bool,
             "publish_s": published, "seconds": elapsed, "per_s": sent / elapsed,
             "received": stats["distinct"], "duplicates": stats["duplicates"],
             "verified": stats["verified"], "bad_sig": stats["bad"], "rss_start": rss.start,
-            "rss_peak": rss.peak, "cpu_ms": cpu * 1000 / max(1, sent), "mode": "in process"}
+            "rss_peak": rss.peak, "cpu_ms": cpu * 1000 / max(1, sent),
+            "mode": "in process" + ("" if lookahead is None else f", lookahead {lookahead}")}
 
 
 def start_workers(processes: int, env: dict[str, str]) -> list[subprocess.Popen[bytes]]:
@@ -265,6 +269,10 @@ async def main() -> None:
                         help="followers:hosts of the healthy/slow/flaky runs ('' to skip)")
     parser.add_argument("--no-shared-inbox", action="store_true")
     parser.add_argument("--concurrency", type=int, default=64)
+    parser.add_argument("--lookahead", default="",
+                        help="also send each size in process with these lookaheads "
+                             "(DeliveryWorker.lookahead; 0 = no lanes claimed ahead of "
+                             "slots, as before), e.g. 0")
     parser.add_argument("--workers", default="",
                         help="also send each size with these numbers of `hambastegi worker` "
                              "processes, e.g. 1,2")
@@ -294,6 +302,11 @@ async def main() -> None:
             results.append(await run_size(followers, hosts, ports, shared,
                                           args.database_url, args.concurrency, spy_path))
             spy_path = None
+            for lookahead in [int(x) for x in args.lookahead.split(",") if x]:
+                await sink_reset(ports[0])
+                results.append(await run_size(followers, hosts, ports, shared,
+                                              args.database_url, args.concurrency,
+                                              lookahead=lookahead))
             for n in [int(x) for x in args.workers.split(",") if x]:
                 await sink_reset(ports[0])
                 results.append(await run_size_workers(followers, hosts, ports, shared,
