@@ -469,7 +469,10 @@ class DeliveryWorker:
             source = _Source(body, signer)
             if signer is None:
                 try:
-                    signer = RequestSigner(pem, self.urls.key_id(username))
+                    # Loading checks the key (~40 ms of CPU): off the event loop,
+                    # where it held up every lane in hand (bench/profiles/fanout.md).
+                    signer = await asyncio.to_thread(RequestSigner, pem,
+                                                     self.urls.key_id(username))
                     if len(self._signers) > 1000:
                         self._signers.clear()  # keys of deleted or rotated actors
                     self._signers[(username, pem)] = signer
