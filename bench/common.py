@@ -190,14 +190,34 @@ def _warm(seconds: float) -> None:
 
 
 def _fire_chunk(url: str, requests: list[Signed], concurrency: int,
-                start_at: float) -> tuple[dict[int, int], list[float], float, float]:
-    """One client process's share (runs in a spawned process)."""
+                start_at: float, rate: float = 0.0
+                ) -> tuple[dict[int, int], list[float], float, float]:
+    """One client process's share (runs in a spawned process). ``rate`` > 0:
+    open loop, request i is due at start + i / rate, whatever came back, and
+    its latency counts from when it was due (a request held up by the client's
+    connection limit is charged its wait)."""
     async def run() -> tuple[dict[int, int], list[float], float, float]:
         statuses: dict[int, int] = {}
         latencies: list[float] = []
         connector = aiohttp.TCPConnector(limit=concurrency)
         async with aiohttp.ClientSession(connector=connector) as session:
             queue = iter(requests)
+            if rate > 0:
+                await asyncio.sleep(max(0.0, start_at - time.time()))
+                started = time.time()
+                origin = time.perf_counter()
+
+                async def paced(i: int, body: bytes, headers: dict[str, str]) -> None:
+                    due = origin + i / rate
+                    await asyncio.sleep(max(0.0, due - time.perf_counter()))
+                    async with session.post(url, data=body, headers=headers) as response:
+                        await response.read()
+                    statuses[response.status] = statuses.get(response.status, 0) + 1
+                    if response.status == 202:
+                        latencies.append(time.perf_counter() - due)
+
+                await asyncio.gather(*(paced(i, b, h) for i, (b, h) in enumerate(requests)))
+                return statuses, latencies, started, time.time()
 
             async def client() -> None:
                 for body, headers in queue:
@@ -217,10 +237,13 @@ def _fire_chunk(url: str, requests: list[Signed], concurrency: int,
 
 
 async def fire_from_processes(url: str, requests: list[Signed], *, concurrency: int,
-                              processes: int = 2) -> Fired:
+                              processes: int = 2, rate: float = 0.0) -> Fired:
     """POST pre-signed requests from ``processes`` client processes (the node
     under test keeps its core; one Python client would be the bottleneck),
-    ``concurrency`` connections in all, starting together."""
+    ``concurrency`` connections in all, starting together. ``rate`` > 0: an
+    open loop offering that many requests/s in all (at most ``concurrency``
+    open connections); else a closed loop (each connection sends its next
+    request when the last is answered)."""
     chunks = [requests[i::processes] for i in range(processes)]
     per = max(1, concurrency // processes)
     loop = asyncio.get_running_loop()
@@ -231,7 +254,8 @@ async def fire_from_processes(url: str, requests: list[Signed], *, concurrency: 
                                for _ in range(processes)))
         start_at = time.time() + 0.5 + len(requests) / 20_000
         results = await asyncio.gather(*(
-            loop.run_in_executor(pool, _fire_chunk, url, chunk, per, start_at)
+            loop.run_in_executor(pool, _fire_chunk, url, chunk, per, start_at,
+                                 rate / processes)
             for chunk in chunks))
     statuses: dict[int, int] = {}
     latencies: list[float] = []
@@ -263,6 +287,24 @@ def _fmt(value: Any) -> str:
     return str(value)
 
 
+def spy_on(pid: int, path: str) -> subprocess.Popen[bytes]:
+    """py-spy sampling process ``pid`` (collapsed stacks with threads into ``path``,
+    summarised by bench/spysummary.py) until sent SIGINT (``stop_spy``).
+    BENCH_PYSPY_GIL=1: only samples holding the GIL (Python CPU time)."""
+    only_gil = ["--gil"] if os.environ.get("BENCH_PYSPY_GIL") else []
+    spy = subprocess.Popen(
+        [str(Path(PYTHON).parent / "py-spy"), "record", "--pid", str(pid),
+         "--format", "raw", "--rate", "200", "--threads", *only_gil, "--output", path],
+        stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    time.sleep(0.3)  # attached before the timed part starts
+    return spy
+
+
+def stop_spy(spy: subprocess.Popen[bytes]) -> None:
+    spy.send_signal(signal.SIGINT)
+    spy.wait(timeout=30)
+
+
 class Server:
     """A `hambastegi serve` (or the bare baseline app) in its own process."""
 
@@ -282,13 +324,15 @@ class Server:
         raise RuntimeError(f"server on {port} did not start")
 
     def profile(self, path: str) -> None:
-        """Sample this process with py-spy until stop() (collapsed stacks in ``path``)."""
-        # BENCH_PYSPY_GIL=1: only samples holding the GIL (Python CPU time).
-        only_gil = ["--gil"] if os.environ.get("BENCH_PYSPY_GIL") else []
-        self._spy = subprocess.Popen(
-            [str(Path(PYTHON).parent / "py-spy"), "record", "--pid", str(self.proc.pid),
-             "--format", "raw", "--rate", "200", "--threads", *only_gil, "--output", path],
-            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        """Sample this process with py-spy until stop() or stop_profile()
+        (collapsed stacks in ``path``)."""
+        self._spy: subprocess.Popen[bytes] | None = spy_on(self.proc.pid, path)
+
+    def stop_profile(self) -> None:
+        spy: subprocess.Popen[bytes] | None = getattr(self, "_spy", None)
+        if spy is not None:
+            stop_spy(spy)
+            self._spy = None
 
     @property
     def base(self) -> str:
@@ -304,10 +348,7 @@ class Server:
         return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
     def stop(self) -> None:
-        spy: subprocess.Popen[bytes] | None = getattr(self, "_spy", None)
-        if spy is not None:
-            spy.send_signal(signal.SIGINT)
-            spy.wait(timeout=30)
+        self.stop_profile()
         # SIGINT: uvicorn shuts down cleanly (and a profiler writes its report).
         self.proc.send_signal(signal.SIGINT)
         self.proc.wait(timeout=30)
@@ -326,10 +367,11 @@ def cli(env: dict[str, str], *args: str) -> str:
     return result.stdout.strip()
 
 
-def start_node(data_dir: str, **extra: str) -> Server:
+def start_node(data_dir: str, *, spy: bool = True, **extra: str) -> Server:
     """`hambastegi serve`; BENCH_PROFILE=file.txt runs it under pyinstrument,
     BENCH_PYSPY=file.txt samples it with py-spy (collapsed stacks; summarise them
-    with bench/spysummary.py)."""
+    with bench/spysummary.py) from its start, or, with ``spy=False``, when the
+    caller calls ``profile`` (the timed part only)."""
     port = free_port()
     env = node_env(data_dir, port, **extra)
     argv = [PYTHON, "-m", "node.cli.main", "serve", "--port", str(port)]
@@ -337,7 +379,7 @@ def start_node(data_dir: str, **extra: str) -> Server:
         argv = [PYTHON, "-m", "pyinstrument", "-r", "text", "-o",
                 os.environ["BENCH_PROFILE"], *argv[1:]]
     server = Server(argv, env, port)
-    if os.environ.get("BENCH_PYSPY"):
+    if spy and os.environ.get("BENCH_PYSPY"):
         server.profile(os.environ["BENCH_PYSPY"])
     return server
 

@@ -23,6 +23,8 @@ import asyncio
 import contextlib
 import os
 import random
+import signal
+import subprocess
 import sys
 import tempfile
 import time
@@ -41,7 +43,9 @@ from bench.common import (
     sink_key,
     sink_reset,
     sink_stats,
+    spy_on,
     start_sinks,
+    stop_spy,
     table,
 )
 from node.core.settings import Settings
@@ -54,13 +58,16 @@ from node.storage.models import Follower, HostState, LocalActor
 
 
 @contextlib.asynccontextmanager
-async def fresh_node(database_url: str | None, concurrency: int) -> AsyncIterator[Node]:
+async def fresh_node(database_url: str | None, concurrency: int,
+                     env_out: dict[str, str] | None = None) -> AsyncIterator[Node]:
     with tempfile.TemporaryDirectory() as tmp:
         url = database_url or f"sqlite:///{tmp}/bench.sqlite3"
         env = {"HAMBASTEGI_DATA_DIR": tmp, "HAMBASTEGI_DATABASE_URL": url,
                "HAMBASTEGI_BASE_URL": "http://127.0.0.1:1",
                "HAMBASTEGI_ALLOW_PRIVATE_NETWORKS": "1",
                "HAMBASTEGI_DELIVERY_CONCURRENCY": str(concurrency)}
+        if env_out is not None:
+            env_out.update(env)
         settings = Settings.load(environ=env)
         await asyncio.to_thread(migrate.upgrade, settings.database_url)
         node = Node(settings)
@@ -109,26 +116,103 @@ async def publish(node: Node, actor: LocalActor) -> None:
 
 
 async def run_size(followers: int, hosts: int, ports: list[int], shared: bool,
-                   database_url: str | None, concurrency: int) -> dict[str, float]:
+                   database_url: str | None, concurrency: int,
+                   spy_path: str | None = None, lookahead: int | None = None
+                   ) -> dict[str, Any]:
     async with fresh_node(database_url, concurrency) as node:
         actor = await operations.create_group(node, "koeln", display_name="Köln",
                                               language="de")
         await sink_key(ports[0], node.urls.key_id("koeln"), actor.rsa_public_pem)
         await add_followers(node, actor, ports[:hosts], followers, shared)
         worker = node.delivery_worker()
+        if lookahead is not None:
+            worker.lookahead = lookahead
+        # py-spy samples this process (the worker) while it sends.
+        spy = spy_on(os.getpid(), spy_path) if spy_path else None
         with PeakRss() as rss:
+            cpu = time.process_time()
             started = time.perf_counter()
             await publish(node, actor)
             published = time.perf_counter() - started
             sent = await worker.run_once()
             elapsed = time.perf_counter() - started
+            cpu = time.process_time() - cpu
+        if spy is not None:
+            stop_spy(spy)
         worker.close()
     stats = await sink_stats(ports[0])
     return {"followers": followers, "hosts": hosts, "deliveries": sent,
             "publish_s": published, "seconds": elapsed, "per_s": sent / elapsed,
             "received": stats["distinct"], "duplicates": stats["duplicates"],
             "verified": stats["verified"], "bad_sig": stats["bad"], "rss_start": rss.start,
-            "rss_peak": rss.peak}
+            "rss_peak": rss.peak, "cpu_ms": cpu * 1000 / max(1, sent),
+            "mode": "in process" + ("" if lookahead is None else f", lookahead {lookahead}")}
+
+
+def start_workers(processes: int, env: dict[str, str]) -> list[subprocess.Popen[bytes]]:
+    """``processes`` `hambastegi worker` processes over the node's database."""
+    env = {**os.environ, **env, "HAMBASTEGI_LOG_LEVEL": "WARNING"}
+    return [subprocess.Popen([sys.executable, "-m", "node.cli.main", "worker"], env=env,
+                             cwd=Path(__file__).resolve().parent.parent,
+                             stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+            for _ in range(processes)]
+
+
+def cpu_seconds(pid: int) -> float:
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+async def run_size_workers(followers: int, hosts: int, ports: list[int], shared: bool,
+                           database_url: str | None, concurrency: int,
+                           processes: int) -> dict[str, Any]:
+    """The same fan-out sent by ``processes`` `hambastegi worker` processes sharing
+    the lanes (leases split the hosts between them). The post is published
+    here; the workers learn of it through the database (the SQLite change probe,
+    or LISTEN/NOTIFY), as from the CLI or a web process. Time: publish call →
+    the last delivery's arrival at the sinks."""
+    env: dict[str, str] = {}
+    async with fresh_node(database_url, concurrency, env) as node:
+        actor = await operations.create_group(node, "koeln", display_name="Köln",
+                                              language="de")
+        await sink_key(ports[0], node.urls.key_id("koeln"), actor.rsa_public_pem)
+        await add_followers(node, actor, ports[:hosts], followers, shared)
+        # This process only publishes: its worker does not take lanes.
+        procs = start_workers(processes, env)
+        try:
+            # Started and idle (imports done, first look at the queue taken): their
+            # CPU time stops moving.
+            last = -1.0
+            while True:
+                await asyncio.sleep(0.5)  # sampling the workers' CPU, not synchronisation
+                now = sum(cpu_seconds(p.pid) for p in procs)
+                if now == last and now > 0:
+                    break
+                last = now
+            cpu = sum(cpu_seconds(p.pid) for p in procs)
+            started = time.time()
+            await publish(node, actor)
+            expected = hosts if shared else followers
+            deadline = time.monotonic() + 600
+            while time.monotonic() < deadline:
+                stats = await sink_stats(ports[0])
+                if stats["distinct"] >= expected:
+                    break
+                await asyncio.sleep(0.05)  # polling the sinks, not synchronisation
+            cpu = sum(cpu_seconds(p.pid) for p in procs) - cpu
+            elapsed = max(stats["last_at"].values()) - started
+        finally:
+            for proc in procs:
+                proc.send_signal(signal.SIGINT)
+            for proc in procs:
+                proc.wait(timeout=60)
+    sent = stats["distinct"]
+    return {"followers": followers, "hosts": hosts, "deliveries": sent, "publish_s": 0.0,
+            "seconds": elapsed, "per_s": sent / elapsed, "received": stats["distinct"],
+            "duplicates": stats["duplicates"], "verified": stats["verified"],
+            "bad_sig": stats["bad"], "rss_start": 0.0, "rss_peak": 0.0,
+            "cpu_ms": cpu * 1000 / max(1, sent),
+            "mode": f"{processes} worker process{'es' if processes > 1 else ''}"}
 
 
 async def run_scenario(kind: str, followers: int, hosts: int, ports: list[int], shared: bool,
@@ -185,7 +269,16 @@ async def main() -> None:
                         help="followers:hosts of the healthy/slow/flaky runs ('' to skip)")
     parser.add_argument("--no-shared-inbox", action="store_true")
     parser.add_argument("--concurrency", type=int, default=64)
+    parser.add_argument("--lookahead", default="",
+                        help="also send each size in process with these lookaheads "
+                             "(DeliveryWorker.lookahead; 0 = no lanes claimed ahead of "
+                             "slots, as before), e.g. 0")
+    parser.add_argument("--workers", default="",
+                        help="also send each size with these numbers of `hambastegi worker` "
+                             "processes, e.g. 1,2")
     parser.add_argument("--database-url", help="default: a fresh SQLite file per run")
+    parser.add_argument("--loop", choices=("uvloop", "asyncio"), default="uvloop",
+                        help="the event loop (serve and worker run uvloop)")
     args = parser.parse_args()
     sizes = [tuple(int(x) for x in s.split(":")) for s in args.sizes.split(",") if s]
     faults = tuple(int(x) for x in args.faults.split(":")) if args.faults else None
@@ -201,10 +294,23 @@ async def main() -> None:
         post_rate = await raw_post_rate(baseline_urls, body, args.concurrency)
         floor = min(sign_rate, post_rate)
         results = []
+        # BENCH_PYSPY=file.txt: py-spy samples the first size's in-process sending
+        # (summarise with bench/spysummary.py).
+        spy_path = os.environ.get("BENCH_PYSPY")
         for followers, hosts in sizes:
             await sink_reset(ports[0])
             results.append(await run_size(followers, hosts, ports, shared,
-                                          args.database_url, args.concurrency))
+                                          args.database_url, args.concurrency, spy_path))
+            spy_path = None
+            for lookahead in [int(x) for x in args.lookahead.split(",") if x]:
+                await sink_reset(ports[0])
+                results.append(await run_size(followers, hosts, ports, shared,
+                                              args.database_url, args.concurrency,
+                                              lookahead=lookahead))
+            for n in [int(x) for x in args.workers.split(",") if x]:
+                await sink_reset(ports[0])
+                results.append(await run_size_workers(followers, hosts, ports, shared,
+                                                      args.database_url, args.concurrency, n))
         if faults is not None:
             for kind in ("all healthy", "slow host", "flaky"):
                 scenarios.append(await run_scenario(kind, faults[0], faults[1], ports, shared,
@@ -217,11 +323,11 @@ async def main() -> None:
     ]))
     print(table(
         "Fan-out" + (" (shared inboxes)" if shared else " (no shared inboxes)"),
-        ["followers", "hosts", "deliveries", "publish s", "to last delivery s",
-         "deliveries/s", "ratio to floor", "received", "duplicates", "sigs verified/bad",
-         "RSS at publish MB", "peak RSS while sending MB"],
-        [[r["followers"], r["hosts"], r["deliveries"], r["publish_s"], r["seconds"], r["per_s"],
-          f"{r['per_s'] / floor:.0%}", r["received"], r["duplicates"],
+        ["followers", "hosts", "sent by", "deliveries", "publish s", "to last delivery s",
+         "deliveries/s", "ratio to floor", "sender CPU ms/delivery", "received", "duplicates",
+         "sigs verified/bad", "RSS at publish MB", "peak RSS while sending MB"],
+        [[r["followers"], r["hosts"], r["mode"], r["deliveries"], r["publish_s"], r["seconds"],
+          r["per_s"], f"{r['per_s'] / floor:.0%}", r["cpu_ms"], r["received"], r["duplicates"],
           f"{r['verified']}/{r['bad_sig']}", r["rss_start"], r["rss_peak"]]
          for r in results]))
     if scenarios and faults is not None:
@@ -239,4 +345,10 @@ async def main() -> None:
 
 
 if __name__ == "__main__":
-    asyncio.run(main())
+    # The event loop serve and the worker process run (node/core/server.py).
+    if "--loop=asyncio" in sys.argv or " ".join(sys.argv).count("--loop asyncio"):
+        asyncio.run(main())
+    else:
+        import uvloop
+
+        uvloop.run(main())

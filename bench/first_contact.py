@@ -18,6 +18,7 @@ import argparse
 import asyncio
 import json
 import multiprocessing
+import os
 import sqlite3
 import sys
 import tempfile
@@ -26,6 +27,8 @@ from concurrent.futures import ProcessPoolExecutor
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+
+from cryptography.hazmat.primitives.asymmetric.rsa import RSAPrivateKey
 
 from bench.common import (
     Signed,
@@ -56,7 +59,7 @@ def sign_follows(target: str, group_uri: str, ports: list[int], private_pems: li
                            "id": f"{actor_id}/follows/{tag}", "type": "Follow",
                            "actor": actor_id, "object": group_uri}).encode()
         key = loaded[n % len(loaded)]
-        assert isinstance(key, keys.RSAPrivateKey)
+        assert isinstance(key, RSAPrivateKey)
         headers = signatures.sign_cavage(method="POST", url=target, body=body,
                                          key_id=actor_id + "#main-key", private_key=key)
         headers["Content-Type"] = "application/activity+json"
@@ -78,6 +81,10 @@ async def main() -> None:
     parser.add_argument("--concurrency", type=int, default=128)
     parser.add_argument("--keys", type=int, default=16, help="pre-generated RSA keys, shared")
     parser.add_argument("--clients", type=int, default=2, help="client processes")
+    parser.add_argument("--rate", type=float, default=0.0,
+                        help="open loop: offer this many Follows/s (latency then is service "
+                             "time, not the queue of a closed loop: with --concurrency 128 "
+                             "the mean latency is 128 / (accepted/s) by Little's law)")
     args = parser.parse_args()
     pairs = [p for p in await in_processes(make_key, [(i,) for i in range(args.keys)])]
     private_pems = [p[0] for p in pairs]  # type: ignore[index]
@@ -87,7 +94,7 @@ async def main() -> None:
         sinks, ports = start_sinks(args.hosts, actor_keys=str(pool_file))
         data = Path(tmp) / "node"
         data.mkdir()
-        node = start_node(str(data))
+        node = start_node(str(data), spy=False)
         try:
             cli(node_env(str(data), node.port), "group", "create", "koeln",
                 "--display-name", "Köln")
@@ -99,10 +106,14 @@ async def main() -> None:
             signed_parts = await in_processes(sign_follows, [
                 (target, group_uri, ports, private_pems, part, tag) for part in slices])
             signed: list[Signed] = [r for part in signed_parts for r in part]  # type: ignore[attr-defined]
+            # BENCH_PYSPY=file.txt: py-spy samples the node during the volley only.
+            if os.environ.get("BENCH_PYSPY"):
+                node.profile(os.environ["BENCH_PYSPY"])
             cpu = node.cpu_seconds()
             fired = await fire_from_processes(target, signed, concurrency=args.concurrency,
-                                              processes=args.clients)
+                                              processes=args.clients, rate=args.rate)
             cpu = node.cpu_seconds() - cpu
+            node.stop_profile()
             remote = await sink_stats(ports[0])
             db = sqlite3.connect(data / "hambastegi.sqlite3")
             actors = db.execute("select count(*) from remote_actor").fetchone()[0]
@@ -121,8 +132,10 @@ async def main() -> None:
                   remote["actor_gets"], remote["actor_refetches"], actors, stored]]))
     print("\nnode CPU: the serving process's user+system time during the volley (all its "
           "threads; the workers handling the Follows and sending Accepts included)")
-    print(f"statuses {fired.statuses}; concurrency {args.concurrency} from {args.clients} "
-          f"client processes; {args.keys} RSA keys shared by the actors")
+    load = (f"open loop at {args.rate:,.0f} offered/s (latency from each request's due time)"
+            if args.rate else "closed loop")
+    print(f"statuses {fired.statuses}; {load}; concurrency {args.concurrency} from "
+          f"{args.clients} client processes; {args.keys} RSA keys shared by the actors")
 
 
 if __name__ == "__main__":

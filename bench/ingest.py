@@ -18,6 +18,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import json
+import os
 import sqlite3
 import sys
 import tempfile
@@ -27,6 +28,8 @@ from pathlib import Path
 import aiohttp
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+
+from cryptography.hazmat.primitives.asymmetric.rsa import RSAPrivateKey
 
 from bench.common import (
     Fired,
@@ -76,7 +79,7 @@ def presign(target: str, actors: list[tuple[str, keys.PrivateKey]], count: int,
                     "id": f"{actor_id}/activities/{tag}{n}", "type": "Create",
                     "actor": actor_id, "to": note["to"], "object": note}
         body = json.dumps(activity).encode()
-        assert isinstance(key, keys.RSAPrivateKey)
+        assert isinstance(key, RSAPrivateKey)
         headers = signatures.sign_cavage(method="POST", url=target, body=body,
                                          key_id=actor_id + "#main-key", private_key=key)
         headers["Content-Type"] = "application/activity+json"
@@ -110,7 +113,7 @@ async def main() -> None:
     sinks, ports = start_sinks(1)
     bare = start_bare()
     with tempfile.TemporaryDirectory() as tmp:
-        node = start_node(tmp)
+        node = start_node(tmp, spy=False)
         try:
             env = node_env(tmp, node.port)
             cli(env, "group", "create", "koeln", "--display-name", "Köln")
@@ -130,15 +133,25 @@ async def main() -> None:
             bare_fired = await fire_from_processes(f"{bare.base}/inbox", bare_requests,
                                                    concurrency=args.concurrency,
                                                    processes=args.clients)
+            # BENCH_PYSPY=file: py-spy samples the node during each volley only
+            # (file.shared, file.group).
+            spy = os.environ.get("BENCH_PYSPY")
+            if spy:
+                node.profile(spy + ".shared")
             cpu = node.cpu_seconds()
             shared_fired = await fire_from_processes(shared, to_shared,
                                                      concurrency=args.concurrency,
                                                      processes=args.clients)
             shared_cpu, cpu = node.cpu_seconds() - cpu, node.cpu_seconds()
+            if spy:
+                node.stop_profile()
+                node.profile(spy + ".group")
+                cpu = node.cpu_seconds()
             group_fired = await fire_from_processes(own, to_group,
                                                     concurrency=args.concurrency,
                                                     processes=args.clients)
             group_cpu = node.cpu_seconds() - cpu
+            node.stop_profile()
             busy_rss = node.rss()
             db = sqlite3.connect(f"{tmp}/hambastegi.sqlite3")
             stored = db.execute("select count(*) from inbox_item where activity_id like "

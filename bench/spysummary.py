@@ -1,5 +1,7 @@
-"""Summarise py-spy's collapsed stacks (``--format raw``): the functions with
-the most samples on the stack (inclusive) and at the top of it (self).
+"""Summarise py-spy's collapsed stacks (``--format raw``): the share of samples
+per kind of work (signing, HTTP client, DB, JSON, web framework, ...: the
+innermost frame that names one decides), then the functions with the most
+samples on the stack (inclusive) and at the top of it (self).
 
     .venv/bin/python bench/spysummary.py profile.txt [--top 25] [--match node/]
 """
@@ -10,6 +12,35 @@ import argparse
 import re
 from collections import Counter
 from pathlib import Path
+
+# Kinds of work, tried from the innermost frame outwards: the first frame that
+# matches one of these decides the sample's kind.
+KINDS: list[tuple[str, re.Pattern[str]]] = [
+    ("signing/verifying (RSA, digests)", re.compile(
+        r"sign_cavage|sign_rfc9421|RequestSigner|verify_cavage|verify_rfc9421|"
+        r"signatures/|_sha256|load_p\w*_pem|keys\.py|cryptography/")),
+    ("JSON", re.compile(r"json/|orjson|JSONDecoder|json\.")),
+    ("DB (SQLAlchemy, aiosqlite, asyncpg, sqlite3)", re.compile(
+        r"sqlalchemy/|aiosqlite/|asyncpg/|sqlite3|sqlmodel/|node/storage/")),
+    ("HTTP client (aiohttp)", re.compile(r"aiohttp/(client|connector|http_writer|"
+                                         r"client_reqrep|client_proto|payload|helpers|"
+                                         r"streams|resolver|tracing|cookiejar)|yarl/|"
+                                         r"multidict/")),
+    ("web framework/server (starlette, uvicorn, httptools)", re.compile(
+        r"starlette/|uvicorn/|httptools|h11/|node/web/|node/app\.py")),
+    ("node code (federation, inbox, delivery)", re.compile(r"node/")),
+    ("event loop, tasks, threads (asyncio, uvloop, concurrent)", re.compile(
+        r"asyncio/|uvloop/|concurrent/|threading\.py|selectors\.py|socket\.py")),
+]
+
+
+def kind_of(frames: list[str]) -> str:
+    for frame in reversed(frames):
+        for name, pattern in KINDS:
+            if pattern.search(frame):
+                return name
+    return "other"
+
 
 FRAME = re.compile(r"^(?P<func>[^ ]+) \((?P<file>[^:]+)(?::\d+)?\)$")
 
@@ -39,6 +70,7 @@ def main() -> None:
     threads: Counter[str] = Counter()
     inclusive: Counter[str] = Counter()
     own: Counter[str] = Counter()
+    kinds: Counter[str] = Counter()
     total = 0
     for line in Path(args.file).read_text().splitlines():
         stack, _, count = line.rpartition(" ")
@@ -61,9 +93,13 @@ def main() -> None:
         for frame in set(frames):
             inclusive[frame] += n
         own[frames[-1]] += n
+        kinds[kind_of(frames)] += n
     print(f"{total} samples")
     for kind, n in threads.most_common():
         print(f"{n / total:6.1%}  thread: {kind}")
+    print("\nby kind of work (the innermost frame that names one):")
+    for kind, n in kinds.most_common():
+        print(f"{n / total:6.1%}  {kind}")
     for title, counter in (("inclusive", inclusive), ("self", own)):
         print(f"\n{title}:")
         shown = 0

@@ -52,6 +52,9 @@ BATCH = 200
 # Outcomes are written when this many wait, or this long after the first.
 FLUSH_ROWS = 50
 FLUSH_SECONDS = 0.5
+# While requests wait for their commit, a handler waits this long at most for
+# them before it runs (so a sustained volley slows handlers, never stops them).
+YIELD_SECONDS = 0.05
 
 RunItem = Callable[[InboxItem], Awaitable[None]]
 
@@ -81,12 +84,24 @@ class InboxWriter:
         self._max = max_batch
         self._pending: list[_Waiting] = []
         self._flushing = False
+        self._quiet = asyncio.Event()  # set while no request waits for a commit
+        self._quiet.set()
+
+    async def quiet(self, at_most: float) -> None:
+        """Return when no request waits for a commit, or after ``at_most``
+        seconds: the inbox worker lets the requests' commits go first
+        (``InboxWorker``)."""
+        if self._flushing:
+            with contextlib.suppress(TimeoutError):
+                async with asyncio.timeout(at_most):
+                    await self._quiet.wait()
 
     async def add(self, values: dict[str, Any], actor: dict[str, Any] | None = None) -> bool:
         future: asyncio.Future[bool] = asyncio.get_running_loop().create_future()
         self._pending.append((values, actor, future))
         if not self._flushing:
             self._flushing = True
+            self._quiet.clear()
             asyncio.get_running_loop().create_task(self._flush())
         return await future
 
@@ -111,6 +126,7 @@ class InboxWriter:
                 _answer(batch, inserted)
         finally:
             self._flushing = False
+            self._quiet.set()
 
     async def _write_singly(self, batch: list[_Waiting]) -> None:
         for waiting in batch:
@@ -319,8 +335,14 @@ class InboxWorker:
                  after_batch: Callable[[], None] | None = None, lease: timedelta = LEASE,
                  batch: int = BATCH, poll_seconds: float = 1.0,
                  worker_id: str | None = None,
-                 idle_wait: IdleWait | None = None) -> None:
+                 idle_wait: IdleWait | None = None,
+                 yield_to: Callable[[float], Awaitable[None]] | None = None) -> None:
+        """``yield_to(seconds)``: awaited before each item (``InboxWriter.quiet``):
+        requests waiting for their commit (and their 202) go before handlers,
+        which would otherwise hold SQLite's one write connection and the event
+        loop in between (bench/profiles/ingest.md)."""
         self.db = db
+        self.yield_to = yield_to
         self.run_item = run_item
         self.wake = wake or asyncio.Event()
         self.after_batch = after_batch or (lambda: None)
@@ -374,6 +396,8 @@ class InboxWorker:
             for item in items:
                 if item.id not in held:
                     continue  # the lease went elsewhere: that worker runs it
+                if self.yield_to is not None:
+                    await self.yield_to(YIELD_SECONDS)
                 buffer.append(Outcome(item.id or 0, item.attempts, await self._run(item)))
                 if len(buffer) >= FLUSH_ROWS or loop.time() >= flush_at:
                     await self._record(buffer, held)

@@ -191,7 +191,8 @@ class Node:
         """An inbox worker running this node's handler table."""
         return InboxWorker(self.db, self.handle, wake=self.inbox_wake, after_batch=self.changed,
                            poll_seconds=self.settings.worker_poll_seconds,
-                           idle_wait=self.wakeup.waiter().wait)
+                           idle_wait=self.wakeup.waiter().wait,
+                           yield_to=self.inbox_writer.quiet)
 
     async def handle(self, item: InboxItem) -> None:
         """Run every handler the table has for the item; each runs even if

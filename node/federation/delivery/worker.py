@@ -1,8 +1,14 @@
 """The delivery worker: per-host lanes over the fan-out log, claimed
 continuously (no batch barrier), each walking its fan-outs in order.
 
-- Up to ``concurrency`` lanes are in hand at once; as lanes finish, more are
+- Up to ``concurrency`` lanes send at once; as lanes finish, more are
   claimed, so a slow or dead host holds one slot, never the others.
+- Lookahead: when lanes finish fast, more lanes than slots are claimed and
+  planned, as many as finish during about two claims (at most
+  ``LOOKAHEAD`` x ``concurrency``), so a slot that frees starts the next lane at
+  once instead of waiting for the next claim's transaction (those round trips,
+  not the sends, bounded the rate: bench/profiles/fanout.md). Slow lanes get
+  no lookahead: lanes do not wait in one worker's hand while another is idle.
 - A lane takes a few fan-outs per claim, resolves its host's inboxes for each
   (one query per actor for all lanes claimed together: ``lanes.follower_targets``),
   sends them (a few at once), and stops at the first failure: the lane backs
@@ -22,7 +28,7 @@ import contextlib
 import logging
 import random
 import secrets
-from collections import OrderedDict
+from collections import OrderedDict, deque
 from collections.abc import Awaitable, Callable, Mapping, Sequence
 from concurrent.futures import Executor
 from dataclasses import dataclass, replace
@@ -59,6 +65,8 @@ log = logging.getLogger("hambastegi.delivery")
 # the first of them: few transactions, and a crash repeats little.
 FLUSH_ROWS = 200
 FLUSH_SECONDS = 0.2
+# Lanes claimed ahead of free slots, at most, in multiples of ``concurrency``.
+LOOKAHEAD = 3
 # Activities (body and signer) kept per worker.
 SOURCE_CACHE = 256
 
@@ -111,6 +119,10 @@ class DeliveryWorker:
         self.before_claim = before_claim
         self.urls = urls
         self.concurrency = concurrency
+        self.lookahead = LOOKAHEAD  # 0: claim no more lanes than slots (bench/fanout.py)
+        self._slots = asyncio.Semaphore(concurrency)  # lanes sending at once
+        self._finished: deque[float] = deque()  # when lanes finished, the last second
+        self._plan_seconds = 0.0  # how long the last claim (flush, claim, plan) took
         self.batch = batch  # lanes claimed at once, at most
         self.poll_seconds = poll_seconds
         self.lease = lease
@@ -194,6 +206,7 @@ class DeliveryWorker:
             for host, task in list(self._tasks.items()):
                 if task.done():
                     del self._tasks[host]
+                    self._finished.append(loop.time())
                     if not task.cancelled() and task.exception() is not None:
                         log.error("lane crashed", exc_info=task.exception(),
                                   extra={"host": log_host(host)})
@@ -201,9 +214,10 @@ class DeliveryWorker:
             if self._tasks and loop.time() >= self._renew_at:
                 await self._renew()
                 self._renew_at = loop.time() + self.lease.total_seconds() / 3
-        free = min(self.concurrency - len(self._tasks), self.batch)
-        # Top up when a quarter of the slots are free (fewer, larger claims).
-        claim = free > 0 and (free * 4 >= self.concurrency or not self._tasks)
+        in_hand = self._in_hand(loop.time())
+        free = min(in_hand - len(self._tasks), self.batch)
+        # Top up when a quarter of the lanes in hand are done (fewer, larger claims).
+        claim = free > 0 and (free * 4 >= in_hand or not self._tasks)
         flush_due = bool(self._writes) and (
             self._outcomes >= FLUSH_ROWS or not self._tasks or claim or (
                 self._first_buffered is not None
@@ -212,6 +226,7 @@ class DeliveryWorker:
             return bool(self._tasks)
         if claim and self.before_claim is not None:
             await self.before_claim()
+        planning = loop.time()
         flushed, claims = await self._flush(free if claim else 0)
         # A lane still walked here (its lease ran out while this loop was held
         # up, and it came back to us) keeps its one walk.
@@ -220,7 +235,16 @@ class DeliveryWorker:
             if not self._tasks:
                 self._renew_at = loop.time() + self.lease.total_seconds() / 3
             await self._start(claims)
+            self._plan_seconds = loop.time() - planning
         return bool(self._tasks or claims or flushed)
+
+    def _in_hand(self, now: float) -> int:
+        """Lanes to hold: the sending slots, plus the lanes that finish during
+        about two claims at the recent rate (see the module docstring)."""
+        while self._finished and self._finished[0] < now - 1.0:
+            self._finished.popleft()
+        ahead = int(2 * len(self._finished) * self._plan_seconds)
+        return self.concurrency + min(ahead, self.lookahead * self.concurrency)
 
     async def _idle(self, stop: asyncio.Event) -> None:
         self.idle = True  # observable: tests and status wait for "nothing left to do"
@@ -280,6 +304,11 @@ class DeliveryWorker:
             self._tasks[claim.host] = asyncio.create_task(self._walk(claim, steps))
 
     async def _walk(self, claim: LaneClaim, steps: Sequence[_Step]) -> None:
+        """Wait for a sending slot, then walk the lane."""
+        async with self._slots:
+            await self._walk_lane(claim, steps)
+
+    async def _walk_lane(self, claim: LaneClaim, steps: Sequence[_Step]) -> None:
         """Send the lane's fan-outs in order; stop at the first failed attempt."""
         state = LaneWrite(claim.host, claim.cursor, claim.attempts, utcnow(),
                           sorted(claim.done) or None, claim.scheme)
@@ -440,7 +469,10 @@ class DeliveryWorker:
             source = _Source(body, signer)
             if signer is None:
                 try:
-                    signer = RequestSigner(pem, self.urls.key_id(username))
+                    # Loading checks the key (~40 ms of CPU): off the event loop,
+                    # where it held up every lane in hand (bench/profiles/fanout.md).
+                    signer = await asyncio.to_thread(RequestSigner, pem,
+                                                     self.urls.key_id(username))
                     if len(self._signers) > 1000:
                         self._signers.clear()  # keys of deleted or rotated actors
                     self._signers[(username, pem)] = signer
