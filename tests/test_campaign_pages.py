@@ -25,7 +25,7 @@ from node.networks import members as networks
 from node.storage.models import Campaign, Following, NetworkMembership, RemoteObject
 from tests.conftest import DatabaseFactory, LiveNode, start_live_node, stop_live_node, wait_for
 from tests.fediverse import FakeRemote, activity, signed_post
-from tests.test_campaigns import _api, _create, _get, _token, dossier
+from tests.test_campaigns import _api, _create, _get, _token, dossier, local_network
 from tests.test_photos import _upload, photo
 
 TODAY = date.today()
@@ -167,7 +167,7 @@ async def test_network_only_and_withdrawn_campaigns_have_no_page_and_no_row(
     token = await _token(live_node)
     shown = await _create(live_node, token, name={"en": "Shown Case"})
     secret = await _create(live_node, token, name={"en": "Nasrin Hiddenname"},
-                           visibility="network_only", network="https://n.example/actor")
+                           visibility="network_only", network=await local_network(live_node))
     withdrawn = await _create(live_node, token, name={"en": "Kaveh Goneaway"})
     gone = await _api(live_node, "DELETE", f"/api/v1/campaigns/{withdrawn.rsplit('/', 1)[1]}",
                       token)
