@@ -24,7 +24,7 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass
 from typing import Any
-from urllib.parse import urlsplit
+from urllib.parse import unquote, urlsplit
 
 from node.campaigns.dossier import CONSENT_FIELDS
 from node.storage.models import Campaign
@@ -122,6 +122,31 @@ def redact(campaign: Campaign, text: str) -> str:
         pattern = rf"(?<![\w\u200c\u200d]){re.escape(word)}(?![\w\u200c\u200d])"
         text = re.sub(pattern, initial, text, flags=re.IGNORECASE)
     return text
+
+
+def names_person(campaign: Campaign, text: str) -> bool:
+    """Whether ``text`` (a URL, a hashtag) holds a word of the name in any spelling
+    given, case-insensitively and inside other words too ("FreeRezaShahabi",
+    "/petition/reza-shahabi", percent-encoded Persian)."""
+    if campaign.visibility == "public" or not text:
+        return False
+    haystack = unquote(text).casefold()
+    return any(len(word) >= 3 and word.casefold() in haystack
+               for word, _ in _words(campaign))
+
+
+def act(campaign: Campaign) -> dict[str, Any]:
+    """"What you can do" as it may be shown: addresses redacted; a petition link or a
+    hashtag that names the person is left out under ``name_withheld`` (a link cannot
+    be redacted without breaking it, and the issue's rule is initials everywhere)."""
+    raw: dict[str, Any] = campaign.data.get("act", {})
+    out: dict[str, Any] = {}
+    for key in ("petition", "hashtag"):
+        if raw.get(key) and not names_person(campaign, raw[key]):
+            out[key] = raw[key]
+    if raw.get("addresses"):
+        out["addresses"] = [redact(campaign, a) for a in raw["addresses"]]
+    return out
 
 
 def redact_all(campaign: Campaign, value: Any) -> Any:

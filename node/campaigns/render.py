@@ -124,14 +124,13 @@ def timeline_html(campaign: Campaign, lang: str) -> str:
 
 
 def act_html(campaign: Campaign, lang: str, urls: Urls) -> str:
-    act: dict[str, Any] = campaign.data.get("act", {})
+    act = consent.act(campaign)
     parts = []
     if act.get("petition"):
         parts.append(f'<p><a href="{html.escape(act["petition"])}" rel="nofollow noopener '
                      f'noreferrer">{_esc(word("petition", lang))}</a></p>')
     for address in act.get("addresses", []):
-        lines = "<br>".join(_esc(line) for line in consent.redact(campaign, address)
-                            .splitlines())
+        lines = "<br>".join(_esc(line) for line in address.splitlines())
         parts.append(f"<p>{_esc(word('write', lang))}:<br>{lines}</p>")
     if act.get("hashtag"):
         tag = act["hashtag"]
@@ -188,11 +187,11 @@ def structured(campaign: Campaign) -> dict[str, Any]:
                    if (text := fields(campaign, lang).get(key))}
         if by_lang:
             out[_term(key)] = by_lang
-    act = campaign.data.get("act", {})
+    act = consent.act(campaign)
     if act.get("petition"):
         out["petition"] = act["petition"]
     if act.get("addresses"):
-        out["writeTo"] = [consent.redact(campaign, a) for a in act["addresses"]]
+        out["writeTo"] = act["addresses"]
     if campaign.country:
         out["country"] = campaign.country
     if campaign.data.get("sources"):
@@ -222,7 +221,7 @@ def document_fields(campaign: Campaign, urls: Urls, self_url: str, *,
     photo = photo_attachment(campaign, urls)
     if photo is not None:
         extra["attachment"] = [photo]
-    tag = campaign.data.get("act", {}).get("hashtag")
+    tag = consent.act(campaign).get("hashtag")
     if tag:
         extra["tag"] = [{"type": "Hashtag", "name": f"#{tag}", "href": tag_url(urls, tag)}]
     return {"names": names, "summaries": summaries, "contents": contents, "extra": extra}

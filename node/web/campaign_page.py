@@ -91,12 +91,11 @@ def photo(node: Node, campaign: Campaign, language: str) -> dict[str, Any] | Non
 
 
 def act(node: Node, campaign: Campaign) -> dict[str, Any]:
-    what: dict[str, Any] = campaign.data.get("act", {})
+    what = consent.act(campaign)
     tag = what.get("hashtag")
     return {
         "petition": what.get("petition"),
-        "addresses": [consent.redact(campaign, a).splitlines()
-                      for a in what.get("addresses", [])],
+        "addresses": [a.splitlines() for a in what.get("addresses", [])],
         "hashtag": tag, "hashtag_url": tag_url(node.urls, tag) if tag else None,
     }
 
