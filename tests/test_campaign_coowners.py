@@ -25,7 +25,7 @@ from node.campaigns.dossier import CampaignError
 from node.federation import signatures
 from node.federation.remote_actors import fetch_document
 from node.groups import operations as groups
-from node.storage.models import Activity, Campaign, CampaignOwner, InboxItem, Invitation
+from node.storage.models import Activity, Campaign, CampaignOwner, Invitation
 from tests.conftest import (
     DatabaseFactory,
     LiveNode,
@@ -460,9 +460,6 @@ async def test_a_network_relays_a_members_public_campaign_and_its_status_change(
         return [b for b in await announces_of(reader, mena) if b["object"] in ids]
 
     await wait_for(relayed_note, what="the status Note relayed")
-    # The reader fetched the announced campaign from its origin: the status it shows.
-    reader_items = await rows(reader, InboxItem, InboxItem.activity_type == "Announce")
-    assert len(reader_items) >= 3
 
 
 async def test_a_non_public_campaign_article_is_never_relayed(
