@@ -131,6 +131,39 @@ async def test_a_co_owner_leaves_by_cli_and_can_no_longer_add_updates(
     assert again.returncode == 1 and "does not co-own" in again.stderr
 
 
+async def test_a_co_owner_adds_an_update_through_its_own_api_and_only_as_its_group(
+        nodes: NodeFactory, tmp_path: Path) -> None:
+    a, b = await nodes.create("a"), await nodes.create("b")
+    campaign_id = await co_owned(a, b, tmp_path)
+    b.cli("group", "create", "bystander", "--language", "en")
+    token = b.cli("token", "create", "--group", "solidarity").stdout.strip()
+    other = b.cli("token", "create", "--group", "bystander").stdout.strip()
+    async with httpx.AsyncClient(base_url=b.base_url) as client:
+        async def post(group: str, bearer: str, body: Any) -> httpx.Response:
+            return await client.post(f"/api/v1/groups/{group}/campaigns/updates", json=body,
+                                     headers={"Authorization": f"Bearer {bearer}"})
+
+        # A group that does not co-own it, with its own valid token: 404, nothing sent.
+        refused = await post("bystander", other, {"campaign": campaign_id, "text": LATE})
+        assert refused.status_code == 404, refused.text
+        # Another group's path with this token: refused before anything is read.
+        assert (await post("bystander", token, {"campaign": campaign_id,
+                                                "text": LATE})).status_code == 403
+        assert (await post("solidarity", token, {"text": UPDATE})).status_code == 400
+        assert (await post("solidarity", token, {"campaign": campaign_id,
+                                                 "text": ""})).status_code == 400
+        sent = await post("solidarity", token, {"campaign": campaign_id, "text": UPDATE,
+                                                "language": "en"})
+        assert sent.status_code == 202, sent.text
+
+    async def published() -> list[dict[str, Any]]:
+        return [e for e in await timeline(a) if UPDATE in json.dumps(e)]
+
+    (entry,) = await wait_for(published, what="the co-owner's API update on A")
+    assert entry["by"] == b.actor_url("solidarity")
+    assert not any(LATE in json.dumps(e) for e in await timeline(a))
+
+
 async def test_the_owner_removes_a_co_owner_by_cli_and_its_node_ends_the_invitation(
         nodes: NodeFactory, tmp_path: Path) -> None:
     a, b = await nodes.create("a"), await nodes.create("b")

@@ -84,6 +84,18 @@ async def leave(request: Request, token: ApiToken, body: dict[str, Any]) -> Resp
     return JSONResponse({"id": campaign, "left": True})
 
 
+async def co_owned_update(request: Request, token: ApiToken, body: dict[str, Any]) -> Response:
+    """A timeline update for another node's campaign the token's group co-owns: sent
+    to the owner, which verifies and publishes it (coowners.send_update)."""
+    actor = await _check_group(request, token)
+    campaign = body.get("campaign")
+    if not isinstance(campaign, str):
+        raise OperationError("'campaign' must be the campaign's URL")
+    entry = {k: v for k, v in body.items() if k != "campaign"}
+    sent = await coowners.send_update(_node(request), campaign, entry, group_id=actor.id)
+    return JSONResponse({"id": sent}, status_code=202)
+
+
 async def withdraw(request: Request, token: ApiToken, body: dict[str, Any]) -> Response:
     campaign_id = await operations.withdraw(_node(request), request.path_params["uuid"],
                                             allowed_actor=token.local_actor_id)
@@ -98,6 +110,8 @@ routes: list[Route] = [
     Route("/api/v1/campaigns/{uuid}/invite", endpoint(invite), methods=["POST"]),
     Route("/api/v1/campaigns/{uuid}/remove-owner", endpoint(remove_owner), methods=["POST"]),
     Route("/api/v1/groups/{username}/campaigns/leave", endpoint(leave), methods=["POST"]),
+    Route("/api/v1/groups/{username}/campaigns/updates", endpoint(co_owned_update),
+          methods=["POST"]),
     Route("/api/v1/campaigns/{uuid}", endpoint(edit), methods=["PUT"]),
     Route("/api/v1/campaigns/{uuid}", endpoint(withdraw), methods=["DELETE"]),
 ]

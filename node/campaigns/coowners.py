@@ -266,11 +266,17 @@ def is_campaign(raw: Any) -> bool:
     return isinstance(raw, dict) and raw.get("type") == "Article" and "campaignStatus" in raw
 
 
-async def send_update(node: Node, campaign_url: str, body: Any) -> str:
-    """A timeline update for a campaign our group co-owns, sent to its owner."""
+async def send_update(node: Node, campaign_url: str, body: Any, *,
+                      group_id: int | None = None) -> str:
+    """A timeline update for a campaign our group co-owns, sent to its owner.
+    ``group_id``: only as that group (the API's token); else whichever of our groups
+    co-owns it (the CLI)."""
     async with node.db.read() as session:
-        invitation = (await session.exec(select(Invitation).where(
-            Invitation.event_uri == campaign_url, Invitation.state == "accepted"))).first()
+        query = select(Invitation).where(Invitation.event_uri == campaign_url,
+                                         Invitation.state == "accepted")
+        if group_id is not None:
+            query = query.where(Invitation.local_actor_id == group_id)
+        invitation = (await session.exec(query)).first()
         group = await session.get(LocalActor, invitation.local_actor_id) \
             if invitation is not None else None
     if invitation is None or group is None:
