@@ -32,7 +32,7 @@ from node.federation.remote_actors import (
 )
 from node.federation.runtime import Node
 from node.networks import members
-from node.storage.db import utcnow
+from node.storage.db import dialect_insert, utcnow
 from node.storage.models import (
     LocalActor,
     NetworkJoin,
@@ -192,14 +192,18 @@ async def fetch(node: Node, network_uri: str) -> Roster:
         listed.append({"uri": actor.uri, "host": host_of(actor.uri),
                        "inbox": deliver_to(actor.uri, actor.inbox, actor.shared_inbox)})
     network_inbox = deliver_to(network.uri, network.inbox, network.shared_inbox)
+    values: dict[str, Any] = {"network_uri": network_uri, "members_url": members_url,
+                              "members": listed, "inbox": network_inbox,
+                              "fetched_at": utcnow()}
+    # Two processes (the CLI, the server) may fetch the same network at once.
+    insert = dialect_insert(node.db.is_sqlite)
     async with node.db.write() as session:
-        row = await _stored_row(session, network_uri) or NetworkRoster(
-            network_uri=network_uri, members_url=members_url, inbox=network_inbox)
-        row.members_url, row.inbox, row.members = members_url, network_inbox, listed
-        row.fetched_at = utcnow()
-        session.add(row)
-        await session.flush()
-        return _stored(row)
+        await session.exec(insert(NetworkRoster).values(**values).on_conflict_do_update(
+            index_elements=["network_uri"],
+            set_={k: v for k, v in values.items() if k != "network_uri"}))
+    return Roster(network_uri=network_uri, members_url=members_url,
+                  network_inbox=network_inbox, members=tuple(
+                      Member(uri=m["uri"], inbox=m["inbox"], host=m["host"]) for m in listed))
 
 
 # --- what the campaigns ask ------------------------------------------------------------
