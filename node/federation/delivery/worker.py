@@ -49,6 +49,7 @@ from node.federation.delivery.lanes import (
     fanouts_after,
     flush_and_claim,
     follower_targets,
+    lanes_due,
     renew_lanes,
 )
 from node.federation.delivery.sending import Result, Sender
@@ -224,6 +225,8 @@ class DeliveryWorker:
                 and loop.time() - self._first_buffered >= FLUSH_SECONDS))
         if not claim and not flush_due:
             return bool(self._tasks)
+        if not self._tasks and not self._writes and not await lanes_due(self.db):
+            return False  # woken for nothing: no write transaction
         if claim and self.before_claim is not None:
             await self.before_claim()
         planning = loop.time()
