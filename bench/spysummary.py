@@ -9,6 +9,7 @@ samples on the stack (inclusive) and at the top of it (self).
 from __future__ import annotations
 
 import argparse
+import linecache
 import re
 from collections import Counter
 from pathlib import Path
@@ -32,6 +33,20 @@ KINDS: list[tuple[str, re.Pattern[str]]] = [
     ("event loop, tasks, threads (asyncio, uvloop, concurrent)", re.compile(
         r"asyncio/|uvloop/|concurrent/|threading\.py|selectors\.py|socket\.py")),
 ]
+
+
+# py-spy counts a thread blocked in these C calls as active: a pool thread or
+# aiosqlite's thread waiting for work is idle, not working.
+WAITING = re.compile(r"\.get\(|\.wait\(|\.acquire\(")
+WAIT_FILES = ("concurrent/futures/thread.py", "aiosqlite/core.py", "threading.py", "queue.py")
+
+
+def waiting(raw_leaf: str) -> bool:
+    """The innermost frame (raw, ``func (path:line)``) is a thread waiting for work."""
+    match = re.match(r"^[^ ]+ \((?P<file>[^:]+):(?P<line>\d+)\)$", raw_leaf)
+    if match is None or not match["file"].endswith(WAIT_FILES):
+        return False
+    return bool(WAITING.search(linecache.getline(match["file"], int(match["line"]))))
 
 
 def kind_of(frames: list[str]) -> str:
@@ -71,14 +86,18 @@ def main() -> None:
     inclusive: Counter[str] = Counter()
     own: Counter[str] = Counter()
     kinds: Counter[str] = Counter()
-    total = 0
+    total = idle = 0
     for line in Path(args.file).read_text().splitlines():
         stack, _, count = line.rpartition(" ")
         if not count.isdigit():
             continue
         n = int(count)
+        raw = stack.split(";")
+        if waiting(raw[-1]):
+            idle += n
+            continue
         total += n
-        frames = [short(f) for f in stack.split(";")]
+        frames = [short(f) for f in raw]
         if frames[0].startswith("thread ("):  # py-spy --threads: the thread first
             # The main thread runs the loop; sqlalchemy's greenlets show as
             # stacks of their own, without the loop's frames.
@@ -94,7 +113,8 @@ def main() -> None:
             inclusive[frame] += n
         own[frames[-1]] += n
         kinds[kind_of(frames)] += n
-    print(f"{total} samples")
+    print(f"{total} samples of work ({idle} more of threads waiting for work left out: "
+          "pool and aiosqlite threads blocked on their queues)")
     for kind, n in threads.most_common():
         print(f"{n / total:6.1%}  thread: {kind}")
     print("\nby kind of work (the innermost frame that names one):")

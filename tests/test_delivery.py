@@ -692,6 +692,56 @@ async def test_two_workers_send_every_inbox_exactly_once(
         assert (await lane(db, sink.authority)).cursor == await head(db)
 
 
+async def test_lanes_claimed_ahead_never_send_more_than_concurrency_at_once(
+        sender: Sender, sinks: Callable[..., Awaitable[InboxSink]],
+        workers: Callable[..., DeliveryWorker]) -> None:
+    hosts = [await sinks(delay=0.05) for _ in range(12)]
+    await sender.publish([sink.inbox(1) for sink in hosts])
+    worker = workers(concurrency=3)
+    peak = 0
+
+    async def sample() -> None:
+        nonlocal peak
+        while True:
+            peak = max(peak, sum(sink.in_flight for sink in hosts))
+            await asyncio.sleep(0.005)  # a sampler of the sinks, not synchronisation
+
+    sampler = asyncio.create_task(sample())
+    try:
+        assert await worker.run_once() == 12
+    finally:
+        sampler.cancel()
+    assert 0 < peak <= 3
+    assert all(sorted(sink.received.values()) == [1] for sink in hosts)
+
+
+async def test_a_worker_woken_with_nothing_due_opens_no_write_transaction(
+        db: Database, sender: Sender, sinks: Callable[..., Awaitable[InboxSink]],
+        workers: Callable[..., DeliveryWorker], monkeypatch: pytest.MonkeyPatch) -> None:
+    sink = await sinks()
+    await sender.publish([sink.inbox(1)])
+    worker = workers()
+    assert await worker.run_once() == 1
+    writes = 0
+    write = db.write
+
+    def counted() -> Any:
+        nonlocal writes
+        writes += 1
+        return write()
+
+    monkeypatch.setattr(db, "write", counted)
+    worker.wake()  # as every local change (an inbox batch, say) wakes it
+    assert await worker.run_once() == 0
+    assert writes == 0
+    # Something due again: claimed (a write transaction) and sent as before.
+    await sender.publish([sink.inbox(2)])
+    writes = 0
+    assert await worker.run_once() == 1
+    assert writes > 0
+    assert sorted(sink.received.values()) == [1, 1]
+
+
 # --- no head-of-line blocking ---------------------------------------------------------------------
 
 

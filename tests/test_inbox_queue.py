@@ -3,6 +3,7 @@ recovery, and handlers that send nothing twice when an item is retried."""
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import AsyncIterator
 from datetime import timedelta
 from pathlib import Path
@@ -159,6 +160,26 @@ async def test_a_crashed_workers_items_come_back_when_the_lease_expires(node: No
         await session.exec(update(InboxItem).values(lease_until=utcnow() - timedelta(seconds=1)))
     assert await node.inbox_worker().run_once() == 1
     assert (await item(node, activity_id)).state == InboxState.DONE
+
+
+async def test_a_handler_runs_after_the_commit_requests_wait_for(node: Node) -> None:
+    await add_item(node, "Dance", "x")
+    committed: list[int] = []
+
+    async def dance(node_: Node, item_: InboxItem) -> None:
+        committed.append(await count(node, InboxItem,
+                                     col(InboxItem.activity_id) == f"{AUTHOR}/activities/r"))
+
+    node.inbound = Inbound(handlers={("Dance", None): dance})
+    activity = {"id": f"{AUTHOR}/activities/r", "type": "Create", "actor": AUTHOR,
+                "object": "x"}
+    # A request is waiting for its group commit when the worker is about to run
+    # the item: the request's commit (and its 202) goes first.
+    request = asyncio.ensure_future(node.inbox_writer.add(inbox_queue.new_item(
+        activity, activity["id"], "Create", AUTHOR, None)))
+    await node.inbox_worker().run_once()  # the Dance, and the request's Create when stored
+    assert await request is True
+    assert committed == [1]
 
 
 async def test_a_long_handler_keeps_its_lease(node: Node, monkeypatch: Any) -> None:

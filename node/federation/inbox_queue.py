@@ -340,7 +340,7 @@ class InboxWorker:
         """``yield_to(seconds)``: awaited before each item (``InboxWriter.quiet``):
         requests waiting for their commit (and their 202) go before handlers,
         which would otherwise hold SQLite's one write connection and the event
-        loop in between (bench/profiles/ingest.md)."""
+        loop in between (bench/profiles/README.md)."""
         self.db = db
         self.yield_to = yield_to
         self.run_item = run_item

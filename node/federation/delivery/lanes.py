@@ -135,6 +135,20 @@ async def _claim(session: AsyncSession, sqlite: bool, worker_id: str, limit: int
     return claims, mark
 
 
+async def lanes_due(db: Database, *, now: datetime | None = None) -> bool:
+    """Whether ``claim_lanes`` would find a lane: a read, so a worker woken for
+    nothing (every local change wakes it) takes no write transaction, which on
+    SQLite would queue behind, and hold up, the inbox's group commits."""
+    now = now or utcnow()
+    head = select(func.coalesce(func.max(FANOUT.c.id), 0)).scalar_subquery()
+    async with db.read() as session:
+        conn = await session.connection()
+        found = (await conn.execute(
+            select(L.host).where(L.cursor < head, L.next_attempt_at <= now,
+                                 (L.state == "idle") | (L.lease_until < now)).limit(1))).first()
+    return found is not None
+
+
 async def renew_lanes(db: Database, worker_id: str, hosts: Sequence[str],
                       lease: timedelta) -> int:
     """Extend this worker's lease on lanes in hand; returns how many it still holds."""

@@ -7,7 +7,7 @@ continuously (no batch barrier), each walking its fan-outs in order.
   planned, as many as finish during about two claims (at most
   ``LOOKAHEAD`` x ``concurrency``), so a slot that frees starts the next lane at
   once instead of waiting for the next claim's transaction (those round trips,
-  not the sends, bounded the rate: bench/profiles/fanout.md). Slow lanes get
+  not the sends, bounded the rate: bench/profiles/README.md). Slow lanes get
   no lookahead: lanes do not wait in one worker's hand while another is idle.
 - A lane takes a few fan-outs per claim, resolves its host's inboxes for each
   (one query per actor for all lanes claimed together: ``lanes.follower_targets``),
@@ -49,6 +49,7 @@ from node.federation.delivery.lanes import (
     fanouts_after,
     flush_and_claim,
     follower_targets,
+    lanes_due,
     renew_lanes,
 )
 from node.federation.delivery.sending import Result, Sender
@@ -224,6 +225,8 @@ class DeliveryWorker:
                 and loop.time() - self._first_buffered >= FLUSH_SECONDS))
         if not claim and not flush_due:
             return bool(self._tasks)
+        if not self._tasks and not self._writes and not await lanes_due(self.db):
+            return False  # woken for nothing: no write transaction
         if claim and self.before_claim is not None:
             await self.before_claim()
         planning = loop.time()
@@ -470,7 +473,7 @@ class DeliveryWorker:
             if signer is None:
                 try:
                     # Loading checks the key (~40 ms of CPU): off the event loop,
-                    # where it held up every lane in hand (bench/profiles/fanout.md).
+                    # where it held up every lane in hand (bench/profiles/README.md).
                     signer = await asyncio.to_thread(RequestSigner, pem,
                                                      self.urls.key_id(username))
                     if len(self._signers) > 1000:
