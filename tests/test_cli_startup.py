@@ -9,6 +9,7 @@ import importlib
 import json
 import subprocess
 import sys
+from pathlib import Path
 
 import pytest
 
@@ -80,3 +81,23 @@ def test_every_command_names_a_handler_that_exists() -> None:
         assert isinstance(ref, str), leaf.prog
         module, _, name = ref.partition(":")
         assert callable(getattr(importlib.import_module(module), name)), ref
+
+
+
+def test_the_worker_runs_on_uvloop_and_short_commands_on_asyncio(tmp_path: Path) -> None:
+    """``hambastegi worker`` sends on the loop ``serve`` uses (bench/profiles/README.md:
+    the loop's own cost is a quarter of a delivery's CPU); one-shot commands keep asyncio's
+    loop and never import uvloop."""
+    import asyncio
+
+    from node.cli.common import prepare, with_node
+    from node.core.settings import Settings
+
+    settings = Settings.load(environ={"HAMBASTEGI_DATA_DIR": str(tmp_path)})
+    prepare(settings)
+
+    async def loop_of(node: object) -> str:
+        return type(asyncio.get_running_loop()).__module__
+
+    assert with_node(settings, loop_of, fast_loop=True).startswith("uvloop")
+    assert with_node(settings, loop_of).startswith("asyncio")

@@ -79,7 +79,7 @@ def cmd_worker(args: argparse.Namespace, settings: Settings) -> None:
             loop.add_signal_handler(sig, stop.set)
         await asyncio.gather(worker.run(stop), syncer.run(stop))
 
-    with_node(settings, run)
+    with_node(settings, run, fast_loop=True)
 
 
 def cmd_group_create(args: argparse.Namespace, settings: Settings) -> None:

@@ -47,7 +47,12 @@ def prepare(settings: Settings, *, long_running: bool = False) -> None:
         migrate.upgrade_if_behind(settings.database_url)
 
 
-def with_node(settings: Settings, work: Callable[[Node], Awaitable[T]]) -> T:
+def with_node(settings: Settings, work: Callable[[Node], Awaitable[T]], *,
+              fast_loop: bool = False) -> T:
+    """Run ``work`` on a started node. ``fast_loop``: on uvloop when installed, as
+    ``serve`` runs — for the long-running ``worker`` (its per-delivery loop cost is
+    a quarter of a delivery's CPU, bench/profiles/README.md); short commands keep
+    asyncio's loop and skip the import."""
     from node.federation.runtime import Node
     from node.inbound import INBOUND
 
@@ -59,6 +64,15 @@ def with_node(settings: Settings, work: Callable[[Node], Awaitable[T]]) -> T:
         finally:
             await node.close()
 
-    return asyncio.run(run())
+    factory: Callable[[], asyncio.AbstractEventLoop] | None = None
+    if fast_loop:
+        from node.core.server import event_loop
+
+        if event_loop() == "uvloop":
+            import uvloop
+
+            factory = uvloop.new_event_loop
+    with asyncio.Runner(loop_factory=factory) as runner:
+        return runner.run(run())
 
 
