@@ -245,7 +245,9 @@ def test_the_table_runs_typed_and_untyped_entries() -> None:
     assert names("Update", {"type": "Person"}) == {update}
     # A Join given by id may be of an event or of a network: both handlers look.
     assert len(INBOUND.handlers_for("Join", {"object": "https://x/groups/mena"})) == 2
-    assert names("Undo", {"type": "Accept"}) == {"on_undo", "on_undo_accept"}
+    # a co-signer withdraws, a campaign's co-owner leaves: both handlers look
+    assert names("Undo", {"type": "Accept"}) == {
+        "on_undo", "cosign.on_undo_accept + coowners.on_undo_accept"}
     assert names("Dance", {"type": "Note"}) == set()
 
 
