@@ -56,20 +56,22 @@ async def set_visibility(request: Request, token: ApiToken, body: dict[str, Any]
     return JSONResponse({"id": campaign_id, "visibility": body.get("visibility")})
 
 
-async def invite(request: Request, token: ApiToken, body: dict[str, Any]) -> Response:
+def _target(body: dict[str, Any]) -> str:
     target = body.get("target")
     if not isinstance(target, str):
         raise OperationError("'target' must be @group@host or the group's URL")
-    invite_id = await coowners.invite(_node(request), request.path_params["uuid"], target,
+    return target
+
+
+async def invite(request: Request, token: ApiToken, body: dict[str, Any]) -> Response:
+    invite_id = await coowners.invite(_node(request), request.path_params["uuid"], _target(body),
                                       allowed_actor=token.local_actor_id)
     return JSONResponse({"id": invite_id}, status_code=201)
 
 
 async def remove_owner(request: Request, token: ApiToken, body: dict[str, Any]) -> Response:
-    target = body.get("target")
-    if not isinstance(target, str):
-        raise OperationError("'target' must be @group@host or the group's URL")
-    remove_id = await coowners.remove_owner(_node(request), request.path_params["uuid"], target,
+    remove_id = await coowners.remove_owner(_node(request), request.path_params["uuid"],
+                                            _target(body),
                                             allowed_actor=token.local_actor_id)
     return JSONResponse({"id": remove_id})
 
