@@ -16,6 +16,7 @@ from typing import Any
 
 import httpx
 import pytest
+import sqlalchemy as sa
 from sqlmodel import select
 
 from node.calls import cosign
@@ -25,7 +26,7 @@ from node.campaigns.dossier import CampaignError
 from node.federation import signatures
 from node.federation.remote_actors import fetch_document
 from node.groups import operations as groups
-from node.storage.models import Activity, Campaign, CampaignOwner, Invitation
+from node.storage.models import Activity, Campaign, CampaignOwner, InboxItem, Invitation
 from tests.conftest import (
     DatabaseFactory,
     LiveNode,
@@ -283,6 +284,27 @@ async def test_forged_unrecorded_and_replayed_undos_change_nothing(
     await settled(live)
     assert await states(live) == {bob.id: "withdrawn"}
     assert [LATE in json.dumps(e) for e in await entries(live)] == [False]
+
+
+async def test_a_co_owner_leaves_by_the_recorded_accept_id_after_inbox_items_are_pruned(
+        live_node: LiveNode, remote: FakeRemote) -> None:
+    live = live_node
+    campaign_id, _ = await owned_campaign(live)
+    bob, accept = await invited_and_accepted(live, remote, campaign_id, "bob")
+    async with live.node.db.read() as session:
+        (row,) = (await session.exec(select(CampaignOwner))).all()
+    assert row.response_activity_id == accept["id"]
+    # The inbox's copy of the Accept is gone (as a pruning of old inbox items would do);
+    # the Undo still finds the co-ownership by the id recorded on the row.
+    async with live.node.db.write() as session:
+        await session.exec(sa.delete(InboxItem))  # type: ignore[call-overload]
+    undo = remote.activity(bob, "Undo", {"id": accept["id"], "type": "Accept"})
+    assert (await signed_post(live.url("/inbox"), undo, bob)).status_code == 202
+
+    async def withdrawn() -> bool:
+        return await states(live) == {bob.id: "withdrawn"}
+
+    await wait_for(withdrawn, what="Bob withdrawn without the stored Accept")
 
 
 async def test_the_owner_removes_a_co_owner_by_api_and_its_notes_are_ignored(

@@ -29,7 +29,7 @@ from __future__ import annotations
 import logging
 from typing import Any
 
-from sqlmodel import select
+from sqlmodel import col, select
 from sqlmodel.ext.asyncio.session import AsyncSession
 
 from node.campaigns import operations
@@ -112,6 +112,8 @@ async def _answer(node: Node, item: InboxItem, state: str) -> None:
         if owner is None or owner.actor_uri != item.actor_uri or owner.state != "invited":
             return
         owner.state = state
+        if state == "accepted":
+            owner.response_activity_id = item.activity_id
         session.add(owner)
     node.changed()
 
@@ -119,32 +121,43 @@ async def _answer(node: Node, item: InboxItem, state: str) -> None:
 async def on_undo_accept(node: Node, item: InboxItem) -> None:
     """A co-owner leaves: ``Undo{Accept}`` of the Accept that made it one.
 
-    ``campaign_owner`` keeps no Accept id (the table predates withdrawal), so the
-    Accept must be one we received: the ``inbox_item`` of an Accept by the very
-    actor who undoes it (inbox items are kept, unique by activity id), naming the
-    co-owner's invitation. An Undo by anyone else, of an Accept we never got, or
-    a replay after the row left ``accepted`` changes nothing."""
+    The Accept is found by the id ``campaign_owner.response_activity_id`` recorded
+    (as ``cosigner`` does for co-signers); a row accepted before that column
+    existed (migration 0016) is found through the stored ``inbox_item`` of an
+    Accept by the very actor who undoes it, naming the co-owner's invitation. An
+    Undo by anyone else, of an Accept we never got, or a replay after the row left
+    ``accepted`` changes nothing."""
     inner = item.body.get("object")
     accept_id = as_id(inner)
     if accept_id is None or (isinstance(inner, dict) and inner.get("type") not in (None,
                                                                                   "Accept")):
         return
     async with node.db.write() as session:
-        accept = (await session.exec(select(InboxItem).where(
-            InboxItem.activity_id == accept_id))).first()
-        if accept is None or accept.activity_type != "Accept" \
-                or accept.actor_uri != item.actor_uri:
-            return
-        invite_id = as_id(accept.body.get("object"))
         owner = (await session.exec(select(CampaignOwner).where(
-            CampaignOwner.invite_activity_id == invite_id))).first() \
-            if invite_id is not None else None
+            CampaignOwner.response_activity_id == accept_id))).first()
+        if owner is None:
+            owner = await _owner_by_stored_accept(session, accept_id, item.actor_uri)
         if owner is None or owner.actor_uri != item.actor_uri or owner.state != "accepted":
             return
         owner.state = "withdrawn"
         session.add(owner)
     log.info("co-owner left a campaign", extra={"actor": item.actor_uri[:200]})
     node.changed()
+
+
+async def _owner_by_stored_accept(session: AsyncSession, accept_id: str,
+                                  actor_uri: str) -> CampaignOwner | None:
+    """Rows accepted before migration 0016: the Accept as the inbox stored it."""
+    accept = (await session.exec(select(InboxItem).where(
+        InboxItem.activity_id == accept_id))).first()
+    if accept is None or accept.activity_type != "Accept" or accept.actor_uri != actor_uri:
+        return None
+    invite_id = as_id(accept.body.get("object"))
+    if invite_id is None:
+        return None
+    return (await session.exec(select(CampaignOwner).where(
+        CampaignOwner.invite_activity_id == invite_id,
+        col(CampaignOwner.response_activity_id).is_(None)))).first()
 
 
 async def remove_owner(node: Node, campaign_id: str, target: str, *,

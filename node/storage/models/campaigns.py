@@ -64,4 +64,6 @@ class CampaignOwner(SQLModel, table=True):
     inbox: str = Field(max_length=2048)
     state: str = Field(default="invited", max_length=16)  # invited|accepted|rejected|withdrawn
     invite_activity_id: str = Field(max_length=2048, unique=True)
+    # The Accept that made it a co-owner: what its Undo{Accept} names when it leaves.
+    response_activity_id: str | None = Field(default=None, max_length=2048, unique=True)
     created_at: datetime = Field(default_factory=utcnow)
