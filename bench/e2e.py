@@ -84,13 +84,13 @@ async def load_followers(database_url: str, followers: int, hosts_n: int,
                 row["host"] = delivery.inbox_host(row["deliver_to"])
                 hosts.add(row["host"])
             for start in range(0, len(rows), 5000):
-                await session.exec(Follower.__table__.insert(),  # type: ignore[attr-defined,call-overload]
+                await session.exec(Follower.__table__.insert(),  # type: ignore[attr-defined]
                                    params=rows[start:start + 5000])
             head = await log_head(session)
             lanes = [{"host": h, "cursor": head, "state": "idle", "attempts": 0,
                       "consecutive_failures": 0, "next_attempt_at": utcnow()}
                      for h in sorted(hosts)]
-            await session.exec(HostState.__table__.insert(), params=lanes)  # type: ignore[attr-defined,call-overload]
+            await session.exec(HostState.__table__.insert(), params=lanes)  # type: ignore[attr-defined]
     finally:
         await db.dispose()
 

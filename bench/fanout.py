@@ -100,11 +100,11 @@ async def add_followers(node: Node, actor: LocalActor, ports: list[int], followe
                              "shared_inbox": shared_inbox, "deliver_to": target, "host": host,
                              "follow_activity_id": f"http://127.0.0.1:{port}/follows/{i}",
                              "state": "accepted"})
-            await session.exec(Follower.__table__.insert(), params=rows)  # type: ignore[attr-defined,call-overload]
+            await session.exec(Follower.__table__.insert(), params=rows)  # type: ignore[attr-defined]
         lanes = [{"host": h, "cursor": 0, "state": "idle", "attempts": 0,
                   "consecutive_failures": 0, "next_attempt_at": utcnow()} for h in sorted(hosts)]
         for start in range(0, len(lanes), 5000):
-            await session.exec(HostState.__table__.insert(), params=lanes[start:start + 5000])  # type: ignore[attr-defined,call-overload]
+            await session.exec(HostState.__table__.insert(), params=lanes[start:start + 5000])  # type: ignore[attr-defined]
 
 
 async def publish(node: Node, actor: LocalActor) -> None:

@@ -48,7 +48,7 @@ PUBLIC = "https://www.w3.org/ns/activitystreams#Public"
 
 
 async def register_actors(port: int, count: int) -> list[tuple[str, keys.PrivateKey]]:
-    actors = []
+    actors: list[tuple[str, keys.PrivateKey]] = []
     async with aiohttp.ClientSession() as session:
         for i in range(count):
             key = keys.generate_rsa()

@@ -76,7 +76,7 @@ def main() -> None:
         idle_rss = node.rss()
         try:
             host = f"127.0.0.1:{node.port}"
-            rows = []
+            rows: list[tuple[str, float]] = []
             for name, url, header in (
                 ("WebFinger", f"{node.base}/.well-known/webfinger?resource=acct:koeln@{host}",
                  None),
@@ -85,7 +85,7 @@ def main() -> None:
                 ("HTML group page", f"{node.base}/groups/koeln", HTML),
                 ("HTML event page", event, HTML),
             ):
-                rows.append([name, wrk(url, seconds, conns, header)])
+                rows.append((name, wrk(url, seconds, conns, header)))
             busy_rss = node.rss()
         finally:
             node.stop()
