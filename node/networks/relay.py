@@ -149,26 +149,26 @@ async def _announce(node: Node, member: str, cause: str, network_ids: list[int],
         node.changed()
 
 
-async def on_create(node: Node, item: InboxItem) -> None:
+async def _relay_post(node: Node, item: InboxItem, *, first: bool) -> None:
+    """A member's Create (``first``) or Update of a post: relayed when the member's
+    copy (embedded, else fetched from its origin: ``_origin_copy``) is ``relayable``."""
     networks = await _networks_of_member(node, item.actor_uri)
     if not networks:
         return
     found = await _origin_copy(node, item.body.get("object"), item.actor_uri)
     if found is None or not relayable(found[1], found[0], item.actor_uri):
         return
-    await _announce(node, item.actor_uri, item.activity_id, networks, found[0], found[0],
-                    first=True)
+    announced = found[0] if first else _inner(item, found[0])
+    await _announce(node, item.actor_uri, item.activity_id, networks, announced, found[0],
+                    first=first)
+
+
+async def on_create(node: Node, item: InboxItem) -> None:
+    await _relay_post(node, item, first=True)
 
 
 async def on_update(node: Node, item: InboxItem) -> None:
-    networks = await _networks_of_member(node, item.actor_uri)
-    if not networks:
-        return
-    found = await _origin_copy(node, item.body.get("object"), item.actor_uri)
-    if found is None or not relayable(found[1], found[0], item.actor_uri):
-        return
-    await _announce(node, item.actor_uri, item.activity_id, networks,
-                    _inner(item, found[0]), found[0], first=False)
+    await _relay_post(node, item, first=False)
 
 
 async def on_delete(node: Node, item: InboxItem) -> None:
