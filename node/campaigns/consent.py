@@ -13,7 +13,8 @@ Three levels, per campaign:
   network's node; 404 to everyone else (node/campaigns/network_copy.py, the
   roster in node/networks/roster.py). The owning group must be a member.
 
-``may_see`` (reads) and ``audience`` (deliveries) decide it; nothing else does.
+``may_see`` (reads), ``is_public`` and ``members_network`` (deliveries) decide it;
+nothing else does.
 
 Per field: the photo and exact places (``CONSENT_FIELDS``) are shown only when
 listed in ``public_fields``.
@@ -22,7 +23,6 @@ listed in ``public_fields``.
 from __future__ import annotations
 
 import re
-from dataclasses import dataclass
 from typing import Any
 from urllib.parse import unquote, urlsplit
 
@@ -30,18 +30,9 @@ from node.campaigns.dossier import CONSENT_FIELDS
 from node.storage.models import Campaign
 
 
-@dataclass(frozen=True)
-class Addressing:
-    """Where a campaign's activities go: the public and the group's followers, or
-    the members of ``network`` (an actor URL) alone."""
-
-    to_public: bool
-    to_followers: bool
-    network: str | None = None
-
-
 def is_public(campaign: Campaign) -> bool:
-    """Whether anyone may read it, unsigned: then it has a public object."""
+    """Whether anyone may read it, unsigned: then it has a public object, and its
+    activities go to the public and the group's followers."""
     return campaign.withdrawn_at is None and campaign.visibility in ("public", "name_withheld")
 
 
@@ -59,15 +50,12 @@ def may_see(campaign: Campaign, requester: str | None, *,
     return is_public(campaign)
 
 
-def audience(campaign: Campaign) -> Addressing | None:
-    """How the campaign and its Notes are addressed; None: sent to nobody."""
-    if campaign.withdrawn_at is not None:
+def members_network(campaign: Campaign) -> str | None:
+    """The network (actor URL) whose members alone receive the campaign: set only
+    for a ``network_only`` campaign not withdrawn."""
+    if campaign.withdrawn_at is not None or campaign.visibility != "network_only":
         return None
-    if campaign.visibility == "network_only":
-        if campaign.network is None:
-            return None
-        return Addressing(to_public=False, to_followers=False, network=campaign.network)
-    return Addressing(to_public=True, to_followers=True)
+    return campaign.network
 
 
 def shown(campaign: Campaign, field_name: str) -> bool:

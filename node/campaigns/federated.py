@@ -21,21 +21,14 @@ from sqlmodel.ext.asyncio.session import AsyncSession
 from node.campaigns import detention, render
 from node.core.jsonsafe import as_id, as_list
 from node.core.text import html_to_plain
-from node.federation.vocabulary import PUBLIC, iso
+from node.federation.vocabulary import addressed_to_public, iso
 from node.storage.models import Following, RemoteActor, RemoteObject
 from node.storage.states import FollowingState
 
-PUBLIC_NAMES = frozenset({PUBLIC, "as:Public", "Public"})
 # Newest remote Articles looked through per list: their campaign terms live in the
 # row's JSON, which no index covers (a peer cannot make a list read more than this).
 SCAN = 2000
 SUMMARY_CHARS = 300
-
-
-def is_public(data: dict[str, Any]) -> bool:
-    """Addressed to as:Public in ``to`` or ``cc`` (the three spellings AS 2.0 allows)."""
-    return any(isinstance(a, str) and a in PUBLIC_NAMES
-               for key in ("to", "cc") for a in as_list(data.get(key)))
 
 
 def _text(data: dict[str, Any], key: str, language: str | None) -> tuple[str, str | None]:
@@ -55,7 +48,7 @@ def row(remote: RemoteObject, actor: RemoteActor | None, *, today: date,
     """A list row from a stored remote campaign, or None when it is not one we list."""
     data = remote.data
     status = data.get("campaignStatus")
-    if remote.deleted or status not in render.STATUS_LABELS["en"] or not is_public(data) \
+    if remote.deleted or status not in render.STATUS_LABELS["en"] or not addressed_to_public(data) \
             or data.get("consent") == "network_only":  # fail closed, whatever the addressing
         return None
     uri = as_id(data.get("id")) or remote.uri

@@ -4,10 +4,11 @@ status or visibility, withdraw (docs/ARCHITECTURE.md#1-layers, "Campaigns").
 Every change is one write transaction: the ``campaign`` row, its public object
 re-rendered from it (render.py), and the activities to the group's followers
 through the fan-out log (``news.operations.send_to_followers``). Who receives
-anything is decided by ``consent.audience`` alone; the public object exists only
-while ``consent.is_public``. A ``network_only`` campaign goes to its network's
-members instead (network_copy.py); their roster is fetched before the write
-transaction (docs/ARCHITECTURE.md §1).
+anything is decided by ``consent.is_public`` and ``consent.members_network``
+alone; the public object exists only while ``consent.is_public``. A
+``network_only`` campaign goes to its network's members instead
+(network_copy.py); their roster is fetched before the write transaction
+(docs/ARCHITECTURE.md §1).
 """
 
 from __future__ import annotations
@@ -167,8 +168,7 @@ async def _publish(session: AsyncSession, node: Node, actor: LocalActor,
             await _delete(session, node, actor, obj)
             for note in await _notes(session, node, campaign):
                 await _delete(session, node, actor, note)
-        addressing = consent.audience(campaign)
-        if addressing is not None and addressing.network is not None and roster is not None:
+        if consent.members_network(campaign) is not None and roster is not None:
             kind = "Update" if campaign.network_uuid is not None else "Create"
             if campaign.network_uuid is None:
                 campaign.network_uuid = publishing.new_uuid()

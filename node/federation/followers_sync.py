@@ -42,18 +42,14 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 
 from node.core.jsonsafe import as_id, as_list
-from node.federation import local_actors, publishing, signatures
+from node.federation import local_actors, publishing
 from node.federation.fetch import FetchError
 from node.federation.negotiation import as_response
 from node.federation.remote_actors import (
-    RemoteError,
-    fetch_budget,
-    lookup_key,
     metered_signer,
     same_origin,
 )
 from node.federation.runtime import Node
-from node.storage.db import utcnow
 from node.storage.models import Follower, Following, LocalActor, RemoteActor
 from node.storage.states import FollowerState, FollowingState
 
@@ -147,22 +143,6 @@ async def sync_headers(node: Node, actor_id: int, hosts: Sequence[str]
 # --- serving the partial collection -------------------------------------------------------
 
 
-async def _signed_get_actor(node: Node, request: Request) -> str | None:
-    """The actor whose valid signature the GET bears, else None."""
-    from node.federation.inbox import target_uri
-
-    try:
-        parsed = signatures.parse_request_signature(
-            method="GET", target_uri=target_uri(node, request), headers=request.headers,
-            now=utcnow(), require_digest=False)
-        with fetch_budget():
-            actor, key = await lookup_key(node, parsed.key_id)
-        signatures.verify_signature(parsed, key)
-    except (signatures.SignatureError, RemoteError):
-        return None
-    return actor.uri
-
-
 async def partial_collection(request: Request) -> Response:
     """GET /groups/<name>/followers_synchronization: signed, the signer's host only."""
     node: Node = request.app.state.node
@@ -170,7 +150,11 @@ async def partial_collection(request: Request) -> Response:
         group = await local_actors.get_group(session, request.path_params["username"])
     if group is None or group.id is None:
         return JSONResponse({"error": "no such group"}, status_code=404)
-    signer = await _signed_get_actor(node, request)
+    # The one check of signed GETs: key, host, peer policy (imported here: the
+    # inbox imports this module, and authorized_fetch imports the inbox).
+    from node.federation.authorized_fetch import signed_requester
+
+    signer, _ = await signed_requester(node, request)
     if signer is None:
         return JSONResponse({"error": "a signed GET is required"}, status_code=401)
     host = _netloc(signer)

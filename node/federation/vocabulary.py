@@ -20,8 +20,25 @@ AS_CONTEXT = "https://www.w3.org/ns/activitystreams"
 SECURITY_CONTEXT = "https://w3id.org/security/v1"
 MULTIKEY_CONTEXT = "https://w3id.org/security/multikey/v1"
 PUBLIC = "https://www.w3.org/ns/activitystreams#Public"
+# The public collection as peers write it: compacted forms are valid JSON-LD
+# (ActivityStreams 2.0 §5.6 "Public Addressing").
+PUBLIC_NAMES = frozenset({PUBLIC, "as:Public", "Public"})
 AS_MEDIA_TYPE = "application/activity+json"
 LD_MEDIA_TYPE = 'application/ld+json; profile="https://www.w3.org/ns/activitystreams"'
+
+
+def is_public_name(value: Any) -> bool:
+    return isinstance(value, str) and value in PUBLIC_NAMES
+
+
+def addressed_to_public(doc: dict[str, Any]) -> bool:
+    """``as:Public`` in ``to`` or ``cc`` (a bare string or a list), in any spelling."""
+    for key in ("to", "cc"):
+        value = doc.get(key)
+        values = value[:100] if isinstance(value, list) else [value]
+        if any(is_public_name(v) for v in values):
+            return True
+    return False
 
 # Extension terms we use beyond ActivityStreams, defined so JSON-LD processors
 # expand them to the IRIs Mastodon and schema.org readers expect.

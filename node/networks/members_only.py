@@ -19,13 +19,11 @@ from typing import Any
 from node.core.jsonsafe import as_id, as_list
 from node.federation import remote_posts
 from node.federation.runtime import Node
-from node.federation.vocabulary import PUBLIC
+from node.federation.vocabulary import PUBLIC, is_public_name
 from node.networks import roster as rosters
 from node.storage.models import InboxItem
 
 log = logging.getLogger("hambastegi.networks")
-
-PUBLIC_NAMES = frozenset({PUBLIC, "as:Public", "Public"})
 
 
 def _addresses(*docs: Any) -> list[str]:
@@ -37,7 +35,7 @@ def _addresses(*docs: Any) -> list[str]:
             continue
         for key in ("to", "cc", "audience"):
             for value in as_list(doc.get(key))[:20]:
-                if isinstance(value, str) and value in PUBLIC_NAMES:
+                if is_public_name(value):
                     out.append(PUBLIC)
                 elif (address := as_id(value)) is not None:
                     out.append(address)
@@ -61,7 +59,7 @@ async def keep(node: Node, item: InboxItem) -> None:
     if not isinstance(obj, dict) or not remote_posts.is_post(obj):
         return
     addresses = _addresses(item.body, obj)
-    if any(a in PUBLIC_NAMES for a in addresses):
+    if PUBLIC in addresses:
         return  # a public post: processing keeps it if we follow its author
     if remote_posts.vouched_id(obj, item.actor_uri) is None:
         return

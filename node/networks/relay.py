@@ -26,7 +26,7 @@ blocked domain is relayed, member or not (``refused``).
 from __future__ import annotations
 
 import logging
-from datetime import UTC, datetime
+from datetime import datetime
 from typing import Any
 
 from sqlalchemy import update
@@ -38,8 +38,8 @@ from node.federation.dispatch import derived_uuid
 from node.federation.remote_actors import RemoteError, fetch_document, same_origin
 from node.federation.remote_posts import published_at
 from node.federation.runtime import Node
-from node.federation.vocabulary import PUBLIC
-from node.storage.db import utcnow
+from node.federation.vocabulary import PUBLIC, addressed_to_public
+from node.storage.db import as_utc, utcnow
 from node.storage.models import Activity, InboxItem, LocalActor, Network, NetworkMembership
 from node.storage.states import MembershipState
 
@@ -47,7 +47,6 @@ log = logging.getLogger("hambastegi.networks")
 
 # Posts a network repeats: notes, news items (Article), calls (Event), pages.
 RELAYED_TYPES = frozenset({"Note", "Article", "Event", "Page"})
-PUBLIC_NAMES = frozenset({PUBLIC, "as:Public", "Public"})
 
 
 def _first_id(value: Any) -> str | None:
@@ -64,14 +63,7 @@ def relayable(doc: Any, object_id: str, member: str) -> bool:
         return False
     if _first_id(doc.get("attributedTo")) != member or doc.get("inReplyTo"):
         return False
-    audience = [*_strings(doc.get("to")), *_strings(doc.get("cc"))]
-    return any(a in PUBLIC_NAMES for a in audience)
-
-
-def _strings(value: Any) -> list[str]:
-    if isinstance(value, str):
-        return [value]
-    return [v for v in value if isinstance(v, str)][:100] if isinstance(value, list) else []
+    return addressed_to_public(doc)
 
 
 async def _networks_of_member(node: Node, member: str) -> list[int]:
@@ -201,16 +193,11 @@ async def on_synced(node: Node, member: str, posts: list[dict[str, Any]], source
             continue
         published = published_at(doc)
         networks = [network_id for network_id, accepted_at in memberships
-                    if (published >= _aware(accepted_at) if published is not None
+                    if (published >= as_utc(accepted_at) if published is not None
                         else source == "sync")]
         if networks:
             await _announce(node, member, object_id, networks, object_id, object_id,
                             first=True)
-
-
-def _aware(moment: datetime) -> datetime:
-    """SQLite gives naive datetimes back (stored as UTC)."""
-    return moment if moment.tzinfo is not None else moment.replace(tzinfo=UTC)
 
 
 async def _member_gone(node: Node, member: str) -> None:

@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import logging
 from dataclasses import dataclass
-from datetime import UTC, datetime, timedelta
+from datetime import timedelta
 from typing import Any
 from urllib.parse import urlsplit
 
@@ -32,7 +32,7 @@ from node.federation.remote_actors import (
 )
 from node.federation.runtime import Node
 from node.networks import members
-from node.storage.db import dialect_insert, utcnow
+from node.storage.db import as_utc, dialect_insert, utcnow
 from node.storage.models import (
     LocalActor,
     NetworkJoin,
@@ -126,10 +126,14 @@ async def _local(session: AsyncSession, node: Node, network_uri: str) -> Roster 
 
 
 def _stored(row: NetworkRoster) -> Roster:
-    return Roster(network_uri=row.network_uri, members_url=row.members_url,
-                  network_inbox=row.inbox, members=tuple(
-                      Member(uri=m["uri"], inbox=m["inbox"], host=m["host"])
-                      for m in row.members))
+    return _remote(row.network_uri, row.members_url, row.inbox, row.members)
+
+
+def _remote(network_uri: str, members_url: str, network_inbox: str,
+            listed: list[dict[str, str]]) -> Roster:
+    return Roster(network_uri=network_uri, members_url=members_url,
+                  network_inbox=network_inbox, members=tuple(
+                      Member(uri=m["uri"], inbox=m["inbox"], host=m["host"]) for m in listed))
 
 
 async def _stored_row(session: AsyncSession, network_uri: str) -> NetworkRoster | None:
@@ -201,9 +205,7 @@ async def fetch(node: Node, network_uri: str) -> Roster:
         await session.exec(insert(NetworkRoster).values(**values).on_conflict_do_update(
             index_elements=["network_uri"],
             set_={k: v for k, v in values.items() if k != "network_uri"}))
-    return Roster(network_uri=network_uri, members_url=members_url,
-                  network_inbox=network_inbox, members=tuple(
-                      Member(uri=m["uri"], inbox=m["inbox"], host=m["host"]) for m in listed))
+    return _remote(network_uri, members_url, network_inbox, listed)
 
 
 # --- what the campaigns ask ------------------------------------------------------------
@@ -231,7 +233,7 @@ async def current(node: Node, network_uri: str, *, max_age: timedelta = FRESH_FO
         if node.urls.local_username(network_uri) is not None:
             raise RosterError(f"{network_uri} is not a network on this node")
         row = await _stored_row(session, network_uri)
-    if row is not None and _aware(row.fetched_at) > utcnow() - max_age:
+    if row is not None and as_utc(row.fetched_at) > utcnow() - max_age:
         return _stored(row)
     try:
         return await fetch(node, network_uri)
@@ -240,11 +242,6 @@ async def current(node: Node, network_uri: str, *, max_age: timedelta = FRESH_FO
             raise
         log.info("roster: fetch failed, using the stored one", extra={"reason": str(exc)[:100]})
         return _stored(row)
-
-
-def _aware(moment: datetime) -> datetime:
-    """SQLite gives naive datetimes back (stored as UTC)."""
-    return moment if moment.tzinfo is not None else moment.replace(tzinfo=UTC)
 
 
 async def group_is_member(node: Node, group: LocalActor, network_uri: str) -> bool:

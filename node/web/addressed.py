@@ -26,11 +26,8 @@ from node.federation.authorized_fetch import PRIVATE, Handler, signed_requester
 from node.federation.negotiation import wants_activity_json
 from node.federation.remote_actors import same_origin
 from node.federation.runtime import Node
-from node.federation.vocabulary import AS_MEDIA_TYPE, CONTEXT
+from node.federation.vocabulary import AS_MEDIA_TYPE, CONTEXT, is_public_name
 from node.storage.models import Activity, LocalObject
-
-PUBLIC_NAMES = frozenset({"https://www.w3.org/ns/activitystreams#Public", "as:Public",
-                          "Public"})
 
 
 def _addressees(node: Node, note: dict[str, Any]) -> list[str] | None:
@@ -38,7 +35,7 @@ def _addressees(node: Node, note: dict[str, Any]) -> list[str] | None:
     to = note.get("to")
     if not isinstance(to, list) or not to or "cc" in note or "bto" in note:
         return None
-    if any(not isinstance(a, str) or a in PUBLIC_NAMES or node.urls.is_local(a) for a in to):
+    if any(not isinstance(a, str) or is_public_name(a) or node.urls.is_local(a) for a in to):
         return None
     return list(to)
 
