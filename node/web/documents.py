@@ -78,12 +78,13 @@ async def local_object(request: Request) -> Response:
     key = ("object", request.path_params["uuid"], as_json, preferred)
     cached = node.doc_cache.get(key)
     if cached is None:
-        # A network_only campaign's document is never cached (it is not public),
-        # so it is looked for only when the cache has nothing.
-        members_only = await network_copy.campaign_of(node, request.path_params["uuid"])
-        if members_only is not None:
-            return await _members_only(request, node, members_only)
         response = await _local_object(request, node, preferred)
+        if response.status_code == 404:
+            # A network_only campaign's document has no local_object row (so no
+            # public surface lists it) and is never cached: looked for only here.
+            members_only = await network_copy.campaign_of(node, request.path_params["uuid"])
+            if members_only is not None:
+                return await _members_only(request, node, members_only)
         if response.status_code != 200:
             return response
         cached = node.doc_cache.put_raw(key, bytes(response.body))
