@@ -30,7 +30,14 @@ from node.federation.runtime import Node
 from node.networks import members as networks
 from node.storage.models import LocalActor
 from node.web import pages
-from node.web.feeds import ATOM_NS, ATOM_TYPE, FEED_HEADERS, JSON_FEED_TYPE, JSON_FEED_VERSION
+from node.web.feeds import (
+    ATOM_TYPE,
+    FEED_HEADERS,
+    JSON_FEED_TYPE,
+    JSON_FEED_VERSION,
+    atom_element,
+    atom_root,
+)
 from node.web.i18n import N_
 
 COUNTRY_RE = re.compile(r"^[A-Za-z]{2}$")
@@ -133,34 +140,25 @@ async def group_page(request: Request) -> Response:
 
 
 def atom_response(scope: Scope, rows: list[dict[str, Any]]) -> Response:
-    ET.register_namespace("", ATOM_NS)
-
-    def sub(parent: ET.Element, tag: str, text: str | None = None,
-            **attrs: str) -> ET.Element:
-        element = ET.SubElement(parent, f"{{{ATOM_NS}}}{tag}", attrs)
-        if text is not None:
-            element.text = text
-        return element
-
-    feed = ET.Element(f"{{{ATOM_NS}}}feed")
-    sub(feed, "id", scope.home_url)
-    sub(feed, "title", scope.title)
-    sub(feed, "updated", max((r["updated"] for r in rows), default="1970-01-01T00:00:00Z"))
-    sub(feed, "link", rel="self", type=ATOM_TYPE, href=scope.atom_url)
-    sub(feed, "link", rel="alternate", type="text/html", href=scope.home_url)
-    author = sub(feed, "author")
-    sub(author, "name", scope.title)
+    feed = atom_root()
+    atom_element(feed, "id", scope.home_url)
+    atom_element(feed, "title", scope.title)
+    atom_element(feed, "updated", max((r["updated"] for r in rows), default="1970-01-01T00:00:00Z"))
+    atom_element(feed, "link", rel="self", type=ATOM_TYPE, href=scope.atom_url)
+    atom_element(feed, "link", rel="alternate", type="text/html", href=scope.home_url)
+    author = atom_element(feed, "author")
+    atom_element(author, "name", scope.title)
     for row in rows:
-        entry = sub(feed, "entry", **{"{http://www.w3.org/XML/1998/namespace}lang":
+        entry = atom_element(feed, "entry", **{"{http://www.w3.org/XML/1998/namespace}lang":
                                       row["language"]})
-        sub(entry, "id", row["id"])
-        sub(entry, "title", row["name"])
-        sub(entry, "updated", row["updated"])
-        sub(entry, "link", rel="alternate", type="text/html", href=row["url"])
-        who = sub(entry, "author")
-        sub(who, "name", f"{row['group_name']} ({row['host']})")
-        sub(who, "uri", row["group_url"])
-        sub(entry, "summary", row["summary"])
+        atom_element(entry, "id", row["id"])
+        atom_element(entry, "title", row["name"])
+        atom_element(entry, "updated", row["updated"])
+        atom_element(entry, "link", rel="alternate", type="text/html", href=row["url"])
+        who = atom_element(entry, "author")
+        atom_element(who, "name", f"{row['group_name']} ({row['host']})")
+        atom_element(who, "uri", row["group_url"])
+        atom_element(entry, "summary", row["summary"])
     body = ET.tostring(feed, encoding="utf-8", xml_declaration=True)
     return Response(body, media_type=f"{ATOM_TYPE}; charset=utf-8", headers=FEED_HEADERS)
 

@@ -34,6 +34,21 @@ JSON_FEED_TYPE = "application/feed+json"
 FEED_HEADERS = {"Cache-Control": "public, max-age=60", "X-Content-Type-Options": "nosniff"}
 
 
+def atom_element(parent: ET.Element, tag: str, text: str | None = None,
+                 **attrs: str) -> ET.Element:
+    """A child element in the Atom namespace (RFC 4287), with its text."""
+    element = ET.SubElement(parent, f"{{{ATOM_NS}}}{tag}", attrs)
+    if text is not None:
+        element.text = text
+    return element
+
+
+def atom_root(**attrs: str) -> ET.Element:
+    """An Atom ``feed`` element; the namespace is written as the default one."""
+    ET.register_namespace("", ATOM_NS)
+    return ET.Element(f"{{{ATOM_NS}}}feed", attrs)
+
+
 def feed_urls(node: Node, username: str) -> tuple[str, str]:
     base = node.urls.actor(username)
     return f"{base}/feed.atom", f"{base}/feed.json"
@@ -99,43 +114,37 @@ async def atom(request: Request) -> Response:
     node, actor = found
     entries = await _entries(node, actor)
     atom_url, _ = feed_urls(node, actor.username)
-    ET.register_namespace("", ATOM_NS)
-
-    def sub(parent: ET.Element, tag: str, text: str | None = None,
-            **attrs: str) -> ET.Element:
-        element = ET.SubElement(parent, f"{{{ATOM_NS}}}{tag}", attrs)
-        if text is not None:
-            element.text = text
-        return element
-
-    feed = ET.Element(f"{{{ATOM_NS}}}feed", {XML_LANG: actor.language})
-    sub(feed, "id", node.urls.actor(actor.username))
-    sub(feed, "title", actor.display_name)
-    sub(feed, "updated", iso(max((o.updated or o.published for o, _ in entries),
+    feed = atom_root(**{XML_LANG: actor.language})
+    atom_element(feed, "id", node.urls.actor(actor.username))
+    atom_element(feed, "title", actor.display_name)
+    atom_element(feed, "updated", iso(max((o.updated or o.published for o, _ in entries),
                                  default=actor.updated_at)))
-    sub(feed, "link", rel="self", type=ATOM_TYPE, href=atom_url)
-    sub(feed, "link", rel="alternate", type="text/html", href=node.urls.actor(actor.username))
-    author = sub(feed, "author")
-    sub(author, "name", actor.display_name)
-    sub(author, "uri", node.urls.actor(actor.username))
+    atom_element(feed, "link", rel="self", type=ATOM_TYPE, href=atom_url)
+    atom_element(feed, "link", rel="alternate", type="text/html",
+                 href=node.urls.actor(actor.username))
+    author = atom_element(feed, "author")
+    atom_element(author, "name", actor.display_name)
+    atom_element(author, "uri", node.urls.actor(actor.username))
     for obj, flyer in entries:
         url = node.urls.object(obj.uuid)
-        entry = sub(feed, "entry", **{XML_LANG: obj.language})
-        sub(entry, "id", url)
-        sub(entry, "title", _title(obj))
-        sub(entry, "published", iso(obj.published))
-        sub(entry, "updated", iso(obj.updated or obj.published))
-        sub(entry, "link", rel="alternate", type="text/html", href=url, hreflang=obj.language)
+        entry = atom_element(feed, "entry", **{XML_LANG: obj.language})
+        atom_element(entry, "id", url)
+        atom_element(entry, "title", _title(obj))
+        atom_element(entry, "published", iso(obj.published))
+        atom_element(entry, "updated", iso(obj.updated or obj.published))
+        atom_element(entry, "link", rel="alternate", type="text/html", href=url,
+                     hreflang=obj.language)
         for link in _alternates(obj):
-            sub(entry, "link", rel="alternate", type="text/html", href=link["href"],
-                hreflang=link["hreflang"])
+            atom_element(entry, "link", rel="alternate", type="text/html", href=link["href"],
+                         hreflang=link["hreflang"])
         for photo in _photos(obj, flyer, node):
-            sub(entry, "link", rel="enclosure", type=str(photo.get("mediaType", "image/jpeg")),
-                href=photo["url"], title=str(photo.get("name") or ""))
+            atom_element(entry, "link", rel="enclosure",
+                         type=str(photo.get("mediaType", "image/jpeg")),
+                         href=photo["url"], title=str(photo.get("name") or ""))
         summary = obj.summaries.get(obj.language)
         if summary:
-            sub(entry, "summary", html_to_plain(summary))
-        sub(entry, "content", _content(obj), type="html")
+            atom_element(entry, "summary", html_to_plain(summary))
+        atom_element(entry, "content", _content(obj), type="html")
     body = ET.tostring(feed, encoding="utf-8", xml_declaration=True)
     return Response(body, media_type=f"{ATOM_TYPE}; charset=utf-8", headers=FEED_HEADERS)
 

@@ -27,7 +27,14 @@ from node.storage.models import LocalActor, Network, NetworkMembership
 from node.storage.states import MembershipState
 from node.web import pages as web
 from node.web.collections import PAGE_SIZE, _page_number, _respond
-from node.web.feeds import ATOM_NS, ATOM_TYPE, FEED_HEADERS, JSON_FEED_TYPE, JSON_FEED_VERSION
+from node.web.feeds import (
+    ATOM_TYPE,
+    FEED_HEADERS,
+    JSON_FEED_TYPE,
+    JSON_FEED_VERSION,
+    atom_element,
+    atom_root,
+)
 
 MAX_DIRECTORY = 1000
 
@@ -170,30 +177,22 @@ async def calls_atom(request: Request) -> Response:
     if isinstance(found, Response):
         return found
     node, actor, upcoming = found
-    ET.register_namespace("", ATOM_NS)
-
-    def sub(parent: ET.Element, tag: str, text: str | None = None, **attrs: str) -> ET.Element:
-        element = ET.SubElement(parent, f"{{{ATOM_NS}}}{tag}", attrs)
-        if text is not None:
-            element.text = text
-        return element
-
     actor_url = node.urls.actor(actor.username)
-    feed = ET.Element(f"{{{ATOM_NS}}}feed")
-    sub(feed, "id", actor_url + "/calls.atom")
-    sub(feed, "title", actor.display_name)
-    sub(feed, "updated", iso(actor.updated_at))
-    sub(feed, "link", rel="self", type=ATOM_TYPE, href=str(request.url))
-    sub(feed, "link", rel="alternate", type="text/html", href=actor_url)
+    feed = atom_root()
+    atom_element(feed, "id", actor_url + "/calls.atom")
+    atom_element(feed, "title", actor.display_name)
+    atom_element(feed, "updated", iso(actor.updated_at))
+    atom_element(feed, "link", rel="self", type=ATOM_TYPE, href=str(request.url))
+    atom_element(feed, "link", rel="alternate", type="text/html", href=actor_url)
     for call in upcoming:
-        entry = sub(feed, "entry")
-        sub(entry, "id", call.uri)
-        sub(entry, "title", call.title)
-        sub(entry, "updated", iso(call.start))
-        sub(entry, "link", rel="alternate", type="text/html", href=call.url or call.uri)
-        author = sub(entry, "author")
-        sub(author, "name", call.member_name)
-        sub(author, "uri", call.member_uri)
-        sub(entry, "content", call.text, type="text")
+        entry = atom_element(feed, "entry")
+        atom_element(entry, "id", call.uri)
+        atom_element(entry, "title", call.title)
+        atom_element(entry, "updated", iso(call.start))
+        atom_element(entry, "link", rel="alternate", type="text/html", href=call.url or call.uri)
+        author = atom_element(entry, "author")
+        atom_element(author, "name", call.member_name)
+        atom_element(author, "uri", call.member_uri)
+        atom_element(entry, "content", call.text, type="text")
     body = ET.tostring(feed, encoding="utf-8", xml_declaration=True)
     return Response(body, media_type=f"{ATOM_TYPE}; charset=utf-8", headers=FEED_HEADERS)
