@@ -30,10 +30,10 @@ from node.core.jsonsafe import as_id
 from node.core.text import html_to_plain, sanitise_html
 from node.federation import publishing
 from node.federation.dispatch import emission_uuid
-from node.federation.remote_actors import RemoteError, fetch_document, resolve_handle, same_origin
+from node.federation.remote_actors import RemoteError, fetch_document, same_origin
 from node.federation.runtime import Node
 from node.federation.vocabulary import PUBLIC
-from node.groups.operations import OperationError, require_group
+from node.groups.operations import OperationError, find_remote_group, require_group
 from node.storage.db import utcnow
 from node.storage.models import Cosigner, InboxItem, Invitation, LocalActor
 from node.storage.states import (
@@ -59,11 +59,7 @@ async def invite(node: Node, object_id: str, target: str, *,
     # Permission first: a token of another group must not make us fetch anything.
     async with node.db.read() as session:
         await _load(node, session, object_id, allowed_actor)
-    try:
-        remote = await resolve_handle(node, target)
-    except (RemoteError, Exception) as exc:
-        reason = getattr(exc, "reason", type(exc).__name__)
-        raise OperationError(f"cannot find {target!r}: {reason}", status=502) from exc
+    remote = await find_remote_group(node, target)
     async with node.db.write() as session:
         actor, obj, event = await _load(node, session, object_id, allowed_actor)
         event_uri = node.urls.object(obj.uuid)

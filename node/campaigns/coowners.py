@@ -37,9 +37,9 @@ from node.campaigns.dossier import CampaignError
 from node.core.jsonsafe import as_id
 from node.core.text import html_to_plain
 from node.federation import publishing
-from node.federation.remote_actors import RemoteError, get_actor, resolve_handle, same_origin
+from node.federation.remote_actors import RemoteError, get_actor, same_origin
 from node.federation.runtime import Node
-from node.groups.operations import OperationError, object_uuid_from
+from node.groups.operations import OperationError, find_remote_group, object_uuid_from
 from node.storage.models import (
     Campaign,
     CampaignOwner,
@@ -64,11 +64,7 @@ async def invite(node: Node, campaign_id: str, target: str, *,
     if campaign.visibility == "network_only":
         raise OperationError("a network_only campaign cannot have co-owners outside its "
                              "network yet")
-    try:
-        remote = await resolve_handle(node, target)
-    except Exception as exc:  # any failure to find the group is the editor's to hear
-        reason = getattr(exc, "reason", type(exc).__name__)
-        raise OperationError(f"cannot find {target!r}: {reason}", status=502) from exc
+    remote = await find_remote_group(node, target)
     async with node.db.write() as session:
         actor, campaign = await operations.load(session, node, campaign_id, allowed_actor)
         url = operations.campaign_url(node, campaign)
@@ -167,13 +163,8 @@ async def remove_owner(node: Node, campaign_id: str, target: str, *,
     (the collection the Invite offered). Returns the Remove's id."""
     async with node.db.read() as session:
         await operations.load(session, node, campaign_id, allowed_actor)
-    uri = target
-    if not target.startswith(("https://", "http://")):
-        try:
-            uri = (await resolve_handle(node, target)).uri
-        except Exception as exc:  # as in invite: the editor hears why
-            reason = getattr(exc, "reason", type(exc).__name__)
-            raise OperationError(f"cannot find {target!r}: {reason}", status=502) from exc
+    uri = target if target.startswith(("https://", "http://")) \
+        else (await find_remote_group(node, target)).uri
     async with node.db.write() as session:
         actor, campaign = await operations.load(session, node, campaign_id, allowed_actor)
         owner = (await session.exec(select(CampaignOwner).where(

@@ -38,6 +38,16 @@ log = logging.getLogger("hambastegi")
 
 
 
+async def find_remote_group(node: Node, target: str) -> RemoteActor:
+    """A group on another node by handle or URL, for an editor's command (invite,
+    remove): every failure to find it becomes an OperationError (502) naming why."""
+    try:
+        return await resolve_handle(node, target)
+    except Exception as exc:  # RemoteError and FetchError carry a reason; any is the editor's
+        reason = getattr(exc, "reason", type(exc).__name__)
+        raise OperationError(f"cannot find {target!r}: {reason}", status=502) from exc
+
+
 async def require_group(node: Node, username: str) -> LocalActor:
     async with node.db.read() as session:
         actor = await groups.get_group(session, username)
