@@ -209,6 +209,20 @@ async def test_news_item_and_bulletin_pages_have_language_tabs_and_reader_dates(
     assert f'href="{site.news_id}"' in bulletin
 
 
+async def test_a_short_titled_news_item_shows_its_title_once_per_version(
+        live_node: LiveNode, site: Site) -> None:
+    # A Note: its ActivityPub content leads with the title in bold (Mastodon shows no
+    # name for a Note); the page has the title as its heading, so not once more.
+    doc = (await get(site.news_id, **AS)).json()
+    assert doc["type"] == "Note"
+    assert doc["content"].startswith("<p><strong>اعتصاب در ماهشهر</strong></p>")
+    main = (await get(site.news_id)).text.split("<main")[1].split("</main>")[0]
+    assert main.count("اعتصاب در ماهشهر") == 1 and main.count("Streik in Mahshahr") == 1
+    assert '<h1 class="title">اعتصاب در ماهشهر</h1>' in main
+    assert '<h2 class="title">Streik in Mahshahr</h2>' in main
+    assert "<strong>" not in main and "کارگران در اعتصاب هستند." in main
+
+
 async def test_hostile_titles_are_shown_as_text_and_texts_are_sanitised(
         live_node: LiveNode, site: Site) -> None:
     for url in (site.hostile_id, live_node.url("/groups/koeln"), live_node.url("/")):

@@ -289,13 +289,26 @@ def _esc(text: str) -> str:
     return html.escape(text, quote=False)
 
 
+def title_lead(title: str) -> str:
+    """The paragraph a Note's ``content`` starts with: its title in bold."""
+    return f"<p><strong>{_esc(title)}</strong></p>"
+
+
+def without_title_lead(content: str, title: str | None) -> str:
+    """``content`` without the bold title a Note leads with: for the item's own
+    page, whose heading already is the title (issue 25, defect 3)."""
+    if title and content.startswith(lead := title_lead(title)):
+        return content[len(lead):]
+    return content
+
+
 def version_html(version: Version, *, as_note: bool, sources: list[str], tags: list[str],
                  urls: Urls) -> str:
     """The ``content`` of one version: for a Note the title leads the text (Mastodon
     shows no ``name`` for a Note); source links and hashtags follow."""
     parts = []
     if as_note and version.title:
-        parts.append(f"<p><strong>{_esc(version.title)}</strong></p>")
+        parts.append(title_lead(version.title))
     parts.append(render_markdown(version.text))
     if sources:
         links = " · ".join(f'<a href="{html.escape(u)}" rel="nofollow noopener noreferrer">'

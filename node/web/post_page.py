@@ -19,6 +19,7 @@ from node.core import calendars
 from node.core.languages import autonym
 from node.core.text import html_to_plain
 from node.federation.runtime import Node
+from node.news.items import without_title_lead
 from node.storage.models import Event, LocalActor, LocalObject, NewsItem
 from node.web import listings, pages
 from node.web.i18n import direction
@@ -43,9 +44,12 @@ def tabs(obj: LocalObject, language: str) -> tuple[list[dict[str, Any]], str]:
     first = language if language in langs else (obj.language if obj.language in langs
                                                  else langs[0])
     ordered = [first, *(lang for lang in langs if lang != first)]
+    # A Note's content leads with its title in bold (for Mastodon, which shows no
+    # name); here the title is the version's heading, so it is shown once.
     return [{"lang": lang, "dir": direction(lang), "name": autonym(lang),
              "title": obj.names.get(lang),
-             "html": Markup(obj.contents.get(lang, ""))}  # noqa: S704 - sanitised on the way in
+             "html": Markup(without_title_lead(  # noqa: S704 - sanitised on the way in
+                 obj.contents.get(lang, ""), obj.names.get(lang)))}
             for lang in ordered], first
 
 
