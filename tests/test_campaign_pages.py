@@ -105,7 +105,7 @@ async def test_public_campaign_page_names_the_person_with_dossier_timeline_and_a
         assert text in page, text
     assert "Evin" not in page and "Tehran" not in page and "Vahed bus company" not in page
     # The photo with its alt text; the story in both languages as tabs without script.
-    assert re.search(r'<img class="campaign-photo" src="[^"]+/media/uploads/[^"]+" '
+    assert re.search(r'<img class="campaign-photo ph-\d{3}" src="[^"]+/media/uploads/[^"]+" '
                      rf'alt="{NAMES["en"]} at work"', page)
     assert 'href="#v-en"' in page and 'href="#v-fa"' in page
     assert 'id="v-en" lang="en" dir="ltr"' in page and 'id="v-fa" lang="fa" dir="rtl"' in page

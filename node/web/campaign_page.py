@@ -28,8 +28,15 @@ from node.core.languages import autonym
 from node.federation.runtime import Node
 from node.federation.vocabulary import tag_url
 from node.news.items import render_markdown
-from node.storage.models import Campaign, CampaignOwner, LocalActor, LocalObject, RemoteActor
-from node.web import pages
+from node.storage.models import (
+    Campaign,
+    CampaignOwner,
+    LocalActor,
+    LocalObject,
+    MediaFile,
+    RemoteActor,
+)
+from node.web import pages, pictures
 from node.web.i18n import N_, direction
 
 OG_DESCRIPTION = 200
@@ -79,15 +86,23 @@ def timeline(campaign: Campaign, language: str) -> list[dict[str, Any]]:
     return entries
 
 
-def photo(node: Node, campaign: Campaign, language: str) -> dict[str, Any] | None:
+def public_photo(campaign: Campaign) -> dict[str, Any] | None:
+    """The stored photo if consent lets it be shown (fail closed: consent.shown)."""
     found = campaign.data.get("photo")
     if not found or "path" not in found or not consent.shown(campaign, "photo"):
         return None
+    return dict(found)
+
+
+def photo(node: Node, campaign: Campaign, language: str,
+          copies: dict[str, list[MediaFile]]) -> pictures.Picture | None:
+    found = public_photo(campaign)
+    if found is None:
+        return None
     alt = _pick(found.get("alt", {}), language, campaign.language)
-    return {"url": node.urls.media(found["path"]),
-            "alt": consent.redact(campaign, alt[1]) if alt else "",
-            "alt_lang": alt[0] if alt else campaign.language,
-            "width": found.get("width"), "height": found.get("height")}
+    return pictures.picture(node.urls, found, copies,
+                            consent.redact(campaign, alt[1]) if alt else "",
+                            alt[0] if alt else campaign.language)
 
 
 def act(node: Node, campaign: Campaign) -> dict[str, Any]:
@@ -112,11 +127,12 @@ async def co_owners(session: AsyncSession, campaign: Campaign) -> list[dict[str,
 
 
 def context(node: Node, campaign: Campaign, obj: LocalObject, actor: LocalActor,
-            language: str, owners: list[dict[str, str]]) -> dict[str, Any]:
+            language: str, owners: list[dict[str, str]],
+            copies: dict[str, list[MediaFile]]) -> dict[str, Any]:
     now = today()
     name = consent.display_name(campaign, language)
     record = campaign.detentions
-    shown_photo = photo(node, campaign, language)
+    shown_photo = photo(node, campaign, language, copies)
     actor_url = node.urls.actor(actor.username)
     description = render.summary_line(campaign, language, today=now)
     return {
@@ -139,8 +155,8 @@ def context(node: Node, campaign: Campaign, obj: LocalObject, actor: LocalActor,
         "list_url": node.urls.base + "/campaigns", "group_list_url": actor_url + "/campaigns",
         "title": f"{name} — {render.status_label(campaign.status, language)}",
         "og_description": description[:OG_DESCRIPTION],
-        "og_image": shown_photo["url"] if shown_photo else
-        pages.group_entry(node, actor)["avatar"],
+        **(shown_photo.og() if shown_photo else
+           {"og_image": pages.group_entry(node, actor)["avatar"]}),
         "page_url": node.urls.object(obj.uuid),
     }
 
@@ -155,10 +171,13 @@ async def respond(node: Node, obj: LocalObject, actor: LocalActor,
         campaign = (await session.exec(select(Campaign).where(
             Campaign.object_id == obj.id))).first()
         owners = await co_owners(session, campaign) if campaign is not None else []
+        shown = public_photo(campaign) if campaign is not None else None
+        # The copies are looked up only for a photo consent lets be shown.
+        copies = await pictures.copies_of(session, [shown["path"]]) if shown else {}
     if campaign is None:
         return None
     if not consent.may_see(campaign, None):  # fail closed (consent.py)
         return pages.render("error.html", 404, language=language, message=N_("not found"),
                             host=node.settings.host)
     return pages.render("campaign.html", language=language, host=node.settings.host,
-                        **context(node, campaign, obj, actor, language, owners))
+                        **context(node, campaign, obj, actor, language, owners, copies))

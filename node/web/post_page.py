@@ -20,8 +20,8 @@ from node.core.languages import autonym
 from node.core.text import html_to_plain
 from node.federation.runtime import Node
 from node.news.items import without_title_lead
-from node.storage.models import Event, LocalActor, LocalObject, NewsItem
-from node.web import listings, pages
+from node.storage.models import Event, LocalActor, LocalObject, NewsCopy, NewsItem
+from node.web import listings, pages, pictures
 from node.web.i18n import direction
 
 OG_DESCRIPTION = 200
@@ -59,9 +59,10 @@ async def call_details(session: AsyncSession, node: Node, obj: LocalObject,
     organizers = await calls.organizers_of(session, node.urls, actor, event)
     flyer = None
     if event.flyer and event.flyer.get("path"):
-        flyer = {"url": node.urls.media(event.flyer["path"]),
-                 "alt": event.flyer.get("alt") or "",
-                 "width": event.flyer.get("width"), "height": event.flyer.get("height")}
+        # One alt text, in the call's own language.
+        flyer = pictures.picture(node.urls, event.flyer,
+                                 await pictures.copies_of(session, [event.flyer["path"]]),
+                                 event.flyer.get("alt") or "", obj.language)
     return {
         "status": event.status,
         "when": calendars.format_datetime(event.start_time, language, event.timezone),
@@ -78,11 +79,29 @@ async def call_details(session: AsyncSession, node: Node, obj: LocalObject,
     }
 
 
-async def news_kind(session: AsyncSession, obj: LocalObject) -> str | None:
-    from sqlmodel import select
+async def news_item(session: AsyncSession, obj: LocalObject) -> NewsItem | None:
+    """The news item ``obj`` presents: its own, or the one a channel's copy is of."""
+    from sqlmodel import col, select
 
-    return (await session.exec(select(NewsItem.kind)
-                               .where(NewsItem.object_id == obj.id))).first()
+    own = (await session.exec(select(NewsItem).where(NewsItem.object_id == obj.id))).first()
+    if own is not None:
+        return own
+    return (await session.exec(select(NewsItem).join(
+        NewsCopy, col(NewsCopy.source_object_id) == NewsItem.object_id).where(
+        NewsCopy.object_id == obj.id))).first()
+
+
+async def news_photos(session: AsyncSession, node: Node, item: NewsItem, obj: LocalObject,
+                      language: str) -> list[pictures.Picture]:
+    """The item's photos, each with its alt text in the page's language if written."""
+    copies = await pictures.copies_of(session, [p.get("path") for p in item.photos])
+    out = []
+    for photo in item.photos:
+        if not photo.get("path"):
+            continue
+        alt, alt_lang = pictures.pick_alt(photo.get("alt") or {}, language, obj.language)
+        out.append(pictures.picture(node.urls, photo, copies, alt, alt_lang))
+    return out
 
 
 async def render(node: Node, session: AsyncSession, obj: LocalObject, actor: LocalActor,
@@ -91,15 +110,19 @@ async def render(node: Node, session: AsyncSession, obj: LocalObject, actor: Loc
     versions, first = tabs(obj, language)
     call = await call_details(session, node, obj, actor, language) \
         if obj.object_type == "Event" else None
-    kind = "call" if call else (await news_kind(session, obj) or "note")
+    item = None if call else await news_item(session, obj)
+    photos = await news_photos(session, node, item, obj, language) if item else []
+    kind = "call" if call else (item.kind if item else "note")
     shown = versions[0]
     description = " ".join(html_to_plain(str(shown["html"])).split())[:OG_DESCRIPTION]
+    # The picture a shared link shows: the first photo, the flyer, else the group's avatar.
+    lead = photos[0] if photos else (call["flyer"] if call and call["flyer"] else None)
     return {
         "obj": obj, "actor": actor, "actor_url": node.urls.actor(actor.username),
         "object_url": node.urls.object(obj.uuid), "versions": versions, "first": first,
         "call": call, "kind": kind, "title": shown["title"] or actor.display_name,
+        "photos": photos,
         "og_description": description,
         "published": calendars.format_datetime(obj.published, language, "UTC"),
-        "og_image": call["flyer"]["url"] if call and call["flyer"] else
-        pages.group_entry(node, actor)["avatar"],
+        **(lead.og() if lead else {"og_image": pages.group_entry(node, actor)["avatar"]}),
     }
