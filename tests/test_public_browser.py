@@ -18,7 +18,7 @@ from axe_playwright_python.async_playwright import Axe
 from playwright.async_api import async_playwright
 
 from tests.conftest import LiveNode
-from tests.public_site import Site, seed
+from tests.public_site import FLYER_ALT, PHOTO_ALTS, Site, photo_site, seed
 from tests.test_browser import CHROMIUM, FLAGS, HAVE_CHROMIUM
 
 PHONE = {"width": 412, "height": 915}
@@ -121,3 +121,56 @@ async def test_an_inline_script_would_be_refused_by_the_pages_policy(
     assert await page.evaluate("window.__ran === undefined")
     assert any("Content Security Policy" in p for p in problems), problems
     await context.close()
+
+
+async def photos_loaded(page: Any) -> list[dict[str, Any]]:
+    """Every photo of the page once it has loaded (lazy ones scrolled into view)."""
+    await page.evaluate("window.scrollTo(0, document.scrollingElement.scrollHeight)")
+    # A condition with the page's own deadline (30 s), not a sleep.
+    await page.wait_for_function(
+        "() => [...document.querySelectorAll('main img')].every(i => i.complete)")
+    found: list[dict[str, Any]] = await page.eval_on_selector_all("main img", """imgs =>
+        imgs.map(i => { const r = i.getBoundingClientRect();
+          return {natural: i.naturalWidth, src: i.currentSrc, alt: i.alt, lang: i.lang,
+                  left: r.left, right: r.right, width: r.width, height: r.height}; })""")
+    return found
+
+
+async def test_photos_and_a_flyer_load_on_a_phone_without_widening_the_page(
+        live_node: LiveNode, browser: Any, tmp_path: Path) -> None:
+    site = await photo_site(live_node.node)
+    async with live_node.node.db.read() as session:
+        from sqlmodel import col, select
+
+        from node.storage.models import MediaFile
+
+        small = {m.name for m in (await session.exec(select(MediaFile).where(
+            MediaFile.width <= 400, MediaFile.height <= 400,
+            col(MediaFile.variant_of).is_not(None)))).all()}
+    for url, name, alts in ((site.news_id, "news-fa-photos-412", PHOTO_ALTS),
+                            (site.call_id, "call-flyer-412", [FLYER_ALT])):
+        context, page, problems = await visit(browser, url, "fa", PHONE)
+        assert await page.get_attribute("html", "dir") == "rtl"
+        shown = await photos_loaded(page)
+        assert [(p["alt"], p["lang"]) for p in shown] == [(alt, "fa") for alt in alts]
+        for photo in shown:
+            assert photo["natural"] > 0, photo  # decoded: not a broken image
+            # Inside the screen, as wide as the column allows, its proportions kept.
+            assert 0 <= photo["left"] and photo["right"] <= PHONE["width"], photo
+            assert photo["width"] >= PHONE["width"] - 40 or photo["natural"] < 380, photo
+        width = await page.evaluate("document.scrollingElement.scrollWidth")
+        assert width <= PHONE["width"], f"{name}: {width}px wide"
+        if name.startswith("news"):
+            # A 412-px phone (one device pixel per CSS pixel) takes the 400-px copy of
+            # the landscape photo (400 px wide), the 1280 one of the portrait (300 px).
+            assert [p["src"].rsplit("/", 1)[1] in small for p in shown] == [True, False]
+        await page.evaluate("window.scrollTo(0, 0)")
+        shot = tmp_path / f"{name}.png"
+        await page.screenshot(path=str(shot), full_page=True)
+        keep(shot)
+        results = await Axe().run(page)
+        bad = [v for v in results.response["violations"]
+               if v.get("impact") in ("serious", "critical")]
+        assert bad == [], results.generate_report()
+        assert problems == [], problems
+        await context.close()
