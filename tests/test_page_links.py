@@ -91,6 +91,8 @@ async def populated(live: LiveNode) -> list[str]:
         datetime.now(UTC) + timedelta(days=3), hashtags=["Kundgebung"], language="de",
         title={"de": "Kundgebung"}, text={"de": "Kommt alle."}))
     await operations.create_group(node, "vahed", display_name="Vahed", language="fa")
+    for n in range(20):  # the group's posts run to a second page
+        await operations.publish_note(node, "koeln", text=f"Beitrag {n}")
     campaign = await campaigns.create_campaign(node, "vahed", dossier())
     return [live.url("/"), live.url("/actor"), live.url("/campaigns"),
             live.url("/groups/tehran"), live.url("/groups/tehran_fa"), live.url("/groups/net"),
@@ -144,6 +146,7 @@ async def test_every_advertised_feed_and_alternate_link_on_every_page_answers(
     # The walk reached every kind of page, and found their feeds.
     for start in starts:
         assert start in walked, start
+    assert live_node.url("/groups/koeln?page=2") in walked
     paths = {urlsplit(k.split(" as ")[0]).path for k in checked}
     for feed in ("/groups/tehran/feed.atom", "/groups/tehran/feed.json",
                  "/groups/tehran/calendar.ics", "/groups/tehran_fa/feed.atom",
