@@ -1,9 +1,9 @@
 """One post's page: an action call (when, where, target, co-signers, status, calendar,
 flyer), a news item (its photos; a channel's copy shows its item's) or bulletin, or a
-note; the flyer or first photo is the page's og:image (web/pictures.py). Language versions are tabs: links to
-``#v-<lang>`` that show one version at a time without script (site.css, ``:target``);
-the version first shown is the reader's language, else the post's own. Bulletins
-already link items as ``<item>#v-<lang>`` (node/news/bulletin.py).
+note; the flyer or first photo is the page's og:image (web/pictures.py). Language
+versions are tabs: links to ``#v-<lang>`` that show one version at a time without
+script (site.css, ``:target``); the version first shown is the reader's language, else
+the post's own. Bulletins already link items as ``<item>#v-<lang>`` (node/news/bulletin.py).
 """
 
 from __future__ import annotations
