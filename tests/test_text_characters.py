@@ -262,3 +262,39 @@ async def test_calls_campaigns_profiles_networks_and_notes_share_the_rule(
         bad_network = await api.post("/api/v1/networks", json={
             "name": "mena2", "display_name": "x\u202ey"})
         assert bad_network.status_code == 400 and "U+202E" in bad_network.json()["error"]
+
+
+async def test_workspace_drafts_keep_zwnj_take_crlf_and_refuse_control_characters(
+        live_node: LiveNode) -> None:
+    from sqlmodel import select
+
+    from node.storage.models import Draft, NewsItem
+    from tests.workspace_helpers import form_token, logged_in, make_user
+
+    await operations.create_group(live_node.node, "haft", display_name="هفت تپه",
+                                  language="fa")
+    await make_user(live_node, "sara", groups=("haft",))
+    async with logged_in(live_node, "sara") as sara:
+        token = await form_token(sara)
+        typed = {"csrf": token, "languages": "fa ckb", "language": "fa",
+                 "title_fa": PERSIAN_TITLE, "text_fa": "بند یکم\r\n\r\nبند دوم",
+                 "title_ckb": SORANI, "text_ckb": SORANI, "action": "draft"}
+        refused = await sara.post("/admin/groups/haft/news/new",
+                                  data={**typed, "title_ckb": "ناونیشان\x07"})
+        assert refused.status_code == 400
+        assert "draft.versions.ckb.title contains a control character (U+0007)" \
+            in refused.text
+        assert PERSIAN_TITLE in refused.text  # what was typed is still in the form
+        saved = await sara.post("/admin/groups/haft/news/new", data=typed)
+        assert saved.status_code == 303, saved.text
+        async with live_node.node.db.read() as session:
+            draft = (await session.exec(select(Draft))).one()
+        assert draft.body["versions"]["fa"] == {"title": PERSIAN_TITLE,
+                                                "text": "بند یکم\n\nبند دوم"}
+        published = await sara.post(f"/admin/groups/haft/drafts/{draft.id}/publish",
+                                    data={"csrf": token})
+        assert published.status_code == 303, published.text
+    async with live_node.node.db.read() as session:
+        item = (await session.exec(select(NewsItem))).one()
+    assert item.versions["fa"]["title"] == PERSIAN_TITLE
+    assert item.versions["ckb"]["title"] == SORANI
