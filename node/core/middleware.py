@@ -85,10 +85,13 @@ class NodeMiddleware:
             self.in_flight.give_back(address)
 
     def _client(self, scope: Scope) -> str:
-        value = next((v for k, v in scope["headers"] if k == self.client_header), None)
+        value: str | None = None
+        for key, raw in scope["headers"]:
+            if key == self.client_header:
+                value = raw.decode("latin-1")
+                break
         peer = scope.get("client")
-        return client_address(value.decode("latin-1") if value is not None else None,
-                              str(peer[0]) if peer else None)
+        return client_address(value, peer[0] if peer else None)
 
     @staticmethod
     def _secured(send: Send) -> Send:
