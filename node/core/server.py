@@ -15,7 +15,7 @@ node under systemd's default limit of 1,024. So:
 - so are connections beyond ``max_per_address`` from one client address, so that one
   client cannot take every connection of the process (``AddressCounts``). Behind a
   reverse proxy every connection comes from the proxy, so there the count is off
-  (``per_address=False``) and the cap applies per client to requests in flight
+  (``max_per_address=None``) and the cap applies per client to requests in flight
   instead, keyed by the proxy's client-address header (``node.core.middleware``);
   the proxy's own per-address connection limit is the one that holds silent
   connections back (deploy/README.md, "Slow clients"). Addresses are counted in
