@@ -106,7 +106,9 @@ class NodeApp(Starlette):
         # Latencies only where /metrics can be read: without a token nobody can.
         return NodeMiddleware(inner, body_timeout=settings.body_timeout,
                               before_read=self.node.changes.sync,
-                              observe=METRICS.observe_request if settings.metrics_token else None)
+                              observe=METRICS.observe_request if settings.metrics_token else None,
+                              client_header=settings.client_address_header,
+                              max_per_address=settings.max_connections_per_address)
 
 
 def build_routes() -> list[Route]:

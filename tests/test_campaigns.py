@@ -77,7 +77,7 @@ def dossier(**overrides: Any) -> dict[str, Any]:
     ({"visibility": "public", "network": "https://n.example/actor"}, "only for network_only"),
     ({"visibility": "secret"}, "visibility must be one of"),
     ({"name": {}}, "name must be an object"),
-    ({"name": {"en": "a\x00b"}}, "control characters"),
+    ({"name": {"en": "a\x00b"}}, "contains a control character (U+0000)"),
     ({"name": {"en": "x" * 201}}, "longer than 200"),
     ({"versions": {"fa": {"trade": "x", "salary": "y"}}}, "unknown field 'salary'"),
     ({"versions": {"fa": {"story": "x" * 50_001}}}, "story must be Markdown"),

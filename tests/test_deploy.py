@@ -9,6 +9,7 @@ public metrics, root in the image).
 from __future__ import annotations
 
 import configparser
+import dataclasses
 import json
 import re
 import shlex
@@ -406,3 +407,96 @@ def test_caddy_answers_404_for_metrics() -> None:
     assert matchers, "a path matcher for /metrics"
     assert any(tokens[1:] == [m, "404"] for tokens, _ in find(blocks, "respond")
                for m in matchers)
+
+
+# --- one client address, many connections (the proxies' per-address limits) --------------
+
+NGINX = DEPLOY / "nginx.conf"
+NFTABLES = DEPLOY / "nftables-per-address.nft"
+
+
+def per_address_default() -> int:
+    (found,) = [f for f in dataclasses.fields(Settings) if f.name == "max_connections_per_address"]
+    assert isinstance(found.default, int)
+    return found.default
+
+
+def nginx_blocks(text: str) -> list[Block]:
+    """nginx's syntax as nested (tokens, children): `name args;` and `name args { … }`."""
+    root: list[Block] = []
+    stack = [root]
+    words: list[str] = []
+    source = "\n".join(line.split("#", 1)[0] for line in text.splitlines())
+    for token in re.findall(r'"[^"]*"|[{};]|[^\s{};]+', source):
+        if token == "{":
+            block: Block = (words, [])
+            stack[-1].append(block)
+            stack.append(block[1])
+            words = []
+        elif token == "}":
+            assert not words, f"unterminated directive {words}"
+            stack.pop()
+        elif token == ";":
+            stack[-1].append((words, []))
+            words = []
+        else:
+            words.append(token)
+    assert len(stack) == 1 and not words, "unbalanced braces in nginx.conf"
+    return root
+
+
+def test_nginx_limits_requests_per_client_address_like_the_node() -> None:
+    top = nginx_blocks(NGINX.read_text(encoding="utf-8"))
+    (zone,) = find(top, "limit_conn_zone")
+    assert zone[0][1] == "$binary_remote_addr"
+    name = zone[0][2].removeprefix("zone=").split(":")[0]
+    servers = [children for tokens, children in top if tokens == ["server"]]
+    assert len(servers) == 2  # the redirect on 80 and the site on 443
+    for server in servers:
+        assert find(server, "limit_conn") == [(["limit_conn", name, str(per_address_default())],
+                                               [])]
+        assert find(server, "limit_conn_status", "429")
+        assert find(server, "access_log", "off")
+        # Error lines can name the client: only emergencies are written.
+        assert [tokens[-1] for tokens, _ in find(server, "error_log")] == ["emerg"]
+    assert "log_format" not in NGINX.read_text(encoding="utf-8")
+
+
+def test_nginx_proxies_with_host_unchanged_the_client_header_and_metrics_hidden() -> None:
+    site = next(children for tokens, children in nginx_blocks(NGINX.read_text(encoding="utf-8"))
+                if tokens == ["server"] and find(children, "listen", "443"))
+    (root,) = [children for tokens, children in site if tokens == ["location", "/"]]
+    assert find(root, "proxy_pass") == [(["proxy_pass", "http://127.0.0.1:8000"], [])]
+    headers = {tuple(tokens[1:]) for tokens, _ in find(root, "proxy_set_header")}
+    assert headers == {("Host", "$host"), ("X-Real-IP", "$remote_addr")}
+    assert environment(service("web"))["HAMBASTEGI_CLIENT_ADDRESS_HEADER"] == "X-Real-IP"
+    for path in (["=", "/metrics"], ["/metrics/"]):
+        (metrics,) = [children for tokens, children in site if tokens == ["location", *path]]
+        assert find(metrics, "return", "404")
+    # At least as strict towards the internet as the node itself.
+    assert find(site, "client_header_timeout", "10s") and find(site, "client_body_timeout", "30s")
+
+
+def test_nftables_resets_connections_past_the_node_default_per_address() -> None:
+    text = NFTABLES.read_text(encoding="utf-8")
+    rules = [line.strip() for line in text.splitlines() if "ct count" in line]
+    limit = per_address_default()
+    for hook in ("input", "forward"):
+        chain = text.split(f"chain {hook} {{", 1)[1].split("\n\t}", 1)[0]
+        assert f"type filter hook {hook} priority filter; policy accept;" in chain
+        for family, field in (("v4", "ip saddr"), ("v6", "ip6 saddr")):
+            assert (f"tcp dport {{ 80, 443 }} ct state new add @clients_{family} "
+                    f"{{ {field} ct count over {limit} }} reject with tcp reset") in chain
+            assert (f"udp dport 443 ct state new add @clients_{family} "
+                    f"{{ {field} ct count over {limit} }} drop") in chain
+    assert len(rules) == 8
+    # Nothing written anywhere, and sets without timeouts (the kernel forgets an address
+    # once its count is zero; connlimit sets refuse timeouts).
+    body = "\n".join(line.split("#", 1)[0]
+                     for line in text.split("table inet hambastegi_per_address {", 1)[1]
+                     .splitlines())
+    for word in (" log", "timeout", "counter"):
+        assert word not in body, word
+    # Reloading replaces its own table only.
+    assert "delete table inet hambastegi_per_address" in text
+    assert "flush ruleset" not in text

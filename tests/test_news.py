@@ -58,7 +58,7 @@ def strike_item(**overrides: Any) -> dict[str, Any]:
     ({"versions": {"fa": {"text": "<script>alert(1)</script>"}}}, "no text left"),
     ({"versions": {"de": {"text": "nur deutsch"}}}, "item's language (fa)"),
     ({"versions": {"fa": {"text": "x", "colour": "red"}}}, "unknown field 'colour'"),
-    ({"versions": {"fa": {"text": "x", "title": "a\x00b"}}}, "control characters"),
+    ({"versions": {"fa": {"text": "x", "title": "a\x00b"}}}, "a control character (U+0000)"),
     ({"versions": {"fa": {"text": "x" * 50_001}}}, "longer than"),
     ({"country": "XX"}, "ISO 3166"),
     ({"country": "EU"}, "ISO 3166"),

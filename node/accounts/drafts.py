@@ -9,6 +9,7 @@ from typing import Any
 
 from sqlmodel import col, select
 
+from node.core import characters
 from node.federation.runtime import Node
 from node.groups.errors import OperationError
 from node.storage.db import utcnow
@@ -22,6 +23,14 @@ async def save(node: Node, group: LocalActor, kind: str, body: dict[str, Any], *
                draft_id: int | None = None, account_id: int | None = None) -> Draft:
     if kind not in KINDS:
         raise OperationError("a draft is a call or a news item")
+    # Which fields are one-line is the call's or item's business at publishing;
+    # what no text may hold is refused now (node/core/characters.py).
+    try:
+        checked = characters.check_all(body, "draft")
+    except characters.CharacterError as exc:
+        raise OperationError(str(exc)) from exc
+    assert isinstance(checked, dict)
+    body = checked
     async with node.db.write() as session:
         if draft_id is not None:
             draft = await session.get(Draft, draft_id)

@@ -17,7 +17,7 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
-from node.core import calendars, languages
+from node.core import calendars, characters, languages
 from node.core.text import html_to_plain, plain_to_html, sanitise_html
 from node.core.urls import Urls
 from node.federation.vocabulary import (
@@ -174,6 +174,14 @@ def plain_text(value: str, field_name: str) -> str:
     return value
 
 
+def chars(value: str, field_name: str, *, multiline: bool = False) -> str:
+    """The one character rule of every text (node/core/characters.py) as an EventError."""
+    try:
+        return characters.check(value, field_name, multiline=multiline)
+    except characters.CharacterError as exc:
+        raise EventError(str(exc)) from exc
+
+
 def _texts(value: Any, field_name: str, limit: int, *, required: bool,
            plain: bool = False) -> dict[str, str]:
     if value is None and not required:
@@ -194,9 +202,11 @@ def _texts(value: Any, field_name: str, limit: int, *, required: bool,
             raise EventError(f"{field_name}[{lang}] must be non-empty text")
         if len(text) > limit:
             raise EventError(f"{field_name}[{lang}] is longer than {limit} characters")
+        # Titles (plain) are one line; texts may have many.
+        text = chars(text.strip(), f"{field_name}[{lang}]", multiline=not plain)
         if plain:
             plain_text(text, f"{field_name}[{lang}]")
-        out[str(lang)] = text.strip()
+        out[str(lang)] = text
     return out
 
 
@@ -213,7 +223,7 @@ def _place(value: Any) -> dict[str, Any] | None:
         if item is not None:
             if not isinstance(item, str) or len(item) > 300:
                 raise EventError(f"place.{key} must be text of at most 300 characters")
-            place[key] = item.strip()
+            place[key] = chars(item.strip(), f"place.{key}")
     if not place.get("name") and not place.get("city"):
         raise EventError("place needs at least a name or a city")
     for key, bound in (("latitude", 90.0), ("longitude", 180.0)):
@@ -267,6 +277,8 @@ def parse_input(data: dict[str, Any], default_language: str) -> EventInput:
     target = data.get("target")
     if target is not None and (not isinstance(target, str) or len(target) > 300):
         raise EventError("target must be text of at most 300 characters")
+    if isinstance(target, str):
+        target = chars(target, "target")
     hashtags = data.get("hashtags", [])
     if not isinstance(hashtags, list) or len(hashtags) > MAX_HASHTAGS:
         raise EventError(f"hashtags must be a list of at most {MAX_HASHTAGS}")
@@ -283,21 +295,25 @@ def parse_input(data: dict[str, Any], default_language: str) -> EventInput:
     for contact in contacts:
         if not isinstance(contact, dict) or not isinstance(contact.get("name"), str):
             raise EventError("each contact needs a name and a url")
-        links.append({"name": contact["name"][:100],
+        links.append({"name": chars(contact["name"][:100].strip(), "contact name"),
                       "url": _http_url(contact.get("url"), "contact url")})
     category = data.get("category")
     if category is not None and (not isinstance(category, str) or len(category) > 64):
         raise EventError("category must be short text")
+    if isinstance(category, str):
+        category = chars(category, "category")
     flyer = data.get("flyer")
     if flyer is not None and (not isinstance(flyer, dict)
                               or not isinstance(flyer.get("media"), str)):
         raise EventError("flyer must be {\"media\": <uploaded name>, \"alt\": text}")
+    flyer_alt = (chars(str(flyer.get("alt", ""))[:1500].strip(), "flyer.alt", multiline=True)
+                 if isinstance(flyer, dict) else "")
     return EventInput(
         language=str(language), titles=titles, texts=texts, start=start, timezone=str(tz_name),
         kind=kind, end=end, place=place, online_url=online_url,
         target=target.strip() if isinstance(target, str) else None, hashtags=tags,
         contacts=links, join_mode=join_mode, category=category,
-        flyer={"media": flyer["media"], "alt": str(flyer.get("alt", ""))[:1500]}
+        flyer={"media": flyer["media"], "alt": flyer_alt}
         if isinstance(flyer, dict) else None,
     )
 

@@ -13,6 +13,7 @@ from dataclasses import dataclass, field
 from datetime import date
 from typing import Any
 
+from node.core import characters
 from node.news import items
 from node.news.items import NewsError
 
@@ -33,9 +34,6 @@ MAX_FIELD = 2000
 MAX_STORY = 50_000
 MAX_ADDRESSES = 10
 MAX_ADDRESS = 600
-# Persian and Kurdish spelling needs the zero-width non-joiner (and joiner);
-# other invisible and control characters are refused.
-ALLOWED_INVISIBLE = frozenset("\n\t\u200c\u200d")
 
 
 class CampaignError(ValueError):
@@ -75,15 +73,17 @@ def language(tag: Any, where: str) -> str:
         raise _wrap(exc) from exc
 
 
-def plain(value: Any, where: str, limit: int) -> str:
-    """Plain text: no control characters, no markup meaning (escaped when shown)."""
+def plain(value: Any, where: str, limit: int, *, multiline: bool = True) -> str:
+    """Plain text, no markup meaning (escaped when shown), under the one character
+    rule of every text (node/core/characters.py)."""
     if not isinstance(value, str) or not value.strip():
         raise CampaignError(f"{where} must be non-empty text")
-    text: str = value.strip()
+    try:
+        text = characters.check(value.strip(), where, multiline=multiline)
+    except characters.CharacterError as exc:
+        raise CampaignError(str(exc)) from exc
     if len(text) > limit:
         raise CampaignError(f"{where} is longer than {limit} characters")
-    if any(not c.isprintable() and c not in ALLOWED_INVISIBLE for c in text):
-        raise CampaignError(f"{where} contains control characters")
     return text
 
 
@@ -130,7 +130,7 @@ def _names(value: Any) -> dict[str, str]:
     if not isinstance(value, dict) or not value or len(value) > items.MAX_LANGUAGES:
         raise CampaignError("name must be an object of language/script tag → full name, "
                             'such as {"fa": "…", "en": "…"}')
-    return {language(tag, "name"): plain(text, f"name[{tag}]", MAX_NAME)
+    return {language(tag, "name"): plain(text, f"name[{tag}]", MAX_NAME, multiline=False)
             for tag, text in value.items()}
 
 
@@ -149,7 +149,7 @@ def _version(value: Any, lang: str) -> dict[str, str]:
             raise CampaignError(f"{where}.story must be Markdown of at most {MAX_STORY} "
                                 "characters")
         if story.strip():
-            out["story"] = story.strip()
+            out["story"] = plain(story, f"{where}.story", MAX_STORY)
     return out
 
 

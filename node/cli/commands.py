@@ -60,7 +60,12 @@ def cmd_serve(args: argparse.Namespace, settings: Settings) -> None:
     print(f"serving {settings.base_url} on {args.host}:{args.port}", file=sys.stderr)
     uvicorn.run(app, host=args.host, port=args.port, access_log=False, log_config=None,
                 proxy_headers=False, server_header=False, timeout_graceful_shutdown=10,
-                http=guarded_protocol(settings.header_timeout, cap),
+                # Behind a proxy every connection is the proxy's: the per-address cap
+                # then counts requests in flight by the proxy's header (middleware.py).
+                http=guarded_protocol(
+                    settings.header_timeout, cap,
+                    max_per_address=None if settings.client_address_header
+                    else settings.max_connections_per_address),
                 timeout_keep_alive=int(max(1, settings.keepalive_timeout)),
                 limit_concurrency=cap, loop=event_loop())
 

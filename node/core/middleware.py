@@ -13,6 +13,11 @@ bytes, latency, the change check) took a fifth of a cached GET's CPU
 4. every response start: the security headers (``httpsecurity.secure_headers``);
 5. after the response: latency per route template (``observe``).
 
+Before all of them, behind a reverse proxy (``client_header`` set), requests in flight
+per client address (the header's, as ``client_address`` reads it) are capped: past
+``max_per_address`` a client gets 429 at once (node/core/server.py says why this is
+the per-address cap there, and not the connection count).
+
 It is the outermost layer and stands in for Starlette's ServerErrorMiddleware
 (``node.app.NodeApp``), so a 500 carries the headers too.
 """
@@ -27,7 +32,7 @@ from collections.abc import Awaitable, Callable
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from node.core.httpsecurity import has_nul_byte, secure_headers
-from node.core.server import BODILESS, BodyTooSlow
+from node.core.server import BODILESS, AddressCounts, BodyTooSlow
 
 log = logging.getLogger("hambastegi")
 
@@ -35,20 +40,69 @@ READS = frozenset({"GET", "HEAD"})
 NUL_BODY = b'{"error":"NUL byte in the request URL"}'
 SLOW_BODY = b'{"error":"request body too slow"}'
 ERROR_BODY = b"Internal Server Error"
+BUSY_BODY = b'{"error":"too many requests in flight from one address"}'
 JSON = (b"content-type", b"application/json")
 TEXT = (b"content-type", b"text/plain; charset=utf-8")
+
+
+def client_address(header_value: str | None, peer: str | None) -> str:
+    """The client's address: the last entry of the proxy's client-address header
+    (HAMBASTEGI_CLIENT_ADDRESS_HEADER, the one the proxy itself set) when there is
+    one, else the connection's peer. Used as a key only (login throttling hashes it,
+    the in-flight cap counts it); never logged or stored as it is."""
+    if header_value:
+        given = header_value.split(",")[-1].strip()
+        if given:
+            return given[:100]
+    return peer or "unknown"
 
 
 class NodeMiddleware:
     def __init__(self, app: ASGIApp, *, body_timeout: float,
                  before_read: Callable[[], Awaitable[None]] | None = None,
-                 observe: Callable[[str, float], None] | None = None) -> None:
+                 observe: Callable[[str, float], None] | None = None,
+                 client_header: str = "", max_per_address: int | None = None) -> None:
         self.app = app
         self.body_timeout = body_timeout
         self.before_read = before_read
         self.observe = observe
+        self.client_header = client_header.lower().encode("latin-1")
+        self.in_flight = (AddressCounts(max_per_address)
+                          if client_header and max_per_address is not None else None)
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http" or self.in_flight is None:
+            await self._handle(scope, receive, send)
+            return
+        address = self._client(scope)
+        if not self.in_flight.take(address):
+            await self._answer(self._secured(send), 429, BUSY_BODY,
+                               extra=[(b"retry-after", b"1")])
+            return
+        try:
+            await self._handle(scope, receive, send)
+        finally:
+            self.in_flight.give_back(address)
+
+    def _client(self, scope: Scope) -> str:
+        value: str | None = None
+        for key, raw in scope["headers"]:
+            if key == self.client_header:
+                value = raw.decode("latin-1")
+                break
+        peer = scope.get("client")
+        return client_address(value, peer[0] if peer else None)
+
+    @staticmethod
+    def _secured(send: Send) -> Send:
+        async def secured(message: Message) -> None:
+            if message["type"] == "http.response.start":
+                message["headers"] = secure_headers(message.get("headers", ()))
+            await send(message)
+
+        return secured
+
+    async def _handle(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
             await self.app(scope, receive, send)
             return
@@ -119,7 +173,9 @@ class NodeMiddleware:
 
     @staticmethod
     async def _answer(send: Send, status: int, body: bytes, *, close: bool = False,
-                      content_type: tuple[bytes, bytes] = JSON) -> None:
+                      content_type: tuple[bytes, bytes] = JSON,
+                      extra: list[tuple[bytes, bytes]] | None = None) -> None:
         headers = [content_type, (b"connection", b"close")] if close else [content_type]
+        headers += extra or []
         await send({"type": "http.response.start", "status": status, "headers": headers})
         await send({"type": "http.response.body", "body": body})

@@ -11,7 +11,15 @@ node under systemd's default limit of 1,024. So:
 - the body must be complete within ``body_timeout`` of the head (``node.core.middleware``,
   answered 408 and closed);
 - connections beyond ``max_connections`` are closed at once, below the descriptor limit
-  (``raise_open_files_limit`` lifts the soft limit to the hard one first).
+  (``raise_open_files_limit`` lifts the soft limit to the hard one first);
+- so are connections beyond ``max_per_address`` from one client address, so that one
+  client cannot take every connection of the process (``AddressCounts``). Behind a
+  reverse proxy every connection comes from the proxy, so there the count is off
+  (``max_per_address=None``) and the cap applies per client to requests in flight
+  instead, keyed by the proxy's client-address header (``node.core.middleware``);
+  the proxy's own per-address connection limit is the one that holds silent
+  connections back (deploy/README.md, "Slow clients"). Addresses are counted in
+  memory only, never logged.
 """
 
 from __future__ import annotations
@@ -45,8 +53,42 @@ def connection_cap(max_connections: int, open_files: int) -> int:
     return max(1, min(max_connections, open_files - RESERVED_FILES))
 
 
+class AddressCounts:
+    """Open connections (or requests in flight) per client address, at most ``cap`` each.
+
+    One event loop per process and no awaits between look and change, so no lock.
+    Only addresses with something open are kept: the dict never outgrows the
+    connection cap.
+    """
+
+    def __init__(self, cap: int) -> None:
+        self.cap = cap
+        self.open: dict[str, int] = {}
+
+    def take(self, address: str) -> bool:
+        """Count one more for ``address``; False (and nothing counted) at the cap."""
+        held = self.open.get(address, 0)
+        if held >= self.cap:
+            return False
+        self.open[address] = held + 1
+        return True
+
+    def give_back(self, address: str) -> None:
+        held = self.open.get(address, 0) - 1
+        if held > 0:
+            self.open[address] = held
+        else:
+            self.open.pop(address, None)
+
+
+def peer_address(transport: asyncio.BaseTransport) -> str | None:
+    """The connection's remote IP address (None for a Unix socket)."""
+    peer = transport.get_extra_info("peername")
+    return str(peer[0]) if isinstance(peer, tuple) and peer else None
+
+
 class HeadDeadline:
-    """The head deadline and the connection cap, for either of uvicorn's HTTP/1.1 protocols.
+    """The head deadline and the connection caps, for either of uvicorn's HTTP/1.1 protocols.
 
     Mixed in before the protocol class; the protocol subclass calls ``_head_arrived``
     once a complete request head has been parsed.
@@ -54,12 +96,15 @@ class HeadDeadline:
 
     header_timeout: float = 10.0
     max_connections: int = 1024
+    # Shared by every connection of one server (``guarded_protocol``); None: not counted.
+    address_counts: AddressCounts | None = None
     # Provided by uvicorn's protocol classes.
     connections: set[Any]
     cycle: Any
     transport: asyncio.Transport
     loop: asyncio.AbstractEventLoop
     _head_timer: asyncio.TimerHandle | None = None
+    _counted_address: str | None = None
 
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
         super().connection_made(transport)  # type: ignore[misc]
@@ -67,10 +112,21 @@ class HeadDeadline:
             # Refused before a byte is read: the descriptor is freed at once.
             self.transport.abort()
             return
+        counts = self.address_counts
+        if counts is not None:
+            address = peer_address(transport)
+            if address is not None:
+                if not counts.take(address):
+                    self.transport.abort()  # the same for one client at its own cap
+                    return
+                self._counted_address = address
         self._arm_head_timer()
 
     def connection_lost(self, exc: Exception | None) -> None:
         self._cancel_head_timer()
+        if self._counted_address is not None and self.address_counts is not None:
+            self.address_counts.give_back(self._counted_address)
+            self._counted_address = None
         super().connection_lost(exc)  # type: ignore[misc]
 
     def on_response_complete(self) -> None:
@@ -146,16 +202,21 @@ def _httptools_protocol() -> type[Any] | None:
 
 
 def guarded_protocol(header_timeout: float, max_connections: int,
-                     http: str = "httptools") -> type[Any]:
+                     http: str = "httptools", *, max_per_address: int | None = None
+                     ) -> type[Any]:
     """The protocol class for ``uvicorn.run(http=…)`` with these limits.
 
     ``http``: "httptools" (the default; h11 when httptools is not installed) or "h11".
+    ``max_per_address``: connections one client address may hold open; None: no
+    such cap (behind a proxy, where every connection is the proxy's).
     """
     base: type[Any] | None = _httptools_protocol() if http == "httptools" else None
     if base is None:
         base = _h11_protocol()
+    counts = AddressCounts(max_per_address) if max_per_address is not None else None
     return type("Guarded", (base,), {
-        "header_timeout": header_timeout, "max_connections": max_connections})
+        "header_timeout": header_timeout, "max_connections": max_connections,
+        "address_counts": counts})
 
 
 # Requests whose bodies no handler reads (the head deadline already applied).

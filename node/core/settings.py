@@ -98,6 +98,10 @@ class Settings:
     body_timeout: float = 30.0
     keepalive_timeout: float = 5.0
     max_connections: int = 4096
+    # Connections one client address may hold open (node/core/server.py); behind a proxy
+    # (client_address_header set) requests in flight per client address instead. Not
+    # lower: readers behind one carrier-grade NAT or one Tor exit share an address.
+    max_connections_per_address: int = 256
     # /metrics answers only requests bearing this token; empty: /metrics is 404.
     metrics_token: str = ""
     # How often each followed actor's outbox is checked for what we missed
@@ -163,12 +167,15 @@ class Settings:
             body_timeout = float(merged.get(PREFIX + "BODY_TIMEOUT", "30"))
             keepalive_timeout = float(merged.get(PREFIX + "KEEPALIVE_TIMEOUT", "5"))
             max_connections = int(merged.get(PREFIX + "MAX_CONNECTIONS", "4096"))
+            per_address = int(merged.get(PREFIX + "MAX_CONNECTIONS_PER_ADDRESS", "256"))
             sync_seconds = float(merged.get(PREFIX + "SYNC_SECONDS", "300"))
         except ValueError as exc:
             raise SettingsError(f"malformed number in settings: {exc}") from exc
-        if min(header_timeout, body_timeout, keepalive_timeout) <= 0 or max_connections < 1:
-            raise SettingsError("HAMBASTEGI_HEADER_TIMEOUT, _BODY_TIMEOUT, _KEEPALIVE_TIMEOUT "
-                                "and _MAX_CONNECTIONS must be positive")
+        if min(header_timeout, body_timeout, keepalive_timeout) <= 0 \
+                or min(max_connections, per_address) < 1:
+            raise SettingsError("HAMBASTEGI_HEADER_TIMEOUT, _BODY_TIMEOUT, _KEEPALIVE_TIMEOUT, "
+                                "_MAX_CONNECTIONS and _MAX_CONNECTIONS_PER_ADDRESS must be "
+                                "positive")
         if not sync_seconds > 0:
             raise SettingsError("HAMBASTEGI_SYNC_SECONDS must be positive")
         if concurrency < 1 or poll <= 0 or lease <= 0 or batch < 1:
@@ -197,6 +204,7 @@ class Settings:
             body_timeout=body_timeout,
             keepalive_timeout=keepalive_timeout,
             max_connections=max_connections,
+            max_connections_per_address=per_address,
             sync_seconds=sync_seconds,
             federation_mode=federation_mode,
             authorized_fetch=_truthy(merged.get(PREFIX + "AUTHORIZED_FETCH")),

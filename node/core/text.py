@@ -13,6 +13,8 @@ from collections.abc import Callable
 
 import nh3
 
+from node.core import characters
+
 ALLOWED_TAGS = {
     "p", "br", "a", "span", "strong", "b", "em", "i", "u", "s", "del", "ul", "ol", "li",
     "blockquote", "code", "pre", "h1", "h2", "h3", "h4", "h5", "h6",
@@ -123,6 +125,7 @@ def user_html(value: str) -> str:
 def plain_name(value: str) -> str:
     """A display name is plain text (ActivityStreams ``name``, which Mastodon
     escapes when it shows it): kept as typed — ``Tom & <Jerry>`` is a name, not
-    markup — with whitespace and control characters collapsed. Every surface
-    that draws it escapes it (templates autoescape; Event summaries escape)."""
-    return " ".join("".join(c if c.isprintable() else " " for c in value).split())
+    markup — with whitespace and the characters no text may hold collapsed
+    (node/core/characters.py: a ZWNJ stays). Every surface that draws it escapes
+    it (templates autoescape; Event summaries escape)."""
+    return characters.collapse(value)

@@ -7,7 +7,7 @@ import re
 from sqlmodel import select
 from sqlmodel.ext.asyncio.session import AsyncSession
 
-from node.core import languages
+from node.core import characters, languages
 from node.core.text import plain_name, user_html
 from node.core.urls import INSTANCE_USERNAME, RESERVED_USERNAMES
 from node.federation import keys
@@ -41,8 +41,16 @@ def validate_language(language: str) -> str:
         raise GroupError(str(exc)) from exc
 
 
+def checked(value: str, where: str, *, multiline: bool) -> str:
+    """The one character rule of every text (node/core/characters.py) as a GroupError."""
+    try:
+        return characters.check(value, where, multiline=multiline)
+    except characters.CharacterError as exc:
+        raise GroupError(str(exc)) from exc
+
+
 def validate_display_name(display_name: str) -> str:
-    name = plain_name(display_name)
+    name = plain_name(checked(display_name, "display name", multiline=False))
     if not name or len(name) > 200:
         raise GroupError("display name must be 1 to 200 characters")
     return name
@@ -52,7 +60,7 @@ def validate_summary(summary: str) -> str:
     """Sanitised on the way in: the stored HTML is served as is (actor, page)."""
     if len(summary) > MAX_SUMMARY:
         raise GroupError(f"summary is at most {MAX_SUMMARY} characters")
-    return user_html(summary)
+    return user_html(checked(summary, "summary", multiline=True))
 
 
 def _new_actor(username: str, actor_type: str, display_name: str, language: str) -> LocalActor:

@@ -14,6 +14,7 @@ from typing import Any
 from sqlmodel import col, select
 from sqlmodel.ext.asyncio.session import AsyncSession
 
+from node.core import characters
 from node.core.jsonsafe import dumps
 from node.core.text import hashtags_in, plain_to_html
 from node.core.urls import Urls
@@ -116,7 +117,10 @@ def _note_fields(text: str, language: str, urls: Urls,
                  mentions: list[Mention]) -> tuple[dict[str, str], list[dict[str, str]]]:
     """Contents and the ``tag`` array: Mastodon indexes hashtags and notifies
     mentioned accounts only from ``tag`` (Hashtag / Mention with href and name)."""
-    text = text.strip()
+    try:
+        text = characters.check(text.strip(), "the note", multiline=True)
+    except characters.CharacterError as exc:
+        raise PublishError(str(exc)) from exc
     if not text:
         raise PublishError("a note needs some text")
     if len(text) > MAX_NOTE_CHARS:

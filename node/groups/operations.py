@@ -431,7 +431,9 @@ async def edit_group(node: Node, username: str, changes: dict[str, Any]) -> Loca
                             or not 1 <= len(link["name"].strip()) <= 100
                             or not URL_RE.fullmatch(link["url"])):
                         raise OperationError('each link is {"name": text, "url": "https://…"}')
-                    clean.append({"name": link["name"].strip(), "url": link["url"]})
+                    clean.append({"name": groups.checked(link["name"].strip(), "link name",
+                                                         multiline=False),
+                                  "url": link["url"]})
                 fresh.links = clean
             for flag in ("manually_approves_followers", "discoverable", "indexable"):
                 if flag in changes:

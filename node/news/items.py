@@ -20,7 +20,7 @@ from dataclasses import dataclass, field
 from functools import lru_cache
 from typing import Any
 
-from node.core import languages
+from node.core import characters, languages
 from node.core.text import html_to_plain, sanitise_html
 from node.core.urls import Urls
 from node.federation.vocabulary import tag_url
@@ -87,22 +87,24 @@ def language(tag: Any, where: str) -> str:
         raise NewsError(f"{where}: {exc}") from exc
 
 
-def _text(value: Any, where: str, limit: int, *, required: bool) -> str | None:
+def _text(value: Any, where: str, limit: int, *, required: bool,
+          multiline: bool = True) -> str | None:
     if value is None and not required:
         return None
     if not isinstance(value, str) or (required and not value.strip()):
         raise NewsError(f"{where} must be non-empty text")
-    value = value.strip()
+    value = chars(value.strip(), where, multiline=multiline)
     if len(value) > limit:
         raise NewsError(f"{where} is longer than {limit} characters")
     return value or None
 
 
-def _plain(value: str | None, where: str) -> str | None:
-    """Titles and summaries are plain text; control characters are refused."""
-    if value is not None and any(not c.isprintable() and c not in "\n\t" for c in value):
-        raise NewsError(f"{where} contains control characters")
-    return value
+def chars(value: str, where: str, *, multiline: bool) -> str:
+    """The one character rule of every text (node/core/characters.py) as a NewsError."""
+    try:
+        return characters.check(value, where, multiline=multiline)
+    except characters.CharacterError as exc:
+        raise NewsError(str(exc)) from exc
 
 
 def parse_version(value: Any, lang: str) -> tuple[Version, list[str] | None]:
@@ -117,16 +119,16 @@ def parse_version(value: Any, lang: str) -> tuple[Version, list[str] | None]:
     assert text is not None
     if not html_to_plain(render_markdown(text)).strip():
         raise NewsError(f"{where}.text has no text left once HTML is cleaned")
-    title = _plain(_text(value.get("title"), f"{where}.title", MAX_TITLE, required=False),
-                   f"{where}.title")
-    summary = _plain(_text(value.get("summary"), f"{where}.summary", MAX_SUMMARY,
-                           required=False), f"{where}.summary")
+    title = _text(value.get("title"), f"{where}.title", MAX_TITLE, required=False,
+                  multiline=False)
+    summary = _text(value.get("summary"), f"{where}.summary", MAX_SUMMARY, required=False)
     alts = value.get("alt")
     if alts is not None:
         if not isinstance(alts, list) or len(alts) > MAX_PHOTOS \
                 or not all(isinstance(a, str) and len(a) <= MAX_ALT for a in alts):
             raise NewsError(f"{where}.alt must be a list of at most {MAX_PHOTOS} texts "
                             f"of at most {MAX_ALT} characters, one per photo")
+        alts = [chars(a, f"{where}.alt[{i}]", multiline=True) for i, a in enumerate(alts)]
     return Version(text=text, title=title, summary=summary), alts
 
 
@@ -200,7 +202,7 @@ def parse_input(data: Any, default_language: str) -> NewsInput:
             if not isinstance(text, str) or len(text) > MAX_ALT:
                 raise NewsError(f"photos[{index}].alt[{lang}] must be text of at most "
                                 f"{MAX_ALT} characters")
-            alt[lang] = text.strip()
+            alt[lang] = chars(text.strip(), f"photos[{index}].alt[{lang}]", multiline=True)
         photos.append({"media": photo["media"], "alt": alt})
     for lang, texts in alts.items():
         if len(texts) > len(photos):

@@ -10,6 +10,7 @@ from starlette.responses import RedirectResponse, Response
 
 from node.accounts import login, passwords, sessions, users
 from node.accounts.passwords import check_new
+from node.core.middleware import client_address
 from node.groups.errors import OperationError
 from node.storage.models import Account
 from node.web.admin.guard import (
@@ -60,11 +61,8 @@ def client_of(request: Request) -> str:
     proxy, the header it sets (HAMBASTEGI_CLIENT_ADDRESS_HEADER): else every client
     would share the proxy's address, and five wrong passwords would lock out all."""
     header = node_of(request).settings.client_address_header
-    if header:
-        given = request.headers.get(header, "").split(",")[-1].strip()
-        if given:
-            return given[:100]
-    return request.client.host if request.client is not None else "unknown"
+    return client_address(request.headers.get(header) if header else None,
+                          request.client.host if request.client is not None else None)
 
 
 async def login_submit(request: Request) -> Response:

@@ -106,8 +106,12 @@ async def submit(request: Request, ctx: Ctx, kind: Kind, *, draft_id: int | None
         return show_form(ctx, kind, body, languages, editing=editing,
                          message=N_("A published post is changed by publishing it again."),
                          status_code=400)
-    draft = await drafts.save(ctx.node, ctx.group, kind.name, body, draft_id=draft_id,
-                              account_id=ctx.user.id)
+    try:
+        draft = await drafts.save(ctx.node, ctx.group, kind.name, body, draft_id=draft_id,
+                                  account_id=ctx.user.id)
+    except OperationError as exc:  # the form comes back as typed, with the reason
+        return show_form(ctx, kind, body, languages, draft_id=draft_id, message=str(exc),
+                         status_code=exc.status)
     where = f"/admin/groups/{ctx.group_name}/drafts/{draft.id}"
     if action == "preview":
         return RedirectResponse(where + "/preview", status_code=303)
