@@ -40,6 +40,11 @@ from sqlmodel import select as sm_select
 from node.core.idle import IdleWait, wait_for_work
 from node.core.metrics import METRICS
 from node.core.urls import Urls
+from node.federation.delivery.invariants import (
+    Invariants,
+    orphaned_lanes,
+    unexplained_failures,
+)
 from node.federation.delivery.lanes import (
     Failure,
     FanoutInfo,
@@ -153,11 +158,28 @@ class DeliveryWorker:
         self._lost: set[str] = set()
         self._mark: int | None = None  # fast-forward: the last fan-out looked at
         self._renew_at = 0.0
+        # Held from a claim until its lanes' walks are started (check_invariants).
+        self._claiming = asyncio.Lock()
 
     @property
     def counters(self) -> dict[str, int]:
         return {"sent": self.sent, "retried": self.retried, "failed": self.failed,
                 "lost_leases": self.lost_leases}
+
+    async def check_invariants(self) -> Invariants:
+        """The queue's invariants as this worker sees them (``invariants.py``):
+        lanes leased to it that it does not walk, deliveries ended for no remote
+        reason. Taken between claims, when every lane leased to this worker is
+        walked by it or has progress waiting to be written."""
+        async with self._claiming:
+            held = set(self._tasks) | set(self._writes)
+            async with self.db.read() as session:
+                orphans = await orphaned_lanes(session, self.worker_id, held)
+                unexplained = await unexplained_failures(session)
+        if orphans:
+            log.error("lanes leased to this worker and walked by none", extra={
+                "worker_id": self.worker_id, "lanes": len(orphans)})
+        return Invariants(len(orphans), unexplained)
 
     def wake(self) -> None:
         """Deliver now: the in-process publisher calls this after publishing."""
@@ -230,15 +252,16 @@ class DeliveryWorker:
         if claim and self.before_claim is not None:
             await self.before_claim()
         planning = loop.time()
-        flushed, claims = await self._flush(free if claim else 0)
-        # A lane still walked here (its lease ran out while this loop was held
-        # up, and it came back to us) keeps its one walk.
-        claims = [c for c in claims if c.host not in self._tasks]
-        if claims:
-            if not self._tasks:
-                self._renew_at = loop.time() + self.lease.total_seconds() / 3
-            await self._start(claims)
-            self._plan_seconds = loop.time() - planning
+        async with self._claiming:
+            flushed, claims = await self._flush(free if claim else 0)
+            # A lane still walked here (its lease ran out while this loop was held
+            # up, and it came back to us) keeps its one walk.
+            claims = [c for c in claims if c.host not in self._tasks]
+            if claims:
+                if not self._tasks:
+                    self._renew_at = loop.time() + self.lease.total_seconds() / 3
+                await self._start(claims)
+                self._plan_seconds = loop.time() - planning
         return bool(self._tasks or claims or flushed)
 
     def _in_hand(self, now: float) -> int:
