@@ -29,7 +29,7 @@ import logging
 import random
 import secrets
 from collections import OrderedDict, deque
-from collections.abc import Awaitable, Callable, Mapping, Sequence
+from collections.abc import Awaitable, Callable, Collection, Iterable, Mapping, Sequence
 from concurrent.futures import Executor
 from dataclasses import dataclass, replace
 from datetime import timedelta
@@ -94,6 +94,10 @@ class _Step:
 
     fanout: FanoutInfo
     inboxes: tuple[str, ...]
+    # Held by the step itself, not looked up in the bounded cache when the lane
+    # finally gets a slot: lanes claimed ahead outlive cache entries (issue 24).
+    # None: the activity is not in the database (really gone).
+    source: _Source | None
     headers: Mapping[str, str] | None = None
 
 
@@ -158,6 +162,7 @@ class DeliveryWorker:
         self._lost: set[str] = set()
         self._mark: int | None = None  # fast-forward: the last fan-out looked at
         self._renew_at = 0.0
+        self._lease_until: dict[str, float] = {}  # host -> loop time its lease lasts until
         # Held from a claim until its lanes' walks are started (check_invariants).
         self._claiming = asyncio.Lock()
 
@@ -193,6 +198,7 @@ class DeliveryWorker:
     async def run(self, stop: asyncio.Event) -> None:
         """Work until ``stop`` is set; then lanes in hand are interrupted, their
         progress written and the lanes released (unfinished sends go again)."""
+        keeper = asyncio.create_task(self._keep_leases(stop))
         try:
             while not stop.is_set():
                 self._wake.clear()
@@ -204,6 +210,8 @@ class DeliveryWorker:
                 if not busy:
                     await self._idle(stop)
         finally:
+            keeper.cancel()
+            await asyncio.gather(keeper, return_exceptions=True)
             await self._shutdown()
             self.close()
 
@@ -226,17 +234,9 @@ class DeliveryWorker:
                                    return_when=asyncio.FIRST_COMPLETED)
             finally:
                 wake.cancel()
-            for host, task in list(self._tasks.items()):
-                if task.done():
-                    del self._tasks[host]
-                    self._finished.append(loop.time())
-                    if not task.cancelled() and task.exception() is not None:
-                        log.error("lane crashed", exc_info=task.exception(),
-                                  extra={"host": log_host(host)})
-                        self._release_unchanged(host)
+            self._harvest()
             if self._tasks and loop.time() >= self._renew_at:
                 await self._renew()
-                self._renew_at = loop.time() + self.lease.total_seconds() / 3
         in_hand = self._in_hand(loop.time())
         free = min(in_hand - len(self._tasks), self.batch)
         # Top up when a quarter of the lanes in hand are done (fewer, larger claims).
@@ -253,16 +253,78 @@ class DeliveryWorker:
             await self.before_claim()
         planning = loop.time()
         async with self._claiming:
-            flushed, claims = await self._flush(free if claim else 0)
-            # A lane still walked here (its lease ran out while this loop was held
-            # up, and it came back to us) keeps its one walk.
-            claims = [c for c in claims if c.host not in self._tasks]
+            # Walks that ended while the claim hook ran are finished here, right
+            # before their progress is written: a lane whose release is in this
+            # flush may be claimed again in the same transaction, and must then
+            # get a new walk. Lanes still walked are not claimed at all (their
+            # lease may have run out while this loop was held up): a claim is
+            # never dropped, so no lane stays `sending` to a worker that does not
+            # walk it (issue 24; docs/ARCHITECTURE.md §2, "Invariants").
+            self._harvest()
+            flushed, claims = await self._flush(free if claim else 0, exclude=set(self._tasks))
             if claims:
-                if not self._tasks:
-                    self._renew_at = loop.time() + self.lease.total_seconds() / 3
+                if not self._tasks:  # a new burst: the claim just leased them
+                    self._renew_at = planning + self.lease.total_seconds() / 3
+                self._leased(claims, planning)
                 await self._start(claims)
                 self._plan_seconds = loop.time() - planning
         return bool(self._tasks or claims or flushed)
+
+    def _harvest(self) -> None:
+        """Forget walks that ended; a crashed one's lane is released unchanged."""
+        loop = asyncio.get_running_loop()
+        for host, task in list(self._tasks.items()):
+            if task.done():
+                del self._tasks[host]
+                if host not in self._writes:
+                    self._lease_until.pop(host, None)
+                self._finished.append(loop.time())
+                if not task.cancelled() and task.exception() is not None:
+                    log.error("lane crashed", exc_info=task.exception(),
+                              extra={"host": log_host(host)})
+                    self._release_unchanged(host)
+
+    def _leased(self, hosts: Iterable[str] | Iterable[LaneClaim], since: float) -> None:
+        """The lanes' leases run at least until ``since`` (loop time, taken before
+        the transaction that leased or renewed them) plus a lease."""
+        until = since + self.lease.total_seconds()
+        for item in hosts:
+            host = item.host if isinstance(item, LaneClaim) else item
+            self._lease_until[host] = max(self._lease_until.get(host, 0.0), until)
+
+    def _lease_ok(self, host: str) -> bool:
+        """Whether a walk may still send for the lane: its lease has at least a
+        third left. A walk whose lease may have gone to another worker stops
+        rather than send what that worker will send again (issue 24)."""
+        left = self._lease_until.get(host, 0.0) - asyncio.get_running_loop().time()
+        return left > self.lease.total_seconds() / 3
+
+    async def _keep_leases(self, stop: asyncio.Event) -> None:
+        """Renew the leases of lanes in hand every third of a lease, whatever
+        the claiming loop is doing. The loop renews too, but it waits on the
+        claim hook, the claim's transaction and the planning queries; held up
+        past the lease it let another worker take lanes whose walks were still
+        sending here: everything those walks sent went twice (issue 24)."""
+        period = self.lease.total_seconds() / 3
+        loop = asyncio.get_running_loop()
+        while not stop.is_set():
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(stop.wait(), timeout=max(0.01, self._renew_at
+                                                                 - loop.time()))
+            if stop.is_set():
+                return
+            if loop.time() < self._renew_at:
+                continue  # the loop renewed meanwhile
+            if not self._tasks:
+                self._renew_at = loop.time() + period
+                continue
+            if self._writes and not self._claiming.locked():
+                # The loop is held up before its claim: write the progress of the
+                # walks too, so that a lease that runs out anyway (the write lock
+                # came too late) costs no re-walk of what was sent meanwhile.
+                async with self._claiming:
+                    await self._flush()
+            await self._renew()
 
     def _in_hand(self, now: float) -> int:
         """Lanes to hold: the sending slots, plus the lanes that finish during
@@ -315,7 +377,8 @@ class DeliveryWorker:
                         headers[(actor_id, host)] = found
                 except Exception:  # an optional header never holds up a delivery
                     log.exception("collection synchronization header failed")
-        await self._load_sources({f.activity_id for fs in by_cursor.values() for f in fs})
+        sources = await self._load_sources(
+            {f.activity_id for fs in by_cursor.values() for f in fs})
         for claim in claims:
             steps = []
             for fanout in by_cursor[claim.cursor]:
@@ -324,7 +387,8 @@ class DeliveryWorker:
                 if fanout.followers_of is not None:
                     chosen.update(targets.get((fanout.followers_of, claim.host), ()))
                     extra = headers.get((fanout.followers_of, claim.host))
-                steps.append(_Step(fanout, tuple(sorted(chosen)), extra))
+                steps.append(_Step(fanout, tuple(sorted(chosen)),
+                                   sources.get(fanout.activity_id), extra))
             self._claims[claim.host] = claim
             self._lost.discard(claim.host)
             self._tasks[claim.host] = asyncio.create_task(self._walk(claim, steps))
@@ -341,9 +405,13 @@ class DeliveryWorker:
         for step in steps:
             if claim.host in self._lost:
                 return
+            if not self._lease_ok(claim.host):
+                log.warning("lane walk stopped: its lease was not renewed in time",
+                            extra={"host": log_host(claim.host), "worker_id": self.worker_id})
+                break
             done = set(state.done or ())
             todo = [u for u in step.inboxes if u not in done]
-            source = self._sources.get(step.fanout.activity_id)
+            source = step.source
             results: list[Result]
             if source is None or source.signer is None:
                 error = source.error if source is not None else "activity_gone"
@@ -440,9 +508,12 @@ class DeliveryWorker:
             self._buffer(LaneWrite(host, claim.cursor, claim.attempts, utcnow(),
                                    sorted(claim.done) or None, claim.scheme, release=True))
 
-    async def _flush(self, claim: int = 0) -> tuple[int, list[LaneClaim]]:
+    async def _flush(self, claim: int = 0, *, exclude: Collection[str] = ()
+                     ) -> tuple[int, list[LaneClaim]]:
         """Write buffered progress and, with ``claim`` > 0, claim up to that many
-        lanes, in one transaction. Returns (lanes written, lanes claimed)."""
+        lanes (none of ``exclude``), in one transaction. Returns (lanes written,
+        lanes claimed)."""
+        started = asyncio.get_running_loop().time()
         writes, failures = list(self._writes.values()), self._failures
         self._writes, self._failures = {}, []
         self._outcomes, self._first_buffered = 0, None
@@ -450,7 +521,7 @@ class DeliveryWorker:
             try:
                 result, claims, self._mark = await flush_and_claim(
                     self.db, self.worker_id, writes, failures, self.lease, claim,
-                    skip_after=self._mark)
+                    skip_after=self._mark, exclude=exclude)
                 break
             except Exception:
                 if attempt == 2:
@@ -461,29 +532,41 @@ class DeliveryWorker:
                 await asyncio.sleep(0.2)
         self.lost_leases += len(result.lost)
         self._lost |= result.lost
+        self._leased((w.host for w in writes if not w.release and w.host in result.written),
+                     started)
         for write in writes:
             if write.release or write.host in result.lost:
                 self._claims.pop(write.host, None)
+                if write.host not in self._tasks:
+                    self._lease_until.pop(write.host, None)
         return len(writes), claims
 
     async def _renew(self) -> None:
+        loop = asyncio.get_running_loop()
+        started = loop.time()
+        self._renew_at = started + self.lease.total_seconds() / 3
         hosts = sorted(set(self._tasks) | {h for h, w in self._writes.items()})
         try:
             held = await renew_lanes(self.db, self.worker_id, hosts, self.lease)
         except Exception:
             log.exception("lease renewal failed", extra={"worker_id": self.worker_id})
             return
+        self._leased(hosts, started)
         if held < len(hosts):
             log.warning("leases lost while sending",
                         extra={"worker_id": self.worker_id, "lanes": len(hosts) - held})
 
-    async def _load_sources(self, activity_ids: set[int]) -> None:
-        """Each activity's body and its actor's signer, kept in a bounded cache."""
+    async def _load_sources(self, activity_ids: set[int]) -> dict[int, _Source]:
+        """Each activity's body and its actor's signer: from the bounded cache,
+        else (a miss) from the database, and kept in the cache. An id missing
+        from the answer is an activity that is not in the database."""
+        found: dict[int, _Source] = {}
         for cached in activity_ids & set(self._sources):
             self._sources.move_to_end(cached)
+            found[cached] = self._sources[cached]
         missing = activity_ids - set(self._sources)
         if not missing:
-            return
+            return found
         query = (sm_select(col(Activity.id), col(Activity.body), col(LocalActor.username),
                            col(LocalActor.rsa_private_pem))
                  .join(LocalActor, col(LocalActor.id) == col(Activity.local_actor_id))
@@ -508,5 +591,7 @@ class DeliveryWorker:
                               extra={"activity_id": activity_id, "actor": username})
                     source = _Source(body, None, "bad_key")
             self._sources[int(activity_id or 0)] = source
+            found[int(activity_id or 0)] = source
         while len(self._sources) > SOURCE_CACHE:
             self._sources.popitem(last=False)
+        return found
