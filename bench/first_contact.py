@@ -30,6 +30,7 @@ import json
 import multiprocessing
 import os
 import signal
+import sqlite3
 import subprocess
 import sys
 import tempfile
@@ -105,14 +106,19 @@ def start_worker(env: dict[str, str]) -> subprocess.Popen[bytes]:
                             stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
 
 
-async def wait_accepts(port: int, expected: int, within: float,
-                       on_half: Any = None) -> dict[str, Any]:
+async def wait_accepts(port: int, expected: int, within: float, on_half: Any = None,
+                       progress: Any = None) -> dict[str, Any]:
     """Poll the sinks (seldom: the figure is their own clock) until ``expected``
     distinct Accepts arrived or ``within`` seconds passed."""
     deadline = time.monotonic() + within
     halfway_done = False
+    shown = 0.0
     while True:
         stats = await sink_stats(port)
+        if progress is not None and time.monotonic() - shown >= 5:
+            shown = time.monotonic()
+            print(f"  {time.strftime('%H:%M:%S')} Accepts at hosts {stats['distinct']}, "
+                  f"{progress()}", file=sys.stderr)
         if on_half is not None and not halfway_done and stats["distinct"] * 2 >= expected:
             halfway_done = True
             await on_half()
@@ -184,8 +190,20 @@ async def main() -> None:
                 worker = start_worker(env)
 
             cpu = node.cpu_seconds()
+            def inbox_queue() -> str:
+                """What the node's inbox queue holds (SQLite: read beside the node)."""
+                if pg:
+                    return ""
+                db = sqlite3.connect(data / "hambastegi.sqlite3")
+                try:
+                    return "inbox items " + str(dict(db.execute(
+                        "select state, count(*) from inbox_item group by state").fetchall()))
+                finally:
+                    db.close()
+
             watcher = asyncio.create_task(wait_accepts(
-                ports[0], args.actors, 3600, kill_and_restart if args.kill_worker else None))
+                ports[0], args.actors, 3600, kill_and_restart if args.kill_worker else None,
+                inbox_queue if os.environ.get("BENCH_PROGRESS") else None))
             fired = await fire_from_processes(target, signed, concurrency=args.concurrency,
                                               processes=args.clients, rate=args.rate)
             cpu = node.cpu_seconds() - cpu

@@ -158,10 +158,14 @@ async def renew_lanes(db: Database, worker_id: str, hosts: Sequence[str],
         return 0
     async with db.write() as session:
         conn = await session.connection()
+        mine = (L.host.in_(sorted(hosts)), L.worker_id == worker_id, L.state == "sending")
+        if not db.is_sqlite:
+            # Rows locked in host order, as flush locks them: the renewal runs
+            # beside the worker's flush (worker._keep_leases), and two UPDATEs
+            # locking the same rows in different orders deadlock.
+            await conn.execute(select(L.host).where(*mine).order_by(L.host).with_for_update())
         result = await conn.execute(
-            update(HOST_STATE)
-            .where(L.host.in_(list(hosts)), L.worker_id == worker_id, L.state == "sending")
-            .values(lease_until=utcnow() + lease))
+            update(HOST_STATE).where(*mine).values(lease_until=utcnow() + lease))
         return max(result.rowcount or 0, 0)
 
 

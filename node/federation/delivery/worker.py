@@ -525,9 +525,12 @@ class DeliveryWorker:
                 break
             except Exception:
                 if attempt == 2:
-                    # The lanes stay leased; when the lease runs out they go again.
+                    # Kept for the next flush (the walks' newer writes win): dropped,
+                    # a released lane stayed `sending` at its old cursor, and was
+                    # walked again from there once its lease ran out (issue 24).
                     log.exception("recording lane progress failed",
                                   extra={"worker_id": self.worker_id, "lanes": len(writes)})
+                    self._restore(writes, failures)
                     return 0, []
                 await asyncio.sleep(0.2)
         self.lost_leases += len(result.lost)
@@ -540,6 +543,16 @@ class DeliveryWorker:
                 if write.host not in self._tasks:
                     self._lease_until.pop(write.host, None)
         return len(writes), claims
+
+    def _restore(self, writes: Sequence[LaneWrite], failures: list[Failure]) -> None:
+        """Put unwritten progress back in front of what was buffered since."""
+        newer = self._writes
+        self._writes = {w.host: w for w in writes}
+        for write in newer.values():
+            self._buffer(write)
+        self._failures = failures + self._failures
+        if self._writes and self._first_buffered is None:
+            self._first_buffered = asyncio.get_running_loop().time()
 
     async def _renew(self) -> None:
         loop = asyncio.get_running_loop()
