@@ -24,6 +24,7 @@ per host), never by the number of followers. docs/ARCHITECTURE.md §2.
 from __future__ import annotations
 
 import asyncio
+import bisect
 import contextlib
 import logging
 import random
@@ -75,6 +76,8 @@ FLUSH_SECONDS = 0.2
 LOOKAHEAD = 3
 # Activities (body and signer) kept per worker.
 SOURCE_CACHE = 256
+# Fan-outs a claim looks through for a lane's next ones for its host.
+WINDOW = 256
 
 
 
@@ -356,10 +359,23 @@ class DeliveryWorker:
 
     async def _start(self, claims: Sequence[LaneClaim]) -> None:
         """Plan the claimed lanes (fan-outs, inboxes, activities) with a few
-        queries for all of them, then start one task per lane."""
+        queries for all of them, then start one task per lane.
+
+        A lane's walk is its next ``fanouts_per_claim`` fan-outs *for its host*,
+        looked for among up to ``WINDOW`` fan-outs after its cursor; the lane
+        then stands past everything it looked through. Counting every fan-out
+        instead made a lane opened for one Accept walk the rest of the log
+        eight at a time, a claim each, while the Accepts of the thousand hosts
+        after it piled up (issue 24). One read of the log serves every lane
+        whose cursor falls inside a window already read."""
         by_cursor: dict[int, list[FanoutInfo]] = {}
+        window: list[FanoutInfo] = []
         for cursor in sorted({c.cursor for c in claims}):
-            by_cursor[cursor] = await fanouts_after(self.db, cursor, self.fanouts_per_claim)
+            if window and cursor < window[-1].id:  # inside the window read last
+                by_cursor[cursor] = window[bisect.bisect_right([f.id for f in window], cursor):]
+                continue
+            window = await fanouts_after(self.db, cursor, WINDOW)
+            by_cursor[cursor] = window
         wanted: dict[int, set[str]] = {}  # actor -> hosts
         for claim in claims:
             for fanout in by_cursor[claim.cursor]:
@@ -377,29 +393,43 @@ class DeliveryWorker:
                         headers[(actor_id, host)] = found
                 except Exception:  # an optional header never holds up a delivery
                     log.exception("collection synchronization header failed")
-        sources = await self._load_sources(
-            {f.activity_id for fs in by_cursor.values() for f in fs})
+        plans: list[tuple[LaneClaim, list[tuple[FanoutInfo, tuple[str, ...],
+                                               Mapping[str, str] | None]], int]] = []
         for claim in claims:
-            steps = []
-            for fanout in by_cursor[claim.cursor]:
+            chosen_steps: list[tuple[FanoutInfo, tuple[str, ...], Mapping[str, str] | None]] = []
+            rows = by_cursor[claim.cursor]
+            through = rows[-1].id if rows else claim.cursor
+            for fanout in rows:
                 chosen = {u for u in fanout.inboxes if inbox_host(u) == claim.host}
                 extra = None
                 if fanout.followers_of is not None:
                     chosen.update(targets.get((fanout.followers_of, claim.host), ()))
                     extra = headers.get((fanout.followers_of, claim.host))
-                steps.append(_Step(fanout, tuple(sorted(chosen)),
-                                   sources.get(fanout.activity_id), extra))
+                if not chosen:
+                    continue  # nothing for this host: looked through, not walked
+                chosen_steps.append((fanout, tuple(sorted(chosen)), extra))
+                if len(chosen_steps) == self.fanouts_per_claim:
+                    through = fanout.id
+                    break
+            plans.append((claim, chosen_steps, through))
+        sources = await self._load_sources(
+            {f.activity_id for _, chosen_steps, _ in plans for f, _, _ in chosen_steps})
+        for claim, chosen_steps, through in plans:
+            steps = [_Step(f, inboxes, sources.get(f.activity_id), extra)
+                     for f, inboxes, extra in chosen_steps]
             self._claims[claim.host] = claim
             self._lost.discard(claim.host)
-            self._tasks[claim.host] = asyncio.create_task(self._walk(claim, steps))
+            self._tasks[claim.host] = asyncio.create_task(self._walk(claim, steps, through))
 
-    async def _walk(self, claim: LaneClaim, steps: Sequence[_Step]) -> None:
+    async def _walk(self, claim: LaneClaim, steps: Sequence[_Step], through: int) -> None:
         """Wait for a sending slot, then walk the lane."""
         async with self._slots:
-            await self._walk_lane(claim, steps)
+            await self._walk_lane(claim, steps, through)
 
-    async def _walk_lane(self, claim: LaneClaim, steps: Sequence[_Step]) -> None:
-        """Send the lane's fan-outs in order; stop at the first failed attempt."""
+    async def _walk_lane(self, claim: LaneClaim, steps: Sequence[_Step], through: int) -> None:
+        """Send the lane's fan-outs in order; stop at the first failed attempt.
+        Walked to the end, the lane stands at ``through`` (the fan-outs between
+        had nothing for its host)."""
         state = LaneWrite(claim.host, claim.cursor, claim.attempts, utcnow(),
                           sorted(claim.done) or None, claim.scheme)
         for step in steps:
@@ -459,6 +489,9 @@ class DeliveryWorker:
             state.cursor, state.done = step.fanout.id, None
             self._buffer(replace(state))
             state.succeeded = state.failed = False
+        else:
+            if through > state.cursor:
+                state.cursor, state.done = through, None
         self._buffer(replace(state, release=True))
 
     async def _send_all(self, inboxes: Sequence[str], source: _Source, signer: RequestSigner,
