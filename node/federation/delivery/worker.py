@@ -9,13 +9,18 @@ continuously (no batch barrier), each walking its fan-outs in order.
   once instead of waiting for the next claim's transaction (those round trips,
   not the sends, bounded the rate: bench/profiles/README.md). Slow lanes get
   no lookahead: lanes do not wait in one worker's hand while another is idle.
-- A lane takes a few fan-outs per claim, resolves its host's inboxes for each
-  (one query per actor for all lanes claimed together: ``lanes.follower_targets``),
+- A lane takes its next few fan-outs for its host per claim (``WINDOW``),
+  resolves its host's inboxes for each (one query per actor for all lanes
+  claimed together: ``lanes.follower_targets``),
   sends them (a few at once), and stops at the first failure: the lane backs
   off (``retry.lane_failed``), keeping its place and the inboxes already done.
 - Progress is written in batches (``lanes.flush``: every ``FLUSH_ROWS``
   outcomes or ``FLUSH_SECONDS``), only by the lease holder; leases are short and
-  renewed every third of a lease while lanes are in hand (``renew_lanes``).
+  renewed every third of a lease while lanes are in hand (``renew_lanes``), by a
+  task of their own (``_keep_leases``) so that a claim held up cannot let them
+  run out under walks still sending; a walk whose lease may have run out stops.
+- A claim never returns a lane this worker still walks, so none is dropped and
+  left ``sending``; ``check_invariants`` says so (``invariants.py``).
 
 Memory is bounded by the lanes in hand (fan-outs per claim, times at most 50 inboxes
 per host), never by the number of followers. docs/ARCHITECTURE.md §2.
