@@ -400,12 +400,25 @@ class DeliveryWorker:
                     log.exception("collection synchronization header failed")
         plans: list[tuple[LaneClaim, list[tuple[FanoutInfo, tuple[str, ...],
                                                Mapping[str, str] | None]], int]] = []
+        # Each fan-out's explicit inboxes by host, parsed once per claim: the
+        # lanes of a claim share windows, and parsing every URL for every lane
+        # was most of a burst's planning time.
+        explicit: dict[int, dict[str, list[str]]] = {}
+
+        def inboxes_at(fanout: FanoutInfo, host: str) -> list[str]:
+            found = explicit.get(fanout.id)
+            if found is None:
+                found = explicit[fanout.id] = {}
+                for url in fanout.inboxes:
+                    found.setdefault(inbox_host(url) or "", []).append(url)
+            return found.get(host, [])
+
         for claim in claims:
             chosen_steps: list[tuple[FanoutInfo, tuple[str, ...], Mapping[str, str] | None]] = []
             rows = by_cursor[claim.cursor]
             through = rows[-1].id if rows else claim.cursor
             for fanout in rows:
-                chosen = {u for u in fanout.inboxes if inbox_host(u) == claim.host}
+                chosen = set(inboxes_at(fanout, claim.host))
                 extra = None
                 if fanout.followers_of is not None:
                     chosen.update(targets.get((fanout.followers_of, claim.host), ()))
