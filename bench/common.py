@@ -168,6 +168,7 @@ class Fired:
     statuses: dict[int, int]
     latencies: list[float]  # seconds, of the requests answered 202
     seconds: float
+    started: float = 0.0  # wall clock (time.time()) of the first request
 
     @property
     def accepted(self) -> int:
@@ -264,7 +265,7 @@ async def fire_from_processes(url: str, requests: list[Signed], *, concurrency: 
             statuses[status] = statuses.get(status, 0) + n
         latencies.extend(chunk_latencies)
     seconds = max(r[3] for r in results) - min(r[2] for r in results)
-    return Fired(statuses, latencies, seconds)
+    return Fired(statuses, latencies, seconds, min(r[2] for r in results))
 
 
 def table(title: str, headers: list[str], rows: list[list[Any]]) -> str:
@@ -314,7 +315,9 @@ class Server:
         log = os.environ.get("BENCH_SERVER_LOG")
         self.proc = subprocess.Popen(argv, env=env, stdout=subprocess.DEVNULL,
                                      stderr=open(log, "ab") if log else subprocess.DEVNULL)
-        deadline = time.monotonic() + 30
+        # Generous: on a machine shared with other work, starting (imports,
+        # migrations) has taken over 30 s.
+        deadline = time.monotonic() + 120
         while time.monotonic() < deadline:
             try:
                 with socket.create_connection(("127.0.0.1", port), timeout=0.2):
@@ -367,7 +370,8 @@ def cli(env: dict[str, str], *args: str) -> str:
     return result.stdout.strip()
 
 
-def start_node(data_dir: str, *, spy: bool = True, **extra: str) -> Server:
+def start_node(data_dir: str, *, spy: bool = True, worker: bool = True,
+               **extra: str) -> Server:
     """`hambastegi serve`; BENCH_PROFILE=file.txt runs it under pyinstrument,
     BENCH_PYSPY=file.txt samples it with py-spy (collapsed stacks; summarise them
     with bench/spysummary.py) from its start, or, with ``spy=False``, when the
@@ -375,6 +379,8 @@ def start_node(data_dir: str, *, spy: bool = True, **extra: str) -> Server:
     port = free_port()
     env = node_env(data_dir, port, **extra)
     argv = [PYTHON, "-m", "node.cli.main", "serve", "--port", str(port)]
+    if not worker:
+        argv.append("--no-worker")
     if os.environ.get("BENCH_PROFILE"):
         argv = [PYTHON, "-m", "pyinstrument", "-r", "text", "-o",
                 os.environ["BENCH_PROFILE"], *argv[1:]]

@@ -14,6 +14,7 @@ the number of followers (compare 10k and 100k).
 
     .venv/bin/python bench/fanout.py      # 1k/100, 10k/1k, 100k/10k; faults at 5k/500
     .venv/bin/python bench/fanout.py --sizes 10000:1000 --no-shared-inbox --faults 2000:200
+    .venv/bin/python bench/fanout.py --sizes '' --faults '' --burst 1000:1000
 """
 
 from __future__ import annotations
@@ -149,6 +150,61 @@ async def run_size(followers: int, hosts: int, ports: list[int], shared: bool,
             "mode": "in process" + ("" if lookahead is None else f", lookahead {lookahead}")}
 
 
+async def run_burst(activities: int, hosts: int, ports: list[int], database_url: str | None,
+                    concurrency: int) -> dict[str, Any]:
+    """Many small activities to many hosts (an Accept, a reply, a relay's Announce
+    each: one explicit inbox), queued, then sent by the worker; and, same run,
+    the sending alone: the same bodies signed and POSTed by the worker's Sender
+    to the same inboxes, as many at once, with no queue and no database."""
+    from node.federation.delivery.sending import Sender
+    from node.federation.runtime import actor_signer
+
+    async with fresh_node(database_url, concurrency) as node:
+        actor = await operations.create_group(node, "koeln", display_name="Köln",
+                                              language="de")
+        await sink_key(ports[0], node.urls.key_id("koeln"), actor.rsa_public_pem)
+        inboxes = [f"http://127.0.0.1:{ports[i % hosts]}/users/b{i}/inbox"
+                   for i in range(activities)]
+        bodies: list[bytes] = []
+        started = time.perf_counter()
+        for n, inbox in enumerate(inboxes):
+            async with node.db.write() as session:
+                group = await session.get(LocalActor, actor.id)
+                assert group is not None
+                activity = await publishing.record_activity(
+                    session, group, node.urls, activity_type="Create",
+                    obj={"id": node.urls.object(f"burst-{n}"), "type": "Note",
+                         "content": f"reply {n}"},
+                    to=[inbox.removesuffix("/inbox")], inboxes=[inbox], in_outbox=False)
+                bodies.append(activity.body)
+        published = time.perf_counter() - started
+        worker = node.delivery_worker()
+        started = time.perf_counter()
+        sent = await worker.run_once()
+        queued_s = time.perf_counter() - started
+        invariants = await worker.check_invariants()
+        worker.close()
+        stats = await sink_stats(ports[0])
+        await sink_reset(ports[0])
+        # The sending alone: sign + POST the same bodies to the same inboxes.
+        signer = actor_signer(actor, node.urls)
+        sender = Sender(node.client, pool=node.signing_threads)
+        gate = asyncio.Semaphore(concurrency)
+
+        async def one(inbox: str, body: bytes) -> None:
+            async with gate:
+                await sender.send(inbox, body, signer, "cavage")
+
+        started = time.perf_counter()
+        await asyncio.gather(*(one(i, b) for i, b in zip(inboxes, bodies, strict=True)))
+        alone_s = time.perf_counter() - started
+        alone = await sink_stats(ports[0])
+    return {"activities": activities, "hosts": hosts, "sent": sent, "publish_s": published,
+            "seconds": queued_s, "alone_s": alone_s, "received": stats["distinct"],
+            "duplicates": stats["duplicates"], "alone_received": alone["distinct"],
+            "invariants": "ok" if invariants.ok else str(invariants)}
+
+
 def start_workers(processes: int, env: dict[str, str]) -> list[subprocess.Popen[bytes]]:
     """``processes`` `hambastegi worker` processes over the node's database."""
     env = {**os.environ, **env, "HAMBASTEGI_LOG_LEVEL": "WARNING"}
@@ -276,13 +332,18 @@ async def main() -> None:
     parser.add_argument("--workers", default="",
                         help="also send each size with these numbers of `hambastegi worker` "
                              "processes, e.g. 1,2")
+    parser.add_argument("--burst", default="",
+                        help="activities:hosts of a burst of small activities, one inbox "
+                             "each (e.g. 1000:1000), against the sending alone")
     parser.add_argument("--database-url", help="default: a fresh SQLite file per run")
     parser.add_argument("--loop", choices=("uvloop", "asyncio"), default="uvloop",
                         help="the event loop (serve and worker run uvloop)")
     args = parser.parse_args()
     sizes = [tuple(int(x) for x in s.split(":")) for s in args.sizes.split(",") if s]
     faults = tuple(int(x) for x in args.faults.split(":")) if args.faults else None
-    max_hosts = max([h for _, h in sizes] + ([faults[1]] if faults else []))
+    burst = tuple(int(x) for x in args.burst.split(":")) if args.burst else None
+    max_hosts = max([h for _, h in sizes] + ([faults[1]] if faults else [])
+                    + ([burst[1]] if burst else []))
     shared = not args.no_shared_inbox
     sinks, ports = start_sinks(max_hosts, verify_every=50)
     scenarios: list[dict[str, Any]] = []
@@ -311,6 +372,11 @@ async def main() -> None:
                 await sink_reset(ports[0])
                 results.append(await run_size_workers(followers, hosts, ports, shared,
                                                       args.database_url, args.concurrency, n))
+        bursts = []
+        if burst is not None:
+            await sink_reset(ports[0])
+            bursts.append(await run_burst(burst[0], burst[1], ports, args.database_url,
+                                          args.concurrency))
         if faults is not None:
             for kind in ("all healthy", "slow host", "flaky"):
                 scenarios.append(await run_scenario(kind, faults[0], faults[1], ports, shared,
@@ -330,6 +396,16 @@ async def main() -> None:
           r["per_s"], f"{r['per_s'] / floor:.0%}", r["cpu_ms"], r["received"], r["duplicates"],
           f"{r['verified']}/{r['bad_sig']}", r["rss_start"], r["rss_peak"]]
          for r in results]))
+    if bursts:
+        print(table(
+            "Burst: small activities, one inbox each, to many hosts (queued, then sent by "
+            "the worker) vs the sending alone (same bodies, same inboxes, signed and POSTed "
+            "with no queue; target <= 2x)",
+            ["activities", "hosts", "published in s", "worker to last delivery s",
+             "sending alone s", "ratio", "received", "duplicates", "invariants"],
+            [[b["activities"], b["hosts"], b["publish_s"], b["seconds"], b["alone_s"],
+              f"{b['seconds'] / b['alone_s']:.2f}x", f"{b['received']}/{b['sent']}",
+              b["duplicates"], b["invariants"]] for b in bursts]))
     if scenarios and faults is not None:
         base = scenarios[0]["last_s"]
         print(table(

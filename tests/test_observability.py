@@ -98,6 +98,8 @@ async def test_status_of_an_empty_node_says_none(cli_env: dict[str, str]) -> Non
     assert "deliveries queued: none" in out
     assert "deliveries failed all time: 0" in out
     assert "inbox queued: none" in out
+    assert "delivery lanes sending that no walk renews (should be 0): 0" in out
+    assert "deliveries ended for no remote reason (should be 0): 0" in out
     assert "failing hosts: none" in out
     assert not [line for line in out.splitlines() if line.rstrip().endswith(":")]
 
@@ -133,6 +135,12 @@ async def test_status_separates_queue_recent_and_history_and_counts_failing_host
             lanes[f"h{i}.example"].attempts = lanes[f"h{i}.example"].consecutive_failures = i + 1
         for i in range(25, 28):
             lanes[f"h{i}.example"].cursor = fanout.id or 0
+        # Behind: one walked (its lease renewed just now), one whose lease nobody
+        # renewed for most of it (a walk that ended without releasing it).
+        for i, left in ((28, timedelta(seconds=9)), (29, timedelta(seconds=1))):
+            lanes[f"h{i}.example"].state = "sending"
+            lanes[f"h{i}.example"].worker_id = "w"
+            lanes[f"h{i}.example"].lease_until = now + left
         session.add_all(lanes.values())
         # 4 failed in the last hour, 6 yesterday, 15 long ago.
         ages = [timedelta(minutes=5)] * 4 + [timedelta(hours=5)] * 6 + [timedelta(days=3)] * 15
@@ -140,14 +148,20 @@ async def test_status_separates_queue_recent_and_history_and_counts_failing_host
             session.add(DeliveryFailure(fanout_id=fanout.id or 0, activity_id=activity.id or 0,
                                         host=f"x{i}.example", inbox_url="https://x/inbox",
                                         status=410, error="http_410", at=now - age))
+        # Dropped by the node itself: the activity exists, the worker "lost" it.
+        session.add(DeliveryFailure(fanout_id=fanout.id or 0, activity_id=activity.id or 0,
+                                    host="y.example", inbox_url="https://y/inbox",
+                                    error="activity_gone", at=now - timedelta(days=2)))
     await db.dispose()
     out = status_of(cli_env)
-    assert ("deliveries queued: behind=2, retrying=25 (hosts); "
+    assert ("deliveries queued: behind=2, retrying=25, sending=2 (hosts); "
             "log positions behind, summed over hosts: 27") in out
     assert "delivery lanes (hosts): 30" in out
     assert "deliveries failed in the last hour: 4" in out
     assert "deliveries failed in the last day: 10" in out
-    assert "deliveries failed all time: 25" in out
+    assert "deliveries failed all time: 26" in out
+    assert "delivery lanes sending that no walk renews (should be 0): 1" in out
+    assert "deliveries ended for no remote reason (should be 0): 1" in out
     assert "failing hosts: 25 (the 20 with most failures below)" in out
     listed = [line for line in out.splitlines() if line.startswith("  h")]
     assert len(listed) == 20 and listed[0].startswith("  h24.example")

@@ -16,6 +16,7 @@ from sqlalchemy import func
 from sqlmodel import col, select
 
 from node.federation import delivery
+from node.federation.delivery import invariants
 from node.federation.runtime import Node
 from node.storage.db import utcnow
 from node.storage.models import DeliveryFailure, HostState, InboxItem
@@ -43,6 +44,10 @@ async def print_status(node: Node) -> None:
                                            ("last day", now - timedelta(days=1))]
     async with node.db.read() as session:
         depth = await delivery.queue_depth(session)
+        # The queue's invariants (docs/ARCHITECTURE.md §2, "Invariants"): both 0.
+        stale = await invariants.stale_leases(
+            session, timedelta(seconds=node.settings.delivery_lease_seconds), now=now)
+        unexplained = await invariants.unexplained_failures(session)
         failed_at = col(DeliveryFailure.at)
         f_recent = [int((await session.exec(select(func.count()).select_from(DeliveryFailure)
                                             .where(failed_at >= since))).one())
@@ -72,6 +77,8 @@ async def print_status(node: Node) -> None:
     for (label, _), failed in zip(windows, f_recent, strict=True):
         print(f"deliveries failed in the {label}: {failed}")
     print(f"deliveries failed all time: {f_all}")
+    print(f"delivery lanes sending that no walk renews (should be 0): {stale}")
+    print(f"deliveries ended for no remote reason (should be 0): {unexplained}")
     print(f"inbox queued: {counts(i_queue)}")
     for (label, _), finished in zip(windows, i_recent, strict=True):
         print(f"inbox finished in the {label}: {counts(finished)}")

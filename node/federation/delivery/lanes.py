@@ -26,7 +26,7 @@ from __future__ import annotations
 
 import logging
 from collections import defaultdict
-from collections.abc import Iterable, Sequence
+from collections.abc import Collection, Iterable, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any, Literal
@@ -104,8 +104,8 @@ async def claim_lanes(db: Database, worker_id: str, limit: int, lease: timedelta
 
 
 async def _claim(session: AsyncSession, sqlite: bool, worker_id: str, limit: int,
-                 lease: timedelta, now: datetime, fast: bool,
-                 skip_after: int | None) -> tuple[list[LaneClaim], int | None]:
+                 lease: timedelta, now: datetime, fast: bool, skip_after: int | None,
+                 exclude: Collection[str] = ()) -> tuple[list[LaneClaim], int | None]:
     conn = await session.connection()
     mark: int | None = skip_after
     if fast:
@@ -122,6 +122,8 @@ async def _claim(session: AsyncSession, sqlite: bool, worker_id: str, limit: int
              .where(L.cursor < head, L.next_attempt_at <= now,
                     (L.state == "idle") | (L.lease_until < now))
              .order_by(L.next_attempt_at).limit(limit))
+    if exclude:
+        query = query.where(L.host.not_in(sorted(exclude)))
     if not sqlite:
         query = query.with_for_update(skip_locked=True)
     rows = (await conn.execute(query)).all()
@@ -156,10 +158,14 @@ async def renew_lanes(db: Database, worker_id: str, hosts: Sequence[str],
         return 0
     async with db.write() as session:
         conn = await session.connection()
+        mine = (L.host.in_(sorted(hosts)), L.worker_id == worker_id, L.state == "sending")
+        if not db.is_sqlite:
+            # Rows locked in host order, as flush locks them: the renewal runs
+            # beside the worker's flush (worker._keep_leases), and two UPDATEs
+            # locking the same rows in different orders deadlock.
+            await conn.execute(select(L.host).where(*mine).order_by(L.host).with_for_update())
         result = await conn.execute(
-            update(HOST_STATE)
-            .where(L.host.in_(list(hosts)), L.worker_id == worker_id, L.state == "sending")
-            .values(lease_until=utcnow() + lease))
+            update(HOST_STATE).where(*mine).values(lease_until=utcnow() + lease))
         return max(result.rowcount or 0, 0)
 
 
@@ -257,17 +263,20 @@ async def flush(db: Database, worker_id: str, writes: Iterable[LaneWrite],
 
 async def flush_and_claim(db: Database, worker_id: str, writes: Iterable[LaneWrite],
                           failures: Sequence[Failure], lease: timedelta, limit: int, *,
-                          skip_after: int | None) -> tuple[FlushResult, list[LaneClaim],
-                                                           int | None]:
+                          skip_after: int | None, exclude: Collection[str] = ()
+                          ) -> tuple[FlushResult, list[LaneClaim], int | None]:
     """``flush`` then ``claim_lanes`` (with fast-forward) in one transaction:
-    the worker's one write per step while lanes come and go."""
+    the worker's one write per step while lanes come and go. ``exclude``: lanes
+    the worker still walks, never claimed here (a claim is never dropped)."""
     by_host = {w.host: w for w in writes}
-    now = utcnow()
     async with db.write() as session:
+        # The clock is read once the transaction has begun: a worker that waited
+        # for the write lock would otherwise grant leases already partly spent.
+        now = utcnow()
         result = (await _flush(session, db.is_sqlite, worker_id, by_host, failures, lease, now)
                   if by_host else FlushResult())
         claims, mark = await _claim(session, db.is_sqlite, worker_id, limit, lease, now,
-                                    True, skip_after)
+                                    True, skip_after, exclude)
     _log_lost(result, worker_id)
     return result, claims, mark
 

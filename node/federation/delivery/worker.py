@@ -9,13 +9,18 @@ continuously (no batch barrier), each walking its fan-outs in order.
   once instead of waiting for the next claim's transaction (those round trips,
   not the sends, bounded the rate: bench/profiles/README.md). Slow lanes get
   no lookahead: lanes do not wait in one worker's hand while another is idle.
-- A lane takes a few fan-outs per claim, resolves its host's inboxes for each
-  (one query per actor for all lanes claimed together: ``lanes.follower_targets``),
+- A lane takes its next few fan-outs for its host per claim (``WINDOW``),
+  resolves its host's inboxes for each (one query per actor for all lanes
+  claimed together: ``lanes.follower_targets``),
   sends them (a few at once), and stops at the first failure: the lane backs
   off (``retry.lane_failed``), keeping its place and the inboxes already done.
 - Progress is written in batches (``lanes.flush``: every ``FLUSH_ROWS``
   outcomes or ``FLUSH_SECONDS``), only by the lease holder; leases are short and
-  renewed every third of a lease while lanes are in hand (``renew_lanes``).
+  renewed every third of a lease while lanes are in hand (``renew_lanes``), by a
+  task of their own (``_keep_leases``) so that a claim held up cannot let them
+  run out under walks still sending; a walk whose lease may have run out stops.
+- A claim never returns a lane this worker still walks, so none is dropped and
+  left ``sending``; ``check_invariants`` says so (``invariants.py``).
 
 Memory is bounded by the lanes in hand (fan-outs per claim, times at most 50 inboxes
 per host), never by the number of followers. docs/ARCHITECTURE.md §2.
@@ -24,12 +29,13 @@ per host), never by the number of followers. docs/ARCHITECTURE.md §2.
 from __future__ import annotations
 
 import asyncio
+import bisect
 import contextlib
 import logging
 import random
 import secrets
 from collections import OrderedDict, deque
-from collections.abc import Awaitable, Callable, Mapping, Sequence
+from collections.abc import Awaitable, Callable, Collection, Iterable, Mapping, Sequence
 from concurrent.futures import Executor
 from dataclasses import dataclass, replace
 from datetime import timedelta
@@ -40,6 +46,11 @@ from sqlmodel import select as sm_select
 from node.core.idle import IdleWait, wait_for_work
 from node.core.metrics import METRICS
 from node.core.urls import Urls
+from node.federation.delivery.invariants import (
+    Invariants,
+    orphaned_lanes,
+    unexplained_failures,
+)
 from node.federation.delivery.lanes import (
     Failure,
     FanoutInfo,
@@ -70,6 +81,8 @@ FLUSH_SECONDS = 0.2
 LOOKAHEAD = 3
 # Activities (body and signer) kept per worker.
 SOURCE_CACHE = 256
+# Fan-outs a claim looks through for a lane's next ones for its host.
+WINDOW = 256
 
 
 
@@ -89,6 +102,10 @@ class _Step:
 
     fanout: FanoutInfo
     inboxes: tuple[str, ...]
+    # Held by the step itself, not looked up in the bounded cache when the lane
+    # finally gets a slot: lanes claimed ahead outlive cache entries (issue 24).
+    # None: the activity is not in the database (really gone).
+    source: _Source | None
     headers: Mapping[str, str] | None = None
 
 
@@ -153,11 +170,29 @@ class DeliveryWorker:
         self._lost: set[str] = set()
         self._mark: int | None = None  # fast-forward: the last fan-out looked at
         self._renew_at = 0.0
+        self._lease_until: dict[str, float] = {}  # host -> loop time its lease lasts until
+        # Held from a claim until its lanes' walks are started (check_invariants).
+        self._claiming = asyncio.Lock()
 
     @property
     def counters(self) -> dict[str, int]:
         return {"sent": self.sent, "retried": self.retried, "failed": self.failed,
                 "lost_leases": self.lost_leases}
+
+    async def check_invariants(self) -> Invariants:
+        """The queue's invariants as this worker sees them (``invariants.py``):
+        lanes leased to it that it does not walk, deliveries ended for no remote
+        reason. Taken between claims, when every lane leased to this worker is
+        walked by it or has progress waiting to be written."""
+        async with self._claiming:
+            held = set(self._tasks) | set(self._writes)
+            async with self.db.read() as session:
+                orphans = await orphaned_lanes(session, self.worker_id, held)
+                unexplained = await unexplained_failures(session)
+        if orphans:
+            log.error("lanes leased to this worker and walked by none", extra={
+                "worker_id": self.worker_id, "lanes": len(orphans)})
+        return Invariants(len(orphans), unexplained)
 
     def wake(self) -> None:
         """Deliver now: the in-process publisher calls this after publishing."""
@@ -171,6 +206,7 @@ class DeliveryWorker:
     async def run(self, stop: asyncio.Event) -> None:
         """Work until ``stop`` is set; then lanes in hand are interrupted, their
         progress written and the lanes released (unfinished sends go again)."""
+        keeper = asyncio.create_task(self._keep_leases(stop))
         try:
             while not stop.is_set():
                 self._wake.clear()
@@ -182,6 +218,8 @@ class DeliveryWorker:
                 if not busy:
                     await self._idle(stop)
         finally:
+            keeper.cancel()
+            await asyncio.gather(keeper, return_exceptions=True)
             await self._shutdown()
             self.close()
 
@@ -204,17 +242,9 @@ class DeliveryWorker:
                                    return_when=asyncio.FIRST_COMPLETED)
             finally:
                 wake.cancel()
-            for host, task in list(self._tasks.items()):
-                if task.done():
-                    del self._tasks[host]
-                    self._finished.append(loop.time())
-                    if not task.cancelled() and task.exception() is not None:
-                        log.error("lane crashed", exc_info=task.exception(),
-                                  extra={"host": log_host(host)})
-                        self._release_unchanged(host)
+            self._harvest()
             if self._tasks and loop.time() >= self._renew_at:
                 await self._renew()
-                self._renew_at = loop.time() + self.lease.total_seconds() / 3
         in_hand = self._in_hand(loop.time())
         free = min(in_hand - len(self._tasks), self.batch)
         # Top up when a quarter of the lanes in hand are done (fewer, larger claims).
@@ -230,16 +260,79 @@ class DeliveryWorker:
         if claim and self.before_claim is not None:
             await self.before_claim()
         planning = loop.time()
-        flushed, claims = await self._flush(free if claim else 0)
-        # A lane still walked here (its lease ran out while this loop was held
-        # up, and it came back to us) keeps its one walk.
-        claims = [c for c in claims if c.host not in self._tasks]
-        if claims:
-            if not self._tasks:
-                self._renew_at = loop.time() + self.lease.total_seconds() / 3
-            await self._start(claims)
-            self._plan_seconds = loop.time() - planning
+        async with self._claiming:
+            # Walks that ended while the claim hook ran are finished here, right
+            # before their progress is written: a lane whose release is in this
+            # flush may be claimed again in the same transaction, and must then
+            # get a new walk. Lanes still walked are not claimed at all (their
+            # lease may have run out while this loop was held up): a claim is
+            # never dropped, so no lane stays `sending` to a worker that does not
+            # walk it (issue 24; docs/ARCHITECTURE.md §2, "Invariants").
+            self._harvest()
+            flushed, claims = await self._flush(free if claim else 0, exclude=set(self._tasks))
+            if claims:
+                if not self._tasks:  # a new burst: the claim just leased them
+                    self._renew_at = planning + self.lease.total_seconds() / 3
+                self._leased(claims, planning)
+                await self._start(claims)
+                self._plan_seconds = loop.time() - planning
         return bool(self._tasks or claims or flushed)
+
+    def _harvest(self) -> None:
+        """Forget walks that ended; a crashed one's lane is released unchanged."""
+        loop = asyncio.get_running_loop()
+        for host, task in list(self._tasks.items()):
+            if task.done():
+                del self._tasks[host]
+                if host not in self._writes:
+                    self._lease_until.pop(host, None)
+                self._finished.append(loop.time())
+                if not task.cancelled() and task.exception() is not None:
+                    log.error("lane crashed", exc_info=task.exception(),
+                              extra={"host": log_host(host)})
+                    self._release_unchanged(host)
+
+    def _leased(self, hosts: Iterable[str] | Iterable[LaneClaim], since: float) -> None:
+        """The lanes' leases run at least until ``since`` (loop time, taken before
+        the transaction that leased or renewed them) plus a lease."""
+        until = since + self.lease.total_seconds()
+        for item in hosts:
+            host = item.host if isinstance(item, LaneClaim) else item
+            self._lease_until[host] = max(self._lease_until.get(host, 0.0), until)
+
+    def _lease_ok(self, host: str) -> bool:
+        """Whether a walk may still send for the lane: its lease has at least a
+        third left. A walk whose lease may have gone to another worker stops
+        rather than send what that worker will send again (issue 24)."""
+        left = self._lease_until.get(host, 0.0) - asyncio.get_running_loop().time()
+        return left > self.lease.total_seconds() / 3
+
+    async def _keep_leases(self, stop: asyncio.Event) -> None:
+        """Renew the leases of lanes in hand every third of a lease, whatever
+        the claiming loop is doing. The loop renews too, but it waits on the
+        claim hook, the claim's transaction and the planning queries; held up
+        past the lease it let another worker take lanes whose walks were still
+        sending here: everything those walks sent went twice (issue 24)."""
+        period = self.lease.total_seconds() / 3
+        loop = asyncio.get_running_loop()
+        while not stop.is_set():
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(stop.wait(), timeout=max(0.01, self._renew_at
+                                                                 - loop.time()))
+            if stop.is_set():
+                return
+            if loop.time() < self._renew_at:
+                continue  # the loop renewed meanwhile
+            if not self._tasks:
+                self._renew_at = loop.time() + period
+                continue
+            if self._writes and not self._claiming.locked():
+                # The loop is held up before its claim: write the progress of the
+                # walks too, so that a lease that runs out anyway (the write lock
+                # came too late) costs no re-walk of what was sent meanwhile.
+                async with self._claiming:
+                    await self._flush()
+            await self._renew()
 
     def _in_hand(self, now: float) -> int:
         """Lanes to hold: the sending slots, plus the lanes that finish during
@@ -271,10 +364,23 @@ class DeliveryWorker:
 
     async def _start(self, claims: Sequence[LaneClaim]) -> None:
         """Plan the claimed lanes (fan-outs, inboxes, activities) with a few
-        queries for all of them, then start one task per lane."""
+        queries for all of them, then start one task per lane.
+
+        A lane's walk is its next ``fanouts_per_claim`` fan-outs *for its host*,
+        looked for among up to ``WINDOW`` fan-outs after its cursor; the lane
+        then stands past everything it looked through. Counting every fan-out
+        instead made a lane opened for one Accept walk the rest of the log
+        eight at a time, a claim each, while the Accepts of the thousand hosts
+        after it piled up (issue 24). One read of the log serves every lane
+        whose cursor falls inside a window already read."""
         by_cursor: dict[int, list[FanoutInfo]] = {}
+        window: list[FanoutInfo] = []
         for cursor in sorted({c.cursor for c in claims}):
-            by_cursor[cursor] = await fanouts_after(self.db, cursor, self.fanouts_per_claim)
+            if window and cursor < window[-1].id:  # inside the window read last
+                by_cursor[cursor] = window[bisect.bisect_right([f.id for f in window], cursor):]
+                continue
+            window = await fanouts_after(self.db, cursor, WINDOW)
+            by_cursor[cursor] = window
         wanted: dict[int, set[str]] = {}  # actor -> hosts
         for claim in claims:
             for fanout in by_cursor[claim.cursor]:
@@ -292,35 +398,68 @@ class DeliveryWorker:
                         headers[(actor_id, host)] = found
                 except Exception:  # an optional header never holds up a delivery
                     log.exception("collection synchronization header failed")
-        await self._load_sources({f.activity_id for fs in by_cursor.values() for f in fs})
+        plans: list[tuple[LaneClaim, list[tuple[FanoutInfo, tuple[str, ...],
+                                               Mapping[str, str] | None]], int]] = []
+        # Each fan-out's explicit inboxes by host, parsed once per claim: the
+        # lanes of a claim share windows, and parsing every URL for every lane
+        # was most of a burst's planning time.
+        explicit: dict[int, dict[str, list[str]]] = {}
+
+        def inboxes_at(fanout: FanoutInfo, host: str) -> list[str]:
+            found = explicit.get(fanout.id)
+            if found is None:
+                found = explicit[fanout.id] = {}
+                for url in fanout.inboxes:
+                    found.setdefault(inbox_host(url) or "", []).append(url)
+            return found.get(host, [])
+
         for claim in claims:
-            steps = []
-            for fanout in by_cursor[claim.cursor]:
-                chosen = {u for u in fanout.inboxes if inbox_host(u) == claim.host}
+            chosen_steps: list[tuple[FanoutInfo, tuple[str, ...], Mapping[str, str] | None]] = []
+            rows = by_cursor[claim.cursor]
+            through = rows[-1].id if rows else claim.cursor
+            for fanout in rows:
+                chosen = set(inboxes_at(fanout, claim.host))
                 extra = None
                 if fanout.followers_of is not None:
                     chosen.update(targets.get((fanout.followers_of, claim.host), ()))
                     extra = headers.get((fanout.followers_of, claim.host))
-                steps.append(_Step(fanout, tuple(sorted(chosen)), extra))
+                if not chosen:
+                    continue  # nothing for this host: looked through, not walked
+                chosen_steps.append((fanout, tuple(sorted(chosen)), extra))
+                if len(chosen_steps) == self.fanouts_per_claim:
+                    through = fanout.id
+                    break
+            plans.append((claim, chosen_steps, through))
+        sources = await self._load_sources(
+            {f.activity_id for _, chosen_steps, _ in plans for f, _, _ in chosen_steps})
+        for claim, chosen_steps, through in plans:
+            steps = [_Step(f, inboxes, sources.get(f.activity_id), extra)
+                     for f, inboxes, extra in chosen_steps]
             self._claims[claim.host] = claim
             self._lost.discard(claim.host)
-            self._tasks[claim.host] = asyncio.create_task(self._walk(claim, steps))
+            self._tasks[claim.host] = asyncio.create_task(self._walk(claim, steps, through))
 
-    async def _walk(self, claim: LaneClaim, steps: Sequence[_Step]) -> None:
+    async def _walk(self, claim: LaneClaim, steps: Sequence[_Step], through: int) -> None:
         """Wait for a sending slot, then walk the lane."""
         async with self._slots:
-            await self._walk_lane(claim, steps)
+            await self._walk_lane(claim, steps, through)
 
-    async def _walk_lane(self, claim: LaneClaim, steps: Sequence[_Step]) -> None:
-        """Send the lane's fan-outs in order; stop at the first failed attempt."""
+    async def _walk_lane(self, claim: LaneClaim, steps: Sequence[_Step], through: int) -> None:
+        """Send the lane's fan-outs in order; stop at the first failed attempt.
+        Walked to the end, the lane stands at ``through`` (the fan-outs between
+        had nothing for its host)."""
         state = LaneWrite(claim.host, claim.cursor, claim.attempts, utcnow(),
                           sorted(claim.done) or None, claim.scheme)
         for step in steps:
             if claim.host in self._lost:
                 return
+            if not self._lease_ok(claim.host):
+                log.warning("lane walk stopped: its lease was not renewed in time",
+                            extra={"host": log_host(claim.host), "worker_id": self.worker_id})
+                break
             done = set(state.done or ())
             todo = [u for u in step.inboxes if u not in done]
-            source = self._sources.get(step.fanout.activity_id)
+            source = step.source
             results: list[Result]
             if source is None or source.signer is None:
                 error = source.error if source is not None else "activity_gone"
@@ -368,6 +507,9 @@ class DeliveryWorker:
             state.cursor, state.done = step.fanout.id, None
             self._buffer(replace(state))
             state.succeeded = state.failed = False
+        else:
+            if through > state.cursor:
+                state.cursor, state.done = through, None
         self._buffer(replace(state, release=True))
 
     async def _send_all(self, inboxes: Sequence[str], source: _Source, signer: RequestSigner,
@@ -417,9 +559,12 @@ class DeliveryWorker:
             self._buffer(LaneWrite(host, claim.cursor, claim.attempts, utcnow(),
                                    sorted(claim.done) or None, claim.scheme, release=True))
 
-    async def _flush(self, claim: int = 0) -> tuple[int, list[LaneClaim]]:
+    async def _flush(self, claim: int = 0, *, exclude: Collection[str] = ()
+                     ) -> tuple[int, list[LaneClaim]]:
         """Write buffered progress and, with ``claim`` > 0, claim up to that many
-        lanes, in one transaction. Returns (lanes written, lanes claimed)."""
+        lanes (none of ``exclude``), in one transaction. Returns (lanes written,
+        lanes claimed)."""
+        started = asyncio.get_running_loop().time()
         writes, failures = list(self._writes.values()), self._failures
         self._writes, self._failures = {}, []
         self._outcomes, self._first_buffered = 0, None
@@ -427,40 +572,65 @@ class DeliveryWorker:
             try:
                 result, claims, self._mark = await flush_and_claim(
                     self.db, self.worker_id, writes, failures, self.lease, claim,
-                    skip_after=self._mark)
+                    skip_after=self._mark, exclude=exclude)
                 break
             except Exception:
                 if attempt == 2:
-                    # The lanes stay leased; when the lease runs out they go again.
+                    # Kept for the next flush (the walks' newer writes win): dropped,
+                    # a released lane stayed `sending` at its old cursor, and was
+                    # walked again from there once its lease ran out (issue 24).
                     log.exception("recording lane progress failed",
                                   extra={"worker_id": self.worker_id, "lanes": len(writes)})
+                    self._restore(writes, failures)
                     return 0, []
                 await asyncio.sleep(0.2)
         self.lost_leases += len(result.lost)
         self._lost |= result.lost
+        self._leased((w.host for w in writes if not w.release and w.host in result.written),
+                     started)
         for write in writes:
             if write.release or write.host in result.lost:
                 self._claims.pop(write.host, None)
+                if write.host not in self._tasks:
+                    self._lease_until.pop(write.host, None)
         return len(writes), claims
 
+    def _restore(self, writes: Sequence[LaneWrite], failures: list[Failure]) -> None:
+        """Put unwritten progress back in front of what was buffered since."""
+        newer = self._writes
+        self._writes = {w.host: w for w in writes}
+        for write in newer.values():
+            self._buffer(write)
+        self._failures = failures + self._failures
+        if self._writes and self._first_buffered is None:
+            self._first_buffered = asyncio.get_running_loop().time()
+
     async def _renew(self) -> None:
+        loop = asyncio.get_running_loop()
+        started = loop.time()
+        self._renew_at = started + self.lease.total_seconds() / 3
         hosts = sorted(set(self._tasks) | {h for h, w in self._writes.items()})
         try:
             held = await renew_lanes(self.db, self.worker_id, hosts, self.lease)
         except Exception:
             log.exception("lease renewal failed", extra={"worker_id": self.worker_id})
             return
+        self._leased(hosts, started)
         if held < len(hosts):
             log.warning("leases lost while sending",
                         extra={"worker_id": self.worker_id, "lanes": len(hosts) - held})
 
-    async def _load_sources(self, activity_ids: set[int]) -> None:
-        """Each activity's body and its actor's signer, kept in a bounded cache."""
+    async def _load_sources(self, activity_ids: set[int]) -> dict[int, _Source]:
+        """Each activity's body and its actor's signer: from the bounded cache,
+        else (a miss) from the database, and kept in the cache. An id missing
+        from the answer is an activity that is not in the database."""
+        found: dict[int, _Source] = {}
         for cached in activity_ids & set(self._sources):
             self._sources.move_to_end(cached)
+            found[cached] = self._sources[cached]
         missing = activity_ids - set(self._sources)
         if not missing:
-            return
+            return found
         query = (sm_select(col(Activity.id), col(Activity.body), col(LocalActor.username),
                            col(LocalActor.rsa_private_pem))
                  .join(LocalActor, col(LocalActor.id) == col(Activity.local_actor_id))
@@ -485,5 +655,7 @@ class DeliveryWorker:
                               extra={"activity_id": activity_id, "actor": username})
                     source = _Source(body, None, "bad_key")
             self._sources[int(activity_id or 0)] = source
+            found[int(activity_id or 0)] = source
         while len(self._sources) > SOURCE_CACHE:
             self._sources.popitem(last=False)
+        return found
