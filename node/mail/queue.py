@@ -29,7 +29,9 @@ from sqlalchemy import select as sa_select
 from sqlmodel import col, select
 from sqlmodel.ext.asyncio.session import AsyncSession
 
+from node.core.settings import Settings
 from node.mail import compose, policy
+from node.news.bulletin import OnPublished
 from node.storage.db import Database, dialect_insert, utcnow
 from node.storage.models import (
     LocalActor,
@@ -103,6 +105,12 @@ async def on_bulletin(session: AsyncSession, group: LocalActor, number: int,
     """news/bulletin.publish's ``on_published``: queue bulletin N to its languages' lists."""
     return await enqueue(session, group, "bulletin", str(number),
                          compose.bulletin_versions(versions, url))
+
+
+def bulletin_hook(settings: Settings) -> OnPublished | None:
+    """What bulletin.publish is given by the CLI, the API and the workspace: mails
+    are queued only on a node that sends mail (HAMBASTEGI_SMTP_URL and _MAIL_FROM)."""
+    return on_bulletin if settings.mail_enabled else None
 
 
 # --- claim, renew, complete ---------------------------------------------------------------

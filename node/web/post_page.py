@@ -19,6 +19,7 @@ from node.core import calendars
 from node.core.languages import autonym
 from node.core.text import html_to_plain
 from node.federation.runtime import Node
+from node.mail import subscriptions
 from node.storage.models import Event, LocalActor, LocalObject, NewsItem
 from node.web import listings, pages
 from node.web.i18n import direction
@@ -88,12 +89,15 @@ async def render(node: Node, session: AsyncSession, obj: LocalObject, actor: Loc
     call = await call_details(session, node, obj, actor, language) \
         if obj.object_type == "Event" else None
     kind = "call" if call else (await news_kind(session, obj) or "note")
+    mail_lists = await subscriptions.languages_of(session, actor) \
+        if kind == "bulletin" and node.settings.mail_enabled else []
     shown = versions[0]
     description = " ".join(html_to_plain(str(shown["html"])).split())[:OG_DESCRIPTION]
     return {
         "obj": obj, "actor": actor, "actor_url": node.urls.actor(actor.username),
         "object_url": node.urls.object(obj.uuid), "versions": versions, "first": first,
-        "call": call, "kind": kind, "title": shown["title"] or actor.display_name,
+        "call": call, "kind": kind, "mail_lists": mail_lists,
+        "title": shown["title"] or actor.display_name,
         "og_description": description,
         "published": calendars.format_datetime(obj.published, language, "UTC"),
         "og_image": call["flyer"]["url"] if call and call["flyer"] else
