@@ -146,7 +146,6 @@ def build(version: dict[str, str], language: str, envelope: Envelope,
     msg["Subject"] = one_line(version["subject"])
     msg["Date"] = format_datetime(utcnow())
     msg["Message-ID"] = envelope.message_id
-    msg["Content-Language"] = language
     msg["Auto-Submitted"] = "auto-generated"  # RFC 3834: vacation replies stay away
     text = version["text"]
     body = version["html"]
@@ -172,11 +171,13 @@ def build(version: dict[str, str], language: str, envelope: Envelope,
     msg.add_alternative(_html_page(language, version.get("title", version["subject"]), body,
                                    links), subtype="html", charset="utf-8",
                         cte="quoted-printable")
+    # After the parts: set_content drops every Content-* header set before it.
+    msg["Content-Language"] = language
     return msg
 
 
 def list_id(group_username: str, language: str, domain: str, group_name: str) -> str:
     """RFC 2919: a phrase and <list-label.namespace>; the label per group and language."""
     label = f"{group_username}.{language}".lower().replace("_", "-")
-    phrase = one_line(group_name, 100).replace('"', "'").replace("\\", "")
-    return f'"{phrase} ({language})" <{label}.lists.{domain}>'
+    phrase = "".join(c for c in one_line(group_name, 100) if c not in '"\\()<>,;:@[]')
+    return f"{phrase} {language} <{label}.lists.{domain}>"

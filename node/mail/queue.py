@@ -142,7 +142,7 @@ async def claim(db: Database, worker_id: str, limit: int, lease: timedelta, *,
         query = query.with_for_update(skip_locked=True)
     async with db.write() as session:
         rows = [Claimed(int(i), int(m), int(s), str(lang), int(a))
-                for i, m, s, lang, a in (await session.execute(query)).all()]
+                for i, m, s, lang, a in (await (await session.connection()).execute(query)).all()]
         if rows:
             await session.exec(
                 update(MailQueueItem).where(col(MailQueueItem.id).in_([r.id for r in rows]))

@@ -242,7 +242,7 @@ class MailWorker:
         missing = ids - set(self._messages)
         if missing:
             async with self.node.db.read() as session:
-                rows = (await session.execute(
+                rows = (await (await session.connection()).execute(
                     sa_select(col(MailMessage.id), col(MailMessage.kind),
                               col(MailMessage.versions), col(LocalActor.username),
                               col(LocalActor.display_name))
