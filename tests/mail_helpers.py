@@ -2,8 +2,11 @@
 
 from __future__ import annotations
 
+import asyncio
 import email
+import os
 import re
+import sys
 import threading
 from dataclasses import dataclass, field
 from email.message import Message
@@ -12,7 +15,10 @@ from typing import Any
 
 from aiosmtpd.controller import Controller
 
-from tests.conftest import free_port
+from tests.conftest import (
+    LiveNode,
+    free_port,
+)
 
 
 @dataclass
@@ -99,3 +105,35 @@ def dsn(verp: str, status: str = "5.1.1", action: str = "failed") -> bytes:
         f"Status: {status}\r\nDiagnostic-Code: smtp; 550 5.1.1 user unknown\r\n\r\n"
         "--b1\r\nContent-Type: text/rfc822-headers\r\n\r\n"
         "Subject: Bulletin\r\n\r\n--b1--\r\n").encode()
+
+
+DOMAIN = "news.example.org"
+FORM = {"Content-Type": "application/x-www-form-urlencoded"}
+
+
+def cli_env(live: LiveNode) -> dict[str, str]:
+    settings = live.node.settings
+    return {**os.environ, "HAMBASTEGI_DATA_DIR": str(settings.data_dir),
+            "HAMBASTEGI_DATABASE_URL": live.database_url,  # type: ignore[attr-defined]
+            "HAMBASTEGI_BASE_URL": settings.base_url,
+            "HAMBASTEGI_SMTP_URL": settings.smtp_url, "HAMBASTEGI_MAIL_FROM": settings.mail_from}
+
+
+async def run(env: dict[str, str], *args: str,
+              stdin: bytes | None = None) -> tuple[int, str, str]:
+    """A `hambastegi` command, awaited: the live node in this process keeps running
+    meanwhile (a blocking wait would hold its transactions open and lock SQLite)."""
+    proc = await asyncio.create_subprocess_exec(
+        sys.executable, "-m", "node.cli.main", *args, env=env,
+        stdin=asyncio.subprocess.PIPE, stdout=asyncio.subprocess.PIPE,
+        stderr=asyncio.subprocess.PIPE)
+    async with asyncio.timeout(60):
+        out, err = await proc.communicate(stdin)
+    return proc.returncode or 0, out.decode(), err.decode()
+
+
+def record_value(printed: str) -> bytes:
+    """The TXT record's value as a resolver returns it: its quoted pieces joined."""
+    return "".join(re.findall(r'"([^"]*)"', printed)).encode()
+
+

@@ -5,15 +5,11 @@ one-click unsubscribe, a DSN through `mail bounce` (issue 26, "What it must show
 
 from __future__ import annotations
 
-import asyncio
 import re
-import sys
-from collections.abc import AsyncIterator
 from pathlib import Path
 
 import dkim
 import httpx
-import pytest
 from sqlalchemy import func
 from sqlmodel import select
 
@@ -30,64 +26,18 @@ from node.storage.models import (
     NewsItem,
 )
 from tests.conftest import (
-    DatabaseFactory,
     LiveNode,
-    start_live_node,
-    stop_live_node,
     wait_for,
 )
-from tests.mail_helpers import SmtpServer, dsn
-
-DOMAIN = "news.example.org"
-FORM = {"Content-Type": "application/x-www-form-urlencoded"}
-
-
-@pytest.fixture
-def smtp() -> SmtpServer:
-    server = SmtpServer()
-    server.start()
-    yield server  # type: ignore[misc]
-    server.stop()
-
-
-@pytest.fixture
-async def mail_node(tmp_path: Path, databases: DatabaseFactory,
-                    smtp: SmtpServer) -> AsyncIterator[LiveNode]:
-    url = await databases.new()
-    live = await start_live_node(tmp_path, url, {
-        "HAMBASTEGI_SMTP_URL": smtp.url, "HAMBASTEGI_MAIL_FROM": f"bulletin@{DOMAIN}",
-        "HAMBASTEGI_MAIL_RATE": "0"})
-    live.database_url = url  # type: ignore[attr-defined]
-    yield live
-    await stop_live_node(live)
-
-
-def cli_env(live: LiveNode, tmp_path: Path) -> dict[str, str]:
-    import os
-
-    settings = live.node.settings
-    return {**os.environ, "HAMBASTEGI_DATA_DIR": str(settings.data_dir),
-            "HAMBASTEGI_DATABASE_URL": live.database_url,  # type: ignore[attr-defined]
-            "HAMBASTEGI_BASE_URL": settings.base_url,
-            "HAMBASTEGI_SMTP_URL": settings.smtp_url, "HAMBASTEGI_MAIL_FROM": settings.mail_from}
-
-
-async def run(env: dict[str, str], *args: str,
-              stdin: bytes | None = None) -> tuple[int, str, str]:
-    """A `hambastegi` command, awaited: the live node in this process keeps running
-    meanwhile (a blocking wait would hold its transactions open and lock SQLite)."""
-    proc = await asyncio.create_subprocess_exec(
-        sys.executable, "-m", "node.cli.main", *args, env=env,
-        stdin=asyncio.subprocess.PIPE, stdout=asyncio.subprocess.PIPE,
-        stderr=asyncio.subprocess.PIPE)
-    async with asyncio.timeout(60):
-        out, err = await proc.communicate(stdin)
-    return proc.returncode or 0, out.decode(), err.decode()
-
-
-def record_value(printed: str) -> bytes:
-    """The TXT record's value as a resolver returns it: its quoted pieces joined."""
-    return "".join(re.findall(r'"([^"]*)"', printed)).encode()
+from tests.mail_helpers import (
+    DOMAIN,
+    FORM,
+    SmtpServer,
+    cli_env,
+    dsn,
+    record_value,
+    run,
+)
 
 
 async def subscribers(live: LiveNode) -> dict[str, str]:
@@ -99,7 +49,7 @@ async def subscribers(live: LiveNode) -> dict[str, str]:
 async def test_subscribe_confirm_publish_unsubscribe_and_bounce_end_to_end(
         mail_node: LiveNode, smtp: SmtpServer, tmp_path: Path) -> None:
     live, node = mail_node, mail_node.node
-    env = cli_env(live, tmp_path)
+    env = cli_env(live)
     code, out, err = await run(env, "mail", "dkim-key", "--selector", "test2026")
     assert code == 0, err
     assert f"test2026._domainkey.{DOMAIN}. IN TXT" in out

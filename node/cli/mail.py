@@ -36,13 +36,23 @@ def register(sub: Any) -> None:
     bounce.set_defaults(func=HERE + "cmd_bounce")
     subs = sub.add_parser(
         "subscribers", help="GROUP [--export FILE] | delete GROUP ADDRESS | "
-        "import GROUP --lang L FILE.csv --consent TEXT")
-    subs.add_argument("words", nargs="+", metavar="WORD",
-                      help="GROUP | delete GROUP ADDRESS | import GROUP FILE")
-    subs.add_argument("--export", metavar="FILE", help="write the confirmed addresses (CSV)")
-    subs.add_argument("--lang", help="import: the list's language")
-    subs.add_argument("--consent", help="import: how consent was given (stored per address)")
+        "import GROUP --lang L FILE.csv --consent TEXT", add_help=False)
+    # Options may come between the words (`import GROUP --lang fa FILE`): the words
+    # are parsed by subscribers_parser with parse_intermixed_args.
+    subs.add_argument("words", nargs=argparse.REMAINDER)
     subs.set_defaults(func=HERE + "cmd_subscribers")
+
+
+def subscribers_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="hambastegi subscribers",
+        usage="%(prog)s GROUP [--export FILE] | delete GROUP ADDRESS | "
+              "import GROUP --lang L FILE.csv --consent TEXT")
+    parser.add_argument("words", nargs="+", metavar="WORD")
+    parser.add_argument("--export", metavar="FILE", help="write the confirmed addresses (CSV)")
+    parser.add_argument("--lang", help="import: the list's language")
+    parser.add_argument("--consent", help="import: how consent was given (stored per address)")
+    return parser
 
 
 def cmd_dkim_key(args: argparse.Namespace, settings: Settings) -> None:
@@ -142,6 +152,7 @@ def cmd_subscribers(args: argparse.Namespace, settings: Settings) -> None:
     from node.mail import subscriptions
     from node.mail.addresses import AddressError
 
+    args = subscribers_parser().parse_intermixed_args(args.words)
     words = list(args.words)
     verb = words[0] if words[0] in ("delete", "import") and len(words) > 1 else "list"
     if verb != "list":

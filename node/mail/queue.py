@@ -30,7 +30,7 @@ from sqlmodel import col, select
 from sqlmodel.ext.asyncio.session import AsyncSession
 
 from node.core.settings import Settings
-from node.mail import compose, policy
+from node.mail import compose, policy, subscriptions
 from node.news.bulletin import OnPublished
 from node.storage.db import Database, dialect_insert, utcnow
 from node.storage.models import (
@@ -203,10 +203,11 @@ _RETRY = (
 
 
 async def complete(db: Database, worker_id: str, outcomes: Sequence[Outcome],
-                   rng: random.Random, now: datetime | None = None
+                   rng: random.Random, key: bytes, now: datetime | None = None
                    ) -> tuple[dict[int, MailState], list[int]]:
     """Record outcomes (only for rows still held); returns the new states and the
-    ids of rows whose recipient bounced (the caller suppresses them)."""
+    subscriber ids that bounced, whose addresses are suppressed in the same
+    transaction (``key``: the node's mail key, for the keyed hash)."""
     if not outcomes:
         return {}, []
     now = now or utcnow()
@@ -251,7 +252,16 @@ async def complete(db: Database, worker_id: str, outcomes: Sequence[Outcome],
             await conn.execute(_FINISH, finished)
         if retried:
             await conn.execute(_RETRY, retried)
-    return recorded, bounced
+        gone: list[int] = []
+        if bounced:
+            sids = (await session.exec(select(MailQueueItem.subscriber_id).where(
+                col(MailQueueItem.id).in_(bounced)))).all()
+            for sid in sorted(set(sids)):
+                row = await session.get(MailSubscriber, sid)
+                if row is not None:
+                    await subscriptions.suppress(session, key, row, "bounced")
+                    gone.append(sid)
+    return recorded, gone
 
 
 # --- status --------------------------------------------------------------------------------

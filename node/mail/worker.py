@@ -34,7 +34,7 @@ from node.mail import addresses, compose, policy, queue
 from node.mail.dkim import Signer, load_key
 from node.mail.queue import Claimed, Outcome
 from node.mail.smtp import SmtpSender, SmtpTarget
-from node.mail.subscriptions import mail_key, suppress
+from node.mail.subscriptions import mail_key
 from node.storage.models import LocalActor, MailMessage, MailQueueItem, MailSubscriber
 from node.storage.states import MailState
 
@@ -256,7 +256,7 @@ class MailWorker:
 
     async def _record(self, outcomes: list[Outcome], held: set[int]) -> None:
         recorded, bounced = await queue.complete(self.node.db, self.worker_id, outcomes,
-                                                 self._rng)
+                                                 self._rng, self._key)
         for outcome in outcomes:
             held.discard(outcome.item_id)
         for state in recorded.values():
@@ -268,19 +268,8 @@ class MailWorker:
                 self.bounced += 1
             else:
                 self.failed += 1
-        if bounced:
-            await self._suppress_bounced(bounced)
-
-    async def _suppress_bounced(self, item_ids: Sequence[int]) -> None:
-        async with self.node.db.write() as session:
-            sids = (await session.exec(select(MailQueueItem.subscriber_id).where(
-                col(MailQueueItem.id).in_(list(item_ids))))).all()
-            for sid in set(sids):
-                row = await session.get(MailSubscriber, sid)
-                if row is not None:
-                    await suppress(session, self._key, row, "bounced")
-                    log.info("hard bounce: address suppressed", extra={
-                        "subscriber_id": sid})
+        for sid in bounced:
+            log.info("hard bounce: address suppressed", extra={"subscriber_id": sid})
 
     async def _release(self, ids: Sequence[int]) -> None:
         if ids:
