@@ -77,6 +77,7 @@ class MailWorker:
         self._rng = random.Random()
         self._wake = asyncio.Event()
         self._messages: OrderedDict[int, _Message] = OrderedDict()
+        self._prepared_cache: dict[tuple[int, str], compose.Prepared] = {}
         self._signer: Signer | None = None
         self._key: bytes = b""
         self._next_slot = 0.0
@@ -208,27 +209,42 @@ class MailWorker:
         base = self.node.urls.base
         sid, nonce = subscriber.id or 0, subscriber.nonce
         if message.kind == "confirm":
-            versions = compose.confirm_versions(subscriber.language, message.group_name)
             language = subscriber.language
+            prepared = self._prepared(item.message_id, message, language)
             token = addresses.make_token(self._key, "confirm", sid, nonce)
-            envelope = compose.Envelope(
-                message.group_name, self.from_address, subscriber.address,
-                f"<confirm.{item.message_id}.{sid}@{self.domain}>", None, None,
-                confirm_url=f"{base}/mail/confirm/{token}")
+            raw = compose.render(prepared, subscriber.address,
+                                 f"<confirm.{item.message_id}.{sid}@{self.domain}>",
+                                 confirm_url=f"{base}/mail/confirm/{token}")
         else:
-            versions = message.versions
-            language = item.language if item.language in versions else next(iter(versions))
+            language = item.language if item.language in message.versions \
+                else next(iter(message.versions))
+            prepared = self._prepared(item.message_id, message, language)
             token = addresses.make_token(self._key, "unsubscribe", sid, nonce)
-            envelope = compose.Envelope(
-                message.group_name, self.from_address, subscriber.address,
-                f"<{message.kind}.{item.message_id}.{sid}@{self.domain}>",
-                compose.list_id(message.group, language, self.domain, message.group_name),
-                f"{base}/mail/unsubscribe/{token}")
-        mail = compose.build(versions[language], language, envelope, message.group_name)
-        raw = mail.as_bytes()
+            raw = compose.render(prepared, subscriber.address,
+                                 f"<{message.kind}.{item.message_id}.{sid}@{self.domain}>",
+                                 unsubscribe_url=f"{base}/mail/unsubscribe/{token}")
         if self._signer is not None:
             raw = self._signer.sign(raw) + raw
         return raw, addresses.verp_address(self._key, sid, nonce, self.domain)
+
+    def _prepared(self, message_id: int, message: _Message,
+                  language: str) -> compose.Prepared:
+        cache_key = (message_id, language)
+        found = self._prepared_cache.get(cache_key)
+        if found is None:
+            if message.kind == "confirm":
+                version = compose.confirm_versions(language, message.group_name)[language]
+                list_id = None
+            else:
+                version = message.versions[language]
+                list_id = compose.list_id(message.group, language, self.domain,
+                                          message.group_name)
+            found = compose.prepare(version, language, message.group_name,
+                                    self.from_address, list_id)
+            if len(self._prepared_cache) > MESSAGE_CACHE * 4:
+                self._prepared_cache.clear()
+            self._prepared_cache[cache_key] = found
+        return found
 
     async def _subscribers(self, ids: set[int]) -> dict[int, MailSubscriber]:
         async with self.node.db.read() as session:
