@@ -15,7 +15,7 @@ from sqlmodel import select
 
 from node.federation.local_actors import get_group
 from node.groups import operations
-from node.mail import queue
+from node.mail import queue, subscriptions
 from node.news import channels
 from node.news import operations as news
 from node.storage.models import (
@@ -182,3 +182,28 @@ async def test_a_confirmed_address_gets_the_same_answer_and_no_mail(
     assert again.text == fresh.text.replace("emil", "dora")  # nothing tells them apart
     await wait_for(lambda: _n(smtp, 2), what="emil's confirmation")
     assert len(smtp.sink.to("dora@example.net")) == 1
+
+
+async def test_the_workspace_shows_counts_and_progress_but_no_address(
+        mail_node: LiveNode, smtp: SmtpServer) -> None:
+    from node.mail.queue import bulletin_hook
+    from node.news import bulletin
+    from tests.workspace_helpers import logged_in, make_user
+
+    node = mail_node.node
+    group = await operations.create_group(node, "koeln", display_name="Köln", language="de")
+    await subscriptions.import_addresses(node, group, "de", ["one@example.net",
+                                                              "two@example.net"], "a paper list")
+    await news.create_item(node, "koeln", {"language": "de", "versions": {
+        "de": {"title": "Streik", "text": "Text"}}})
+    await bulletin.publish(node, "koeln", on_published=bulletin_hook(node.settings))
+    await wait_for(lambda: _n(smtp, 2), what="two mails")
+
+    async def recorded() -> bool:
+        return all(p.done for p in await queue.progress(node.db))
+    await wait_for(recorded, what="both recorded")
+    await make_user(mail_node, "ali", groups=("koeln",))
+    async with logged_in(mail_node, "ali") as client:
+        page = (await client.get("/admin/groups/koeln")).text
+    assert "Mailing lists" in page and '<progress max="2" value="2">' in page
+    assert "sent 2" in page and "@example.net" not in page

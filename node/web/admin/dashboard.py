@@ -62,6 +62,14 @@ async def _group(request: Request, ctx: Ctx) -> Response:
                 Follower.local_actor_id == group.id, Follower.state == "accepted")
             .group_by(Follower.host))).all())
     news_ids = await _news_objects(ctx, [p.id or 0 for p in posts])
+    mail_counts: list[tuple[str, str, int]] = []
+    mail_progress: list[Any] = []
+    if node.settings.mail_enabled:
+        from node.mail import queue, subscriptions
+
+        # Counts only: the workspace never shows a subscriber's address (issue 26).
+        mail_counts = await subscriptions.counts(node, group)
+        mail_progress = await queue.progress(node.db, group_id=group.id, limit=5)
     return page(
         ctx, "group.html", notice=notice(request),
         drafts=[{"draft": d, "title": _draft_title(d.kind, d.body)}
@@ -76,6 +84,7 @@ async def _group(request: Request, ctx: Ctx) -> Response:
         invitations=[i for i in await cosign.invitations(node, group.username)
                      if i.state == "pending"],
         replies=await operations.replies(node, group.username),
+        mail_counts=mail_counts, mail_progress=mail_progress,
     )
 
 
