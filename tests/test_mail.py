@@ -207,3 +207,29 @@ async def test_the_workspace_shows_counts_and_progress_but_no_address(
         page = (await client.get("/admin/groups/koeln")).text
     assert "Mailing lists" in page and '<progress max="2" value="2">' in page
     assert "sent 2" in page and "@example.net" not in page
+
+
+async def test_a_call_is_mailed_when_published_and_when_postponed_to_those_who_want_calls(
+        mail_node: LiveNode, smtp: SmtpServer) -> None:
+    from node.calls import operations as calls
+    from tests.test_events import geneva_call
+
+    node = mail_node.node
+    group = await operations.create_group(node, "geneva", display_name="Genf", language="de")
+    await subscriptions.import_addresses(node, group, "de", ["calls@example.net",
+                                                              "news@example.net"], "list")
+    async with node.db.write() as session:
+        row = (await session.exec(select(MailSubscriber).where(
+            MailSubscriber.address == "calls@example.net"))).one()
+        row.calls = True
+    call = await calls.create_call(node, "geneva", geneva_call())
+    await calls.change_status(node, call, "postponed", start="2027-06-15T12:00")
+    await wait_for(lambda: _n(smtp, 2), what="two call mails")
+    mails = smtp.sink.to("calls@example.net")
+    assert [m.message["Content-Language"] for m in mails] == ["de", "de"]
+    assert mails[0].message["Subject"] == "Protestkundgebung vor der ILO"
+    assert mails[1].message["Subject"] == "Verschoben: Protestkundgebung vor der ILO"
+    assert call + "#v-de" in mails[1].part("plain")
+    await calls.change_status(node, call, "cancelled")
+    await wait_for(lambda: _n(smtp, 3), what="the cancellation")
+    assert smtp.sink.to("news@example.net") == []
