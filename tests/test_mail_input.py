@@ -329,3 +329,34 @@ async def test_subscribers_cli_exports_privately_deletes_and_imports(
     assert code == 1 and "bad.csv:2:" in err and "a@b" not in err
     code, _, err = await run(env, "subscribers", "delete", "koeln", "a@example.org\r\nX: y")
     assert code == 1 and "control characters" in err
+
+
+@pytest.mark.parametrize(("name", "value"), [
+    ("HAMBASTEGI_SMTP_URL", "http://mail.example"),
+    ("HAMBASTEGI_SMTP_URL", "smtp://"),
+    ("HAMBASTEGI_SMTP_URL", "smtp://mail.example:99999999"),
+    ("HAMBASTEGI_SMTP_URL", "smtp://mail.example:abc"),
+    ("HAMBASTEGI_MAIL_FROM", "bulletin@node.example\r\nBcc: x@y.org"),
+    ("HAMBASTEGI_MAIL_FROM", "no-at-sign"),
+    ("HAMBASTEGI_MAIL_RATE", "-1"),
+    ("HAMBASTEGI_MAIL_RATE", "fast"),
+    ("HAMBASTEGI_MAIL_LEASE_SECONDS", "0"),
+])
+def test_malformed_mail_settings_are_refused_by_name(name: str, value: str) -> None:
+    from node.core.settings import Settings, SettingsError
+
+    with pytest.raises(SettingsError):
+        Settings.load(environ={"HAMBASTEGI_BASE_URL": "https://node.example", name: value})
+
+
+def test_smtp_urls_choose_starttls_with_a_password_tls_for_smtps_plain_for_a_relay() -> None:
+    from node.mail.smtp import SmtpTarget
+
+    login = SmtpTarget.parse("smtp://user:p%40ss@mail.example:587")
+    assert (login.start_tls, login.use_tls, login.password, login.port) == (True, False,
+                                                                          "p@ss", 587)
+    tls = SmtpTarget.parse("smtps://user:pw@mail.example")
+    assert (tls.use_tls, tls.start_tls, tls.port) == (True, False, 465)
+    relay = SmtpTarget.parse("smtp://localhost")
+    assert (relay.use_tls, relay.start_tls, relay.port) == (False, False, 25)
+    assert "pw" not in tls.describe() and "user" not in tls.describe()

@@ -192,8 +192,15 @@ class Settings:
             raise SettingsError("HAMBASTEGI_MAIL_RATE must be 0 (no limit) or more, "
                                 "HAMBASTEGI_MAIL_LEASE_SECONDS positive")
         smtp_url = merged.get(PREFIX + "SMTP_URL", "").strip()
-        if smtp_url and urlsplit(smtp_url).scheme not in ("smtp", "smtps"):
-            raise SettingsError("HAMBASTEGI_SMTP_URL must start with smtp:// or smtps://")
+        if smtp_url:
+            parts = urlsplit(smtp_url)
+            try:
+                parts.port  # noqa: B018 (raises on a malformed port)
+            except ValueError as exc:
+                raise SettingsError("HAMBASTEGI_SMTP_URL has a malformed port") from exc
+            if parts.scheme not in ("smtp", "smtps") or not parts.hostname:
+                raise SettingsError("HAMBASTEGI_SMTP_URL must be smtp://[user:pass@]host[:port] "
+                                    "or smtps://user:pass@host[:port]")
         mail_from = merged.get(PREFIX + "MAIL_FROM", "").strip()
         if mail_from and (mail_from.count("@") != 1 or any(c in mail_from for c in "\r\n<> ")):
             raise SettingsError("HAMBASTEGI_MAIL_FROM must be an address like news@node.example")
