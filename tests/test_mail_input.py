@@ -360,3 +360,24 @@ def test_smtp_urls_choose_starttls_with_a_password_tls_for_smtps_plain_for_a_rel
     relay = SmtpTarget.parse("smtp://localhost")
     assert (relay.use_tls, relay.start_tls, relay.port) == (False, False, 25)
     assert "pw" not in tls.describe() and "user" not in tls.describe()
+
+
+def test_the_fast_rsa_step_gives_dkimpys_own_bytes_and_verifies() -> None:
+    import hashlib
+
+    from node.mail import dkim as mail_dkim
+
+    key = mail_dkim.DkimKey("s1", "example.org", mail_dkim.new_pem())
+    signer = mail_dkim.Signer(key)
+    parsed = mail_dkim._parsed_key(key.pem)
+    digest = hashlib.sha256(b"canonical headers")
+    assert mail_dkim._fast_rsa_sign(digest.copy(), parsed) \
+        == mail_dkim._original(digest.copy(), parsed)
+    message = (b"From: a@example.org\r\nTo: b@example.net\r\nSubject: s\r\n"
+               b"Date: Mon, 07 Dec 2026 10:00:00 +0000\r\nMessage-ID: <1@example.org>\r\n"
+               b"\r\nbody\r\n")
+    signed = signer.sign(message) + message
+    assert mail_dkim.verify(signed, mail_dkim.dns_value(key.pem))
+    assert not mail_dkim.verify(signed.replace(b"body", b"bodY"), mail_dkim.dns_value(key.pem))
+    other = mail_dkim.dns_value(mail_dkim.new_pem())
+    assert not mail_dkim.verify(signed, other)
