@@ -59,7 +59,7 @@ async def test_subscribe_confirm_publish_unsubscribe_and_bounce_end_to_end(
     await operations.create_group(node, "koeln", display_name="Köln", language="de")
     await channels.enable(node, "koeln", ["fa"])
     group_url = live.url("/groups/koeln")
-    async with httpx.AsyncClient() as client:
+    async with httpx.AsyncClient(headers={"Accept-Language": "en"}) as client:
         page = await client.get(group_url)
         assert 'action="' + live.node.urls.actor("koeln") + '/subscribe"' in page.text
         people = {"ali@example.net": ["fa"], "berta@example.net": ["de"],
@@ -90,6 +90,9 @@ async def test_subscribe_confirm_publish_unsubscribe_and_bounce_end_to_end(
         assert code == 0, err
         assert out.startswith("1\t")
         assert "sent 3" in err  # the progress line's last state
+        bulletin_page = await client.get(out.split("\t")[1].strip(),
+                                         headers={"Accept": "text/html"})
+        assert "/groups/koeln/subscribe" in bulletin_page.text  # the form, on its page too
         await wait_for(lambda: _n(smtp, 6), what="three bulletin mails")
 
         # Published twice by mistake (the hook run again): nobody is queued twice.
