@@ -189,9 +189,7 @@ async def test_a_confirmed_address_gets_the_same_answer_and_no_mail(
 
 async def test_the_workspace_shows_counts_and_progress_but_no_address(
         mail_node: LiveNode, smtp: SmtpServer) -> None:
-    from node.mail.queue import bulletin_hook
-    from node.news import bulletin
-    from tests.workspace_helpers import logged_in, make_user
+    from tests.workspace_helpers import form_token, logged_in, make_user
 
     node = mail_node.node
     group = await operations.create_group(node, "koeln", display_name="Köln", language="de")
@@ -199,15 +197,19 @@ async def test_the_workspace_shows_counts_and_progress_but_no_address(
                                                               "two@example.net"], "a paper list")
     await news.create_item(node, "koeln", {"language": "de", "versions": {
         "de": {"title": "Streik", "text": "Text"}}})
-    await bulletin.publish(node, "koeln", on_published=bulletin_hook(node.settings))
-    await wait_for(lambda: _n(smtp, 2), what="two mails")
-
-    async def recorded() -> bool:
-        return all(p.done for p in await queue.progress(node.db))
-    await wait_for(recorded, what="both recorded")
     await make_user(mail_node, "ali", groups=("koeln",))
     async with logged_in(mail_node, "ali") as client:
+        token = await form_token(client, "/admin/groups/koeln")
+        pressed = await client.post("/admin/groups/koeln/bulletin", data={"csrf": token})
+        assert pressed.status_code == 303
+        await wait_for(lambda: _n(smtp, 2), what="two mails")
+
+        async def recorded() -> bool:
+            return all(p.done for p in await queue.progress(node.db))
+        await wait_for(recorded, what="both recorded")
         page = (await client.get("/admin/groups/koeln")).text
+        again = await client.post("/admin/groups/koeln/bulletin", data={"csrf": token})
+        assert again.status_code == 400 and "no news items" in again.text
     assert "Mailing lists" in page and '<progress max="2" value="2">' in page
     assert "sent 2" in page and "@example.net" not in page
 

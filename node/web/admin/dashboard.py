@@ -28,6 +28,8 @@ NOTICES = {
     "password": N_("Password changed. Your other sessions were logged out."),
     "done": N_("Done."),
     "deleted": N_("Draft deleted."),
+    "bulletin": N_("Bulletin published. Its mails go out now; their progress is shown "
+                   "under Mailing lists."),
 }
 RECENT_POSTS = 30
 # Stored words the pages show through the catalogue (``_(state)``): event statuses,
