@@ -381,3 +381,29 @@ def test_the_fast_rsa_step_gives_dkimpys_own_bytes_and_verifies() -> None:
     assert not mail_dkim.verify(signed.replace(b"body", b"bodY"), mail_dkim.dns_value(key.pem))
     other = mail_dkim.dns_value(mail_dkim.new_pem())
     assert not mail_dkim.verify(signed, other)
+
+
+async def test_the_worker_forgets_unconfirmed_addresses_without_any_new_subscription(
+        mail_node: LiveNode) -> None:
+    import asyncio
+
+    from node.mail.worker import MailWorker
+
+    node = mail_node.node
+    group = await operations.create_group(node, "koeln", display_name="Köln", language="de")
+    async with node.db.write() as session:
+        session.add(MailSubscriber(group_id=group.id or 0, address="late@example.net",
+                                   language="de", nonce="0" * 32,
+                                   created_at=utcnow() - timedelta(days=8)))
+    stop = asyncio.Event()
+    worker = MailWorker(node)
+    task = asyncio.create_task(worker.run(stop))
+    try:
+        await wait_for(lambda: _gone(mail_node), what="the stale address forgotten")
+    finally:
+        stop.set()
+        await task
+
+
+async def _gone(live: LiveNode) -> bool:
+    return await _count(live, MailSubscriber) == 0

@@ -34,7 +34,8 @@ from node.mail import addresses, compose, policy, queue
 from node.mail.dkim import Signer, load_key
 from node.mail.queue import Claimed, Outcome
 from node.mail.smtp import SmtpSender, SmtpTarget
-from node.mail.subscriptions import mail_key
+from node.mail.subscriptions import forget_unconfirmed, mail_key
+from node.storage.db import utcnow
 from node.storage.models import LocalActor, MailMessage, MailQueueItem, MailSubscriber
 from node.storage.states import MailState
 
@@ -45,6 +46,7 @@ FLUSH_ROWS = 50
 FLUSH_SECONDS = 0.5
 CONNECTIONS = 4
 MESSAGE_CACHE = 64
+FORGET_EVERY = 3600.0  # seconds between looks for unconfirmed subscribers past 7 days
 
 
 @dataclass(frozen=True, slots=True)
@@ -91,8 +93,13 @@ class MailWorker:
         log.info("mail worker started", extra={"smtp": self.target.describe(),
                                                "rate": self.rate})
         try:
+            loop = asyncio.get_running_loop()
+            forget_at = 0.0
             while not stop.is_set():
                 self._wake.clear()
+                if loop.time() >= forget_at:
+                    forget_at = loop.time() + FORGET_EVERY
+                    await self._forget_unconfirmed()
                 try:
                     claimed = await self.run_batch(stop)
                 except Exception:  # the database went away, say: leases retry the work
@@ -107,6 +114,17 @@ class MailWorker:
                     self.idle = False
         finally:
             await self.close()
+
+    async def _forget_unconfirmed(self) -> None:
+        """Pending subscribers older than 7 days go, also when nobody subscribes."""
+        try:
+            async with self.node.db.write() as session:
+                gone = await forget_unconfirmed(session, utcnow())
+        except Exception:  # the database went away: the next hour tries again
+            log.exception("forgetting unconfirmed subscribers failed")
+            return
+        if gone:
+            log.info("unconfirmed subscribers forgotten", extra={"count": gone})
 
     async def run_once(self) -> int:
         """Send until nothing is due (tests); returns the rows claimed."""
