@@ -407,3 +407,24 @@ async def test_the_worker_forgets_unconfirmed_addresses_without_any_new_subscrip
 
 async def _gone(live: LiveNode) -> bool:
     return await _count(live, MailSubscriber) == 0
+
+
+async def test_a_new_dkim_key_signs_the_next_mails_without_a_restart(
+        mail_node: LiveNode, smtp: SmtpServer) -> None:
+    import dkim as dkimpy
+
+    from node.mail import dkim as mail_dkim
+
+    node = mail_node.node
+    await operations.create_group(node, "koeln", display_name="Köln", language="de")
+    await _import(mail_node, "reader@example.net")
+    records = []
+    for number, selector in ((1, "first"), (2, "second")):
+        key = await mail_dkim.make_key(node.db, selector, DOMAIN)
+        records.append(mail_dkim.dns_value(key.pem))
+        await _bulletin(mail_node)
+        await wait_for(lambda n=number: _received(smtp, n), what=f"bulletin {number}")
+    first, second = (m.raw for m in smtp.sink.to("reader@example.net"))
+    assert b"s=first;" in first and b"s=second;" in second
+    assert dkimpy.verify(first, dnsfunc=lambda name, timeout=5: records[0])
+    assert dkimpy.verify(second, dnsfunc=lambda name, timeout=5: records[1])

@@ -139,12 +139,14 @@ class MailWorker:
 
     async def _prepare(self) -> None:
         self._key = await mail_key(self.node)
-        if self._signer is None:
-            key = await load_key(self.node.db, self.domain)
-            if key is not None:
-                self._signer = Signer(key)
-            else:
+        # Read each batch (one small row): a key made or replaced by `mail dkim-key`
+        # signs the next batch, without a restart.
+        key = await load_key(self.node.db, self.domain)
+        if key is None:
+            if self._signer is None:
                 log.warning("no DKIM key: mail goes unsigned (hambastegi mail dkim-key)")
+        elif self._signer is None or self._signer.key != key:
+            self._signer = Signer(key)
 
     async def run_batch(self, stop: asyncio.Event | None) -> int:
         if not await queue.due(self.node.db):
