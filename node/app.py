@@ -32,7 +32,16 @@ from node.federation.outbox_sync import SyncWorker
 from node.federation.runtime import Node
 from node.inbound import INBOUND
 from node.storage.models import InboxItem
-from node.web import admin, campaigns, collections, documents, feeds, networks, remote_follow
+from node.web import (
+    admin,
+    campaigns,
+    collections,
+    documents,
+    feeds,
+    mail_pages,
+    networks,
+    remote_follow,
+)
 from node.web import pages as web
 from node.web.addressed import or_addressed
 
@@ -165,6 +174,7 @@ def build_routes() -> list[Route]:
         *api_events.routes,
         *admin.routes,
         *api_campaigns.routes,
+        *mail_pages.routes,
     ]
 
 
@@ -189,6 +199,12 @@ def create_app(settings: Settings, *, run_worker: bool = True,
                                 poll=settings.worker_poll_seconds)
             node.sync_wake = syncer.wake
             tasks.append(asyncio.create_task(syncer.run(stop)))
+            if settings.mail_enabled:
+                from node.mail.worker import MailWorker
+
+                mailer = MailWorker(node, idle_wait=node.wakeup.waiter().wait)
+                node.mail_wake = mailer.wake
+                tasks.append(asyncio.create_task(mailer.run(stop)))
         log.info("node started", extra={"base_url": settings.base_url})
         try:
             yield {}

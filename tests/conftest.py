@@ -323,3 +323,30 @@ def run_cli(env: dict[str, str], *args: str) -> subprocess.CompletedProcess[str]
     """Run `hambastegi ARGS` as a user would, without raising on failure."""
     return subprocess.run([sys.executable, "-m", "node.cli.main", *args], env=env,
                           capture_output=True, text=True, timeout=60, check=False)
+
+
+# --- mail (issue 26): a real SMTP server and a node that mails through it ----------------
+
+
+@pytest.fixture
+def smtp() -> Iterator[Any]:
+    from tests.mail_helpers import SmtpServer
+
+    server = SmtpServer()
+    server.start()
+    yield server
+    server.stop()
+
+
+@pytest.fixture
+async def mail_node(tmp_path: Path, databases: DatabaseFactory, smtp: Any
+                    ) -> AsyncIterator[LiveNode]:
+    from tests.mail_helpers import DOMAIN
+
+    url = await databases.new()
+    live = await start_live_node(tmp_path, url, {
+        "HAMBASTEGI_SMTP_URL": smtp.url, "HAMBASTEGI_MAIL_FROM": f"bulletin@{DOMAIN}",
+        "HAMBASTEGI_MAIL_RATE": "0"})
+    live.database_url = url  # type: ignore[attr-defined]
+    yield live
+    await stop_live_node(live)

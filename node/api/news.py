@@ -64,11 +64,13 @@ async def enable_channels(request: Request, token: ApiToken, body: dict[str, Any
 
 
 async def publish_bulletin(request: Request, token: ApiToken, body: dict[str, Any]) -> Response:
+    from node.mail.queue import bulletin_hook
     from node.news import bulletin
 
     actor = await _check_group(request, token)
-    number, object_id = await bulletin.publish(_node(request), actor.username,
-                                               since=body.get("since"))
+    node = _node(request)
+    number, object_id = await bulletin.publish(node, actor.username, since=body.get("since"),
+                                               on_published=bulletin_hook(node.settings))
     return JSONResponse({"number": number, "id": object_id}, status_code=201)
 
 

@@ -151,8 +151,20 @@ async def create_call(node: Node, username: str, body: dict[str, Any]) -> str:
         session.add(event)
         await session.flush()
         await send_event(session, node.urls, actor, obj, "Create")
+        await _mail(node, session, actor, obj, event, "published")
     node.changed()
     return node.urls.object(obj.uuid)
+
+
+async def _mail(node: Node, session: AsyncSession, actor: LocalActor, obj: LocalObject,
+                event: Event, change: str) -> None:
+    """The call's mail to the group's subscribers, in this transaction (node/mail/calls.py)."""
+    if not node.settings.mail_enabled:
+        return
+    from node.mail.calls import on_call
+
+    names = [name for _, name in await organizers_of(session, node.urls, actor, event)]
+    await on_call(session, node.urls, actor, obj, event, change, names)
 
 
 async def _load(node: Node, session: AsyncSession, object_id: str,
@@ -272,5 +284,6 @@ async def change_status(node: Node, object_id: str, status: str, *, start: str |
         await send_event(session, node.urls, actor, obj, "Update")
         if status != "scheduled":
             await _status_note(session, node.urls, actor, obj, event, previous_start)
+            await _mail(node, session, actor, obj, event, status)
     node.changed()
     return node.urls.object(obj.uuid)

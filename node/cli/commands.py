@@ -82,7 +82,12 @@ def cmd_worker(args: argparse.Namespace, settings: Settings) -> None:
         loop = asyncio.get_running_loop()
         for sig in (signal.SIGTERM, signal.SIGINT):
             loop.add_signal_handler(sig, stop.set)
-        await asyncio.gather(worker.run(stop), syncer.run(stop))
+        runs = [worker.run(stop), syncer.run(stop)]
+        if settings.mail_enabled:
+            from node.mail.worker import MailWorker
+
+            runs.append(MailWorker(node, idle_wait=node.wakeup.waiter().wait).run(stop))
+        await asyncio.gather(*runs)
 
     with_node(settings, run, fast_loop=True)
 

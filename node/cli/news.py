@@ -154,11 +154,16 @@ def cmd_channel_list(args: argparse.Namespace, settings: Settings) -> None:
 
 def cmd_bulletin_publish(args: argparse.Namespace, settings: Settings) -> None:
     from node.cli.common import with_node
+    from node.mail.queue import bulletin_hook
     from node.news import bulletin
 
     number, object_id = with_node(settings, lambda node: bulletin.publish(
-        node, args.group, since=args.since))
-    print(f"{number}\t{object_id}")
+        node, args.group, since=args.since, on_published=bulletin_hook(settings)))
+    print(f"{number}\t{object_id}", flush=True)
+    if getattr(args, "wait", False) and settings.mail_enabled:
+        from node.cli.mail import wait_for_bulletin
+
+        wait_for_bulletin(settings, args.group, number)
 
 
 def edit_note(node: Any, object_id: str, text: str) -> Any:
@@ -253,4 +258,7 @@ def register(sub: Any, publish: Any, edit: Any) -> None:
         "publish", help="bulletin N+1 of the items since the last one; prints N and its id")
     publish_bulletin.add_argument("group")
     publish_bulletin.add_argument("--since", help="ISO 8601 date (default: the last bulletin)")
+    publish_bulletin.add_argument("--wait", action="store_true",
+                                  help="show the mails' progress until all are sent or bounced "
+                                       "(a `serve` or `worker` sends them)")
     publish_bulletin.set_defaults(func="node.cli.news:cmd_bulletin_publish")

@@ -117,6 +117,19 @@ class Settings:
     # Like Mastodon's secure mode: actor-scoped ActivityPub documents only for
     # signed GETs from permitted peers (federation/authorized_fetch.py).
     authorized_fetch: bool = False
+    # The bulletin by e-mail (node/mail/): where mail goes (smtp://user:pass@host:587
+    # with STARTTLS, smtps://host:465, smtp://localhost:25 plain to a local relay; empty:
+    # no mail is sent and nothing is queued), the From address (its domain names the
+    # DKIM signature and the VERP bounce addresses), mails per second (0: no limit),
+    # and the lease of a claimed mail (a crashed worker's mails go again after it).
+    smtp_url: str = ""
+    mail_from: str = ""
+    mail_rate: float = 10.0
+    mail_lease_seconds: float = 60.0
+
+    @property
+    def mail_enabled(self) -> bool:
+        return bool(self.smtp_url and self.mail_from)
 
     @property
     def host(self) -> str:
@@ -169,6 +182,8 @@ class Settings:
             max_connections = int(merged.get(PREFIX + "MAX_CONNECTIONS", "4096"))
             per_address = int(merged.get(PREFIX + "MAX_CONNECTIONS_PER_ADDRESS", "256"))
             sync_seconds = float(merged.get(PREFIX + "SYNC_SECONDS", "300"))
+            mail_rate = float(merged.get(PREFIX + "MAIL_RATE", "10"))
+            mail_lease = float(merged.get(PREFIX + "MAIL_LEASE_SECONDS", "60"))
         except ValueError as exc:
             raise SettingsError(f"malformed number in settings: {exc}") from exc
         if min(header_timeout, body_timeout, keepalive_timeout) <= 0 \
@@ -180,6 +195,22 @@ class Settings:
             raise SettingsError("HAMBASTEGI_SYNC_SECONDS must be positive")
         if concurrency < 1 or poll <= 0 or lease <= 0 or batch < 1:
             raise SettingsError("delivery concurrency and poll interval must be positive")
+        if not mail_rate >= 0 or not mail_lease > 0:
+            raise SettingsError("HAMBASTEGI_MAIL_RATE must be 0 (no limit) or more, "
+                                "HAMBASTEGI_MAIL_LEASE_SECONDS positive")
+        smtp_url = merged.get(PREFIX + "SMTP_URL", "").strip()
+        if smtp_url:
+            parts = urlsplit(smtp_url)
+            try:
+                parts.port  # noqa: B018 (raises on a malformed port)
+            except ValueError as exc:
+                raise SettingsError("HAMBASTEGI_SMTP_URL has a malformed port") from exc
+            if parts.scheme not in ("smtp", "smtps") or not parts.hostname:
+                raise SettingsError("HAMBASTEGI_SMTP_URL must be smtp://[user:pass@]host[:port] "
+                                    "or smtps://user:pass@host[:port]")
+        mail_from = merged.get(PREFIX + "MAIL_FROM", "").strip()
+        if mail_from and (mail_from.count("@") != 1 or any(c in mail_from for c in "\r\n<> ")):
+            raise SettingsError("HAMBASTEGI_MAIL_FROM must be an address like news@node.example")
         metrics_token = merged.get(PREFIX + "METRICS_TOKEN", "").strip()
         if metrics_token and len(metrics_token) < MIN_METRICS_TOKEN:
             raise SettingsError(
@@ -208,4 +239,8 @@ class Settings:
             sync_seconds=sync_seconds,
             federation_mode=federation_mode,
             authorized_fetch=_truthy(merged.get(PREFIX + "AUTHORIZED_FETCH")),
+            smtp_url=smtp_url,
+            mail_from=mail_from,
+            mail_rate=mail_rate,
+            mail_lease_seconds=mail_lease,
         )

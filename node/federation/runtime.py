@@ -107,6 +107,8 @@ class Node:
         self.delivery_wake: Callable[[], None] = lambda: None
         # Set by the in-process sync worker so a new follow is backfilled at once.
         self.sync_wake: Callable[[], None] = lambda: None
+        # Set by the in-process mail worker (node/mail/worker.py) so queued mail goes at once.
+        self.mail_wake: Callable[[], None] = lambda: None
         # FEP-8fcf (federation/followers_sync.py): (actor id, host) → the header of
         # a delivery to the actor's followers there, dropped with the other caches.
         self.follower_digests: dict[tuple[int, str], dict[str, str]] = {}
@@ -165,6 +167,7 @@ class Node:
         """
         self._drop_cached()
         self.delivery_wake()
+        self.mail_wake()
 
     def delivery_worker(self) -> DeliveryWorker:
         """A delivery worker over this node's database and client; deliveries to

@@ -13,6 +13,7 @@ never given twice (the unique constraint settles two publishers racing).
 from __future__ import annotations
 
 import re
+from collections.abc import Awaitable, Callable
 from datetime import datetime
 from typing import Any
 
@@ -114,7 +115,14 @@ def parse_since(value: Any) -> datetime | None:
     return since.replace(tzinfo=UTC) if since.tzinfo is None else since.astimezone(UTC)
 
 
-async def publish(node: Node, username: str, *, since: Any = None) -> tuple[int, str]:
+# Called inside the bulletin's transaction with (session, group, number, the
+# versions {lang: {"title", "text"}}, the bulletin's URL): the mail layer queues its
+# mails there (node/mail/queue.on_bulletin), so bulletin and mails commit together.
+OnPublished = Callable[[AsyncSession, LocalActor, int, dict[str, Any], str], Awaitable[object]]
+
+
+async def publish(node: Node, username: str, *, since: Any = None,
+                  on_published: OnPublished | None = None) -> tuple[int, str]:
     """Bulletin N+1 of the items since the last one (or ``since``); (number, id)."""
     start_override = parse_since(since)
     async with node.db.write() as session:
@@ -141,6 +149,9 @@ async def publish(node: Node, username: str, *, since: Any = None) -> tuple[int,
                                  period_start=period_start, period_end=end,
                                  item_ids=[o.id or 0 for o, _ in found]))
         await news.publish_new(session, node.urls, group, obj, item)
+        if on_published is not None:
+            await on_published(session, group, number, item.versions,
+                               node.urls.object(obj.uuid))
     node.changed()
     return number, node.urls.object(obj.uuid)
 

@@ -93,6 +93,32 @@ class MembershipState(StrEnum):
     REMOVED = "removed"
 
 
+class SubscriberState(StrEnum):
+    """A mail subscriber (node/mail/subscriptions.py): pending until the address's
+    owner confirms (double opt-in), then confirmed. Unsubscribed, bounced or
+    complained-about addresses are deleted, not kept in a state: what remains of
+    them is a keyed hash in ``mail_suppression``."""
+
+    PENDING = "pending"
+    CONFIRMED = "confirmed"
+
+
+class MailState(StrEnum):
+    """One mail to one recipient (``mail_queue``), the twin of the inbox queue::
+
+        pending ──claim──▶ sending ──2xx──▶ sent
+           ▲                  │ ├──5xx──▶ bounced   (a hard bounce: the address is suppressed)
+           └──── 4xx/down ────┘ └─────▶ failed     (attempts used up; or no subscriber left)
+
+    A pending row with attempts > 0 is "deferred" in ``mail status``."""
+
+    PENDING = "pending"
+    SENDING = "sending"
+    SENT = "sent"
+    BOUNCED = "bounced"
+    FAILED = "failed"
+
+
 # --- deciding a pending request ------------------------------------------------------------
 
 S = TypeVar("S", bound=StrEnum)

@@ -13,6 +13,7 @@ from starlette.responses import Response
 
 from node.federation import local_actors as groups
 from node.federation.runtime import Node
+from node.mail import subscriptions
 from node.networks import members as networks
 from node.web import listings, pages
 from node.web import networks as network_views
@@ -77,6 +78,8 @@ async def _render(request: Request, node: Node, username: str, preferred: str | 
             if number == 1 else []
         news = await listings.latest_news(session, actor.id, limit=NEWS_SHOWN) \
             if number == 1 else []
+        mail_lists = await subscriptions.languages_of(session, actor) \
+            if number == 1 and node.settings.mail_enabled else []
     actor_url = node.urls.actor(actor.username)
     summary = listings.pick(actor.summaries, language, actor.language)
     name = listings.pick(actor.names, language, actor.language)
@@ -95,6 +98,7 @@ async def _render(request: Request, node: Node, username: str, preferred: str | 
         past=[listings.call_entry(node, o, e, actor, language) for o, e in past],
         news=[listings.post_entry(node, o, language, actor, kind=k) for o, k in news],
         posts=[listings.post_entry(node, o, language, actor) for o in posts],
+        mail_lists=mail_lists,
         page=number, older=f"{actor_url}?page={number + 1}" if more else None,
         newer=(f"{actor_url}?page={number - 1}" if number > 2 else actor_url)
         if number > 1 else None,

@@ -20,6 +20,7 @@ from node.core import calendars
 from node.core.languages import autonym
 from node.core.text import html_to_plain
 from node.federation.runtime import Node
+from node.mail import subscriptions
 from node.news.items import without_title_lead
 from node.storage.models import Event, LocalActor, LocalObject, NewsCopy, NewsItem
 from node.web import listings, pages, pictures
@@ -114,6 +115,8 @@ async def render(node: Node, session: AsyncSession, obj: LocalObject, actor: Loc
     item = None if call else await news_item(session, obj)
     photos = await news_photos(session, node, item, obj, language) if item else []
     kind = "call" if call else (item.kind if item else "note")
+    mail_lists = await subscriptions.languages_of(session, actor) \
+        if kind == "bulletin" and node.settings.mail_enabled else []
     shown = versions[0]
     description = " ".join(html_to_plain(str(shown["html"])).split())[:OG_DESCRIPTION]
     # The picture a shared link shows: the first photo, the flyer, else the group's avatar.
@@ -121,8 +124,8 @@ async def render(node: Node, session: AsyncSession, obj: LocalObject, actor: Loc
     return {
         "obj": obj, "actor": actor, "actor_url": node.urls.actor(actor.username),
         "object_url": node.urls.object(obj.uuid), "versions": versions, "first": first,
-        "call": call, "kind": kind, "title": shown["title"] or actor.display_name,
-        "photos": photos,
+        "call": call, "kind": kind, "mail_lists": mail_lists,
+        "title": shown["title"] or actor.display_name, "photos": photos,
         "og_description": description,
         "published": calendars.format_datetime(obj.published, language, "UTC"),
         **(lead.og() if lead else {"og_image": pages.group_entry(node, actor)["avatar"]}),

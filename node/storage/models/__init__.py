@@ -1,5 +1,5 @@
 """Tables, one module per concern (actors, outbound, inbound, events, media, news, networks,
-accounts, campaigns, peers); one class per table; queues carry explicit states.
+mail, accounts, campaigns, peers); one class per table; queues carry explicit states.
 
 Conventions: datetimes are aware UTC (``db.utcnow``); URIs are full URLs;
 no table stores an IP address (DESIGN.md, safety defaults).
@@ -23,6 +23,14 @@ from node.storage.models.actors import Follower, Following, LocalActor, RemoteAc
 from node.storage.models.campaigns import Campaign, CampaignOwner
 from node.storage.models.events import Cosigner, Event, Invitation, Participation
 from node.storage.models.inbound import InboxItem, Interaction, RemoteObject, SyncState
+from node.storage.models.mail import (
+    MailMessage,
+    MailQueueItem,
+    MailSubscriber,
+    MailSubscription,
+    MailSuppression,
+    MailThrottle,
+)
 from node.storage.models.media import MediaFile
 from node.storage.models.networks import Network, NetworkJoin, NetworkMembership, NetworkRoster
 from node.storage.models.news import NewsBulletin, NewsChannel, NewsCopy, NewsItem
@@ -52,6 +60,12 @@ __all__ = [
     "LocalActor",
     "LocalObject",
     "LoginFailure",
+    "MailMessage",
+    "MailQueueItem",
+    "MailSubscriber",
+    "MailSubscription",
+    "MailSuppression",
+    "MailThrottle",
     "MediaFile",
     "Network",
     "NetworkJoin",

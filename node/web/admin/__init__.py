@@ -52,4 +52,5 @@ routes = [
     Route(G + "/join-requests/{item_id:int}/{answer}", actions.join_request, methods=["POST"]),
     Route(G + "/invitations/{item_id:int}/{answer}", actions.invitation, methods=["POST"]),
     Route(G + "/replies/{item_id:int}/hide", actions.hide_reply, methods=["POST"]),
+    Route(G + "/bulletin", actions.publish_bulletin, methods=["POST"]),
 ]

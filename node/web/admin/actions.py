@@ -1,5 +1,5 @@
 """The workspace's buttons that change something other than a text: preview and
-publish a draft, delete it, postpone or cancel a call, invite co-signers, answer
+publish a draft, delete it, publish a bulletin, postpone or cancel a call, invite co-signers, answer
 invitations, approve follow and join requests, hide a reply. Each calls the
 operation the CLI and API call, limited to the group of the page
 (``allowed_actor``), so an editor cannot reach another group's posts by id."""
@@ -119,6 +119,21 @@ async def _invitation(ctx: Ctx, item_id: int, accept: bool) -> None:
     await cosign.respond(ctx.node, ctx.group_name, item_id, accept=accept)
 
 
+async def _publish_bulletin(request: Request, ctx: Ctx) -> Response:
+    """Bulletin N+1, as `hambastegi bulletin publish`: its mails are queued with it
+    (node/mail/queue.bulletin_hook) and their progress shows on the group's page."""
+    from node.mail.queue import bulletin_hook
+    from node.news import bulletin
+
+    try:
+        await bulletin.publish(ctx.node, ctx.group_name,
+                               on_published=bulletin_hook(ctx.node.settings))
+    except OperationError as exc:
+        return page(ctx, "message.html", exc.status, title=N_("Not published"),
+                    message=str(exc), back=f"/admin/groups/{ctx.group_name}")
+    return back_to_group(ctx, "bulletin")
+
+
 async def _hide(request: Request, ctx: Ctx) -> Response:
     assert ctx.group is not None
     await operations.hide_reply(ctx.node, request.path_params["item_id"], hidden=True,
@@ -135,3 +150,4 @@ follow_request = _decision(_follow)
 join_request = _decision(_join)
 invitation = _decision(_invitation)
 hide_reply = workspace(_hide)
+publish_bulletin = workspace(_publish_bulletin)

@@ -28,6 +28,8 @@ NOTICES = {
     "password": N_("Password changed. Your other sessions were logged out."),
     "done": N_("Done."),
     "deleted": N_("Draft deleted."),
+    "bulletin": N_("Bulletin published. Its mails go out now; their progress is shown "
+                   "under Mailing lists."),
 }
 RECENT_POSTS = 30
 # Stored words the pages show through the catalogue (``_(state)``): event statuses,
@@ -62,6 +64,14 @@ async def _group(request: Request, ctx: Ctx) -> Response:
                 Follower.local_actor_id == group.id, Follower.state == "accepted")
             .group_by(Follower.host))).all())
     news_ids = await _news_objects(ctx, [p.id or 0 for p in posts])
+    mail_counts: list[tuple[str, str, int]] = []
+    mail_progress: list[Any] = []
+    if node.settings.mail_enabled:
+        from node.mail import queue, subscriptions
+
+        # Counts only: the workspace never shows a subscriber's address (issue 26).
+        mail_counts = await subscriptions.counts(node, group)
+        mail_progress = await queue.progress(node.db, group_id=group.id, limit=5)
     return page(
         ctx, "group.html", notice=notice(request),
         drafts=[{"draft": d, "title": _draft_title(d.kind, d.body)}
@@ -76,6 +86,7 @@ async def _group(request: Request, ctx: Ctx) -> Response:
         invitations=[i for i in await cosign.invitations(node, group.username)
                      if i.state == "pending"],
         replies=await operations.replies(node, group.username),
+        mail_counts=mail_counts, mail_progress=mail_progress,
     )
 
 
