@@ -19,6 +19,7 @@ from typing import Any
 
 from node.cli import campaigns as cli_campaigns
 from node.cli import events as cli_events
+from node.cli import mirror as cli_mirror
 from node.cli import networks as cli_networks
 from node.cli import news as cli_news
 from node.cli import policy as cli_policy
@@ -89,6 +90,7 @@ def build_parser() -> argparse.ArgumentParser:
     cli_events.register(sub, publish, edit)
     cli_news.register(sub, publish, edit)
     cli_networks.register(sub)
+    cli_mirror.register(sub)
     cli_campaigns.register(sub, publish)
     edit_note = edit.add_parser("note")
     edit_note.add_argument("id", help="the object's id (URL) or uuid")
