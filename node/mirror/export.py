@@ -82,6 +82,7 @@ class Result:
     written: int = 0  # files whose bytes changed
     removed: int = 0
     files: int = 0
+    changed: list[str] = field(default_factory=list)  # the files written
     seconds: float = 0.0
 
 
@@ -392,6 +393,8 @@ class Exporter:
             temporary.write_bytes(data)
             os.replace(temporary, path)
             self.result.written += count
+            if count:
+                self.result.changed.append(name)
         if count:
             entry = manifest.digest(data)
             self.done[name] = Done(manifest.Entry(name, entry.size, entry.sha256),
@@ -414,7 +417,8 @@ class Exporter:
             f'<title>{esc(self.settings.host)}</title>'
             f'<link rel="canonical" href="{esc(self.base)}/"></head><body>'
             f'<h1 dir="ltr">{esc(self.settings.host)}</h1><ul>{items}</ul>'
-            f'<p>Original: <a href="{esc(self.base)}/" dir="ltr">{esc(self.base)}</a></p>'
+            f'<p>Original: <a href="{esc(self.base)}/" dir="ltr" data-original>'
+            f'{esc(self.base)}</a></p>'
             + (f'<p>Tor: <a href="{esc(onion)}/" dir="ltr">{esc(onion)}</a></p>' if onion else "")
             + f'<p>minisign -Vm manifest.json -P <code dir="ltr">{esc(public_key)}</code></p>'
             '</body></html>\n')
