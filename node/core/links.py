@@ -5,7 +5,7 @@ need them elsewhere: a request that came to the onion address (every link, form 
 image stays on the onion) and the static mirror (every link relative, so the copy
 works from any domain, a bucket's sub-path or ``file://``). Rewriting the rendered
 bytes does both without a second way of minting URLs, and leaves the document cache
-and the templates alone (docs/ARCHITECTURE.md#11-readers-behind-censorship).
+and the templates alone (docs/ARCHITECTURE.md#10-readers-behind-censorship).
 
 What is never rewritten: ``<link rel="canonical">`` and ``<link type=
 "application/activity+json">`` — they name ids, and ids have one origin

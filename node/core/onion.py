@@ -1,5 +1,5 @@
 """The onion service's side of every response (issue 28;
-docs/ARCHITECTURE.md#11-readers-behind-censorship).
+docs/ARCHITECTURE.md#10-readers-behind-censorship).
 
 - A clearnet HTML page fetched over HTTPS names its onion twin: the ``Onion-Location``
   header (Tor Browser offers the switch, and ignores the header on plain HTTP) and the

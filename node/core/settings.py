@@ -122,7 +122,7 @@ class Settings:
     authorized_fetch: bool = False
     # The node's v3 onion address (HAMBASTEGI_ONION_HOSTNAME or the ``hostname`` file Tor
     # writes, HAMBASTEGI_ONION_HOSTNAME_FILE); empty: no onion service
-    # (docs/ARCHITECTURE.md#11-readers-behind-censorship).
+    # (docs/ARCHITECTURE.md#10-readers-behind-censorship).
     onion_hostname: str = ""
 
     @property

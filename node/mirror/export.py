@@ -1,5 +1,5 @@
 """``hambastegi mirror export``: the public site as files anyone may host (issue 28;
-docs/ARCHITECTURE.md#11-readers-behind-censorship).
+docs/ARCHITECTURE.md#10-readers-behind-censorship).
 
 The copy is what an anonymous reader of the node sees, by construction: the pages are
 requested from the node's own application in this process (no network, the same

@@ -1,5 +1,5 @@
 """``manifest.json`` and its minisign signature: what a mirror holds, and the proof that
-the node made it (issue 28; docs/ARCHITECTURE.md#11-readers-behind-censorship).
+the node made it (issue 28; docs/ARCHITECTURE.md#10-readers-behind-censorship).
 
 The manifest lists every file of the copy (path, size, SHA-256), the node, the export
 time and an ``expires`` time: a copy past it is refused by ``mirror verify``, so an old

@@ -1,5 +1,5 @@
 """Which of the node's URLs a static mirror holds, and under which file name
-(docs/ARCHITECTURE.md#11-readers-behind-censorship).
+(docs/ARCHITECTURE.md#10-readers-behind-censorship).
 
 Pages are HTML in one tree per language (``fa/groups/workers/index.html``); feeds,
 calendars, media, the stylesheet and each post's ActivityPub JSON are the same in

@@ -52,7 +52,7 @@ PAGE_HEADERS = {
 @dataclass(frozen=True)
 class Site:
     """What every page's footer says about where else it can be read
-    (docs/ARCHITECTURE.md#11-readers-behind-censorship): the original address, the onion
+    (docs/ARCHITECTURE.md#10-readers-behind-censorship): the original address, the onion
     address, the key that signs static mirrors, and whether this is a mirror's copy."""
 
     origin: str
