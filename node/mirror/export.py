@@ -11,7 +11,8 @@ host, a bucket's sub-path or ``file://``; links the copy does not hold point at 
 original.
 
 Exporting again: a post's page is rendered again only when what it shows changed (a
-keyed hash of its rows, ``fingerprints``; campaigns and bulletins always are); a file is
+keyed hash of its rows, ``fingerprints``; campaigns and bulletins always are), a group's
+older page only when one of its posts did; a file is
 rewritten only when its bytes differ; files of the earlier export that are no longer
 public are removed. The state lives in the data directory, never in the copy.
 """
@@ -51,7 +52,7 @@ from node.storage.models import (
     NewsBulletin,
     NewsItem,
 )
-from node.web import i18n
+from node.web import i18n, listings
 
 log = logging.getLogger("hambastegi")
 
@@ -60,6 +61,9 @@ EXPORT_VERSION = "1"
 WEB = Path(__file__).resolve().parent.parent / "web"
 JSON_FEED_URLS = frozenset({"url", "external_url", "home_page_url", "feed_url", "image",
                             "banner_image", "icon", "favicon", "avatar"})
+
+
+GROUP_KEY = "group:"  # a group's row in ``fingerprints``
 
 
 class MirrorError(ValueError):
@@ -147,6 +151,13 @@ async def fingerprints(node: Node, key: bytes) -> dict[str, str]:
             select(Campaign.object_id).where(col(Campaign.object_id).is_not(None)))).all())
         always |= set((await session.exec(select(NewsBulletin.object_id))).all())
     found = {}
+
+    def keyed(rows: Any) -> str:
+        return hmac.new(key, json.dumps(rows, sort_keys=True, default=str).encode(),
+                        hashlib.sha256).hexdigest()
+
+    for group in actors.values():
+        found[GROUP_KEY + group.username] = keyed(group.model_dump(mode="json"))
     for obj in objects:
         if obj.id in always:
             continue
@@ -157,8 +168,7 @@ async def fingerprints(node: Node, key: bytes) -> dict[str, str]:
                 event.model_dump(mode="json") if event else None,
                 sorted(cosigners.get(event.id or 0, []), key=str) if event else None,
                 news[obj.id].model_dump(mode="json") if obj.id in news else None]
-        found[obj.uuid] = hmac.new(key, json.dumps(rows, sort_keys=True, default=str).encode(),
-                                   hashlib.sha256).hexdigest()
+        found[obj.uuid] = keyed(rows)
     return found
 
 
@@ -178,6 +188,7 @@ class Exporter:
         self.result = Result()
         self.languages: tuple[str, ...] = ()
         self.group_names: list[str] = []
+        self.actor_ids: dict[str, int] = {}
         self.owners: dict[str, str] = {}  # uuid → group, for --group
         self.uploads: dict[str, MediaFile] = {}
         self.variants: dict[int, list[MediaFile]] = defaultdict(list)
@@ -229,6 +240,7 @@ class Exporter:
         async with self.node.db.read() as session:
             actors = (await session.exec(select(LocalActor))).all()
             names = {a.id: a.username for a in actors}
+            self.actor_ids = {a.username: a.id for a in actors if a.id is not None}
             self.group_names = list(names.values())
             for uuid, actor_id in (await session.exec(
                     select(LocalObject.uuid, LocalObject.local_actor_id))).all():
@@ -249,9 +261,27 @@ class Exporter:
             target = self.queue.popleft()
             uuid = paths.object_uuid(target.route)
             fingerprint = fps.get(uuid, "") if uuid else ""
+            if target.kind == "page" and target.page > 1:
+                fingerprint = await self._listing_fingerprint(target, fps)
             if fingerprint and self._reuse(target, fingerprint, previous.get(target.file)):
                 continue
             await self._export(target, fingerprint)
+
+    async def _listing_fingerprint(self, target: Target, fps: dict[str, str]) -> str:
+        """A group's older page (``?page=2`` …) shows the group and twenty posts: its
+        hash is theirs, so a page none of whose posts changed is not rendered again (a
+        query instead of a render). "" when a post on it has no hash (always rendered)."""
+        username = target.route.rsplit("/", 1)[1]
+        actor_id = self.actor_ids.get(username)
+        group = fps.get(GROUP_KEY + username)
+        if actor_id is None or group is None:
+            return ""
+        async with self.node.db.read() as session:
+            posts, more = await listings.posts_page(session, actor_id, target.page)
+        shown = [fps.get(post.uuid) for post in posts]
+        if not posts or not all(shown):
+            return ""
+        return hashlib.sha256(json.dumps([group, more, target.page, shown]).encode()).hexdigest()
 
     def _reuse(self, target: Target, fingerprint: str, old: Any) -> bool:
         """An unchanged post's file, left as it is when it is still what we wrote."""
