@@ -38,7 +38,7 @@ from tests.test_photos import photo
 
 ORIGIN = "https://hambastegi.example"
 WITHHELD = {"fa": "کاوه مرادی‌نژاد", "en": "Kaveh Moradinejad", "de": "Kawe Moradinedschad"}
-PUBLIC_NAME = "Reza Shahabi"
+PUBLIC_NAME = "Jafar Azimzadeh"
 DRAFT_TEXT = "draft-only-text-never-published"
 
 
@@ -74,7 +74,8 @@ async def seeded(tmp_path: Path, database_url: str) -> AsyncIterator[Seeded]:
                 "fa": {"title": "اعتصاب کارگران هفت تپه", "text": "کارگران اعتصاب کردند."},
                 "de": {"title": "Streik in Haft Tappeh", "text": "Die Arbeiter streiken."}}})
         public_campaign = await campaigns.create_campaign(node, "tehran", dossier(
-            name={"en": PUBLIC_NAME, "fa": "رضا شهابی"}))
+            name={"en": PUBLIC_NAME, "fa": "جعفر عظیمی"},
+            versions={"fa": {"story": "یک کارگر."}, "en": {"story": "A worker."}}))
         withheld_campaign = await campaigns.create_campaign(node, "tehran", dossier(
             name=dict(WITHHELD), visibility="name_withheld",
             versions={"fa": {"story": "یک راننده اتوبوس."},
@@ -277,6 +278,44 @@ async def test_a_re_export_rewrites_only_what_changed_and_removes_what_was_delet
     assert (out / "de" / "objects" / edited.rsplit("/", 1)[1] / "index.html").is_file()
     public = minisign.read_public(seeded.settings.data_dir)
     assert public is not None and manifest.verify(out, public, datetime.now(UTC)) == []
+
+
+async def test_a_lowered_consent_and_an_edit_on_an_older_page_reach_the_re_export(
+        seeded: Seeded, tmp_path: Path) -> None:
+    """What a re-export keeps without rendering must never outlive a change: a campaign
+    lowered to name_withheld loses the name everywhere, and a post edited on a group's
+    second page changes that page (its hash is its posts')."""
+    node = Node(seeded.settings, inbound=INBOUND)
+    await node.start()
+    try:
+        oldest = await operations.publish_note(node, "koeln", text="The oldest note")
+        for i in range(public_site_page_size() + 2):
+            await operations.publish_note(node, "koeln", text=f"Note {i}")
+    finally:
+        await node.close()
+    out = tmp_path / "mirror"
+    await export(seeded.settings, Options(out))
+    page_two = out / "de" / "groups" / "koeln" / "page-2.html"
+    assert "The oldest note" in page_two.read_text()
+    assert PUBLIC_NAME.encode() in b"".join(p.read_bytes() for p in out.rglob("*") if p.is_file())
+    node = Node(seeded.settings, inbound=INBOUND)
+    await node.start()
+    try:
+        await campaigns.set_visibility(node, seeded.public_campaign, "name_withheld")
+        await operations.edit_note(node, oldest, text="The oldest note, corrected")
+    finally:
+        await node.close()
+    again = await export(seeded.settings, Options(out))
+    assert "de/groups/koeln/page-2.html" in again.changed
+    assert "The oldest note, corrected" in page_two.read_text()
+    everything = b"".join(p.read_bytes() for p in out.rglob("*") if p.is_file())
+    assert b"Azimzadeh" not in everything and "عظیمی".encode() not in everything
+
+
+def public_site_page_size() -> int:
+    from node.web.listings import PAGE_SIZE
+
+    return PAGE_SIZE
 
 
 async def test_a_non_empty_directory_that_is_not_an_export_is_refused_untouched(
