@@ -153,6 +153,10 @@ async def test_a_node_with_tors_hostname_file_names_and_serves_its_onion(
         assert f'<meta http-equiv="onion-location" content="{expected}">' in forwarded.text
         assert onion in forwarded.text  # the footer names it
 
+        foreign = await client.get("/groups/workers", headers={
+            "Host": "evil.example", "X-Forwarded-Proto": "https"})
+        assert "onion-location" not in foreign.headers
+        assert f'href="{CLEAR}/groups/workers/feed.atom"' in foreign.text  # not moved
         plain = await client.get("/groups/workers", headers={"Host": "news.example"})
         assert plain.status_code == 200 and "onion-location" not in plain.headers
         assert 'http-equiv="onion-location"' not in plain.text
