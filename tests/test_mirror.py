@@ -326,11 +326,25 @@ async def test_a_non_empty_directory_that_is_not_an_export_is_refused_untouched(
     with pytest.raises(MirrorError, match="not an earlier export"):
         await export(seeded.settings, Options(out))
     assert [p.name for p in out.iterdir()] == ["holiday.jpg"]
-    # A forged manifest naming a path outside the copy is refused the same way.
-    (out / "manifest.json").write_text(json.dumps({
+    # A manifest someone else wrote, naming the photo (which a re-export would delete as
+    # no longer exported), is refused: it lacks this node's signature.
+    forged = json.dumps({
         "format": manifest.FORMAT, "node": ORIGIN, "exported": "2026-01-01T00:00:00+00:00",
         "expires": "2027-01-01T00:00:00+00:00",
-        "files": [{"path": "../outside", "size": 1, "sha256": "0" * 64}]}))
+        "files": [{"path": "holiday.jpg", "size": 8, "sha256": "0" * 64}]}).encode()
+    (out / "manifest.json").write_bytes(forged)
+    with pytest.raises(MirrorError, match=r"manifest\.json\.minisig"):
+        await export(seeded.settings, Options(out))
+    other = minisign.SecretKey.generate()
+    (out / "manifest.json.minisig").write_text(other.sign(forged, f"node:{ORIGIN}"))
+    with pytest.raises(MirrorError, match="signed with key"):
+        await export(seeded.settings, Options(out))
+    assert (out / "holiday.jpg").read_bytes() == b"precious"
+    # A manifest signed by us but naming a path outside the copy is refused too.
+    key = minisign.load_or_create(seeded.settings.data_dir)
+    outside = forged.replace(b"holiday.jpg", b"../outside")
+    (out / "manifest.json").write_bytes(outside)
+    (out / "manifest.json.minisig").write_text(key.sign(outside, f"node:{ORIGIN}"))
     with pytest.raises(MirrorError, match="bad path"):
         await export(seeded.settings, Options(out))
     assert (out / "holiday.jpg").read_bytes() == b"precious"

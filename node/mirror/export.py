@@ -90,9 +90,11 @@ class Done:
     links: list[Target] = field(default_factory=list)
 
 
-def check_directory(directory: Path) -> manifest.Manifest | None:
+def check_directory(directory: Path, public: minisign.PublicKey) -> manifest.Manifest | None:
     """The earlier export in ``directory``, None if it is empty or absent; a non-empty
-    directory that is not an export is refused before anything is touched."""
+    directory that is not an export of this node is refused before anything is touched.
+    The manifest must carry our signature: it names the files a re-export deletes, so
+    a manifest someone else wrote must never name them."""
     if not directory.exists():
         return None
     if not directory.is_dir():
@@ -100,10 +102,13 @@ def check_directory(directory: Path) -> manifest.Manifest | None:
     if not any(directory.iterdir()):
         return None
     try:
-        return manifest.Manifest.parse((directory / manifest.MANIFEST).read_bytes())
-    except (OSError, manifest.ManifestError) as exc:
-        raise MirrorError(f"{directory} is not empty and is not an earlier export "
-                          f"({exc}); nothing was changed") from None
+        data = (directory / manifest.MANIFEST).read_bytes()
+        minisign.verify(public, data, (directory / manifest.SIGNATURE).read_text(
+            encoding="utf-8", errors="replace"))
+        return manifest.Manifest.parse(data)
+    except (OSError, manifest.ManifestError, minisign.MinisignError) as exc:
+        raise MirrorError(f"{directory} is not empty and is not an earlier export of this "
+                          f"node ({exc}); nothing was changed") from None
 
 
 class Exporter:
@@ -131,8 +136,8 @@ class Exporter:
 
     async def run(self) -> Result:
         started = time.perf_counter()
-        earlier = check_directory(self.out)
         key = minisign.load_or_create(self.settings.data_dir)
+        earlier = check_directory(self.out, key.public())
         available = i18n.available()
         wanted = self.options.languages or available
         unknown = [lang for lang in wanted if lang not in available]
