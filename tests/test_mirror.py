@@ -407,8 +407,12 @@ async def test_the_cli_exports_verifies_and_names_a_changed_file(
     assert key.returncode == 0 and key.stdout.startswith("RW")
     out = tmp_path / "cli-mirror"
     done = await asyncio.to_thread(cli, "mirror", "export", str(out), "--group", "koeln",
-                                   "--lang", "de")
+                                   "--lang", "de", "--base-path", "https://bucket.example/hb")
     assert done.returncode == 0, done.stderr
+    feed = (out / "groups" / "koeln" / "feed.atom").read_text()
+    assert 'href="https://bucket.example/hb/de/groups/koeln/index.html"' in feed
+    assert 'href="../../../groups/koeln/feed.atom"' in (
+        out / "de" / "groups" / "koeln" / "index.html").read_text()  # pages stay relative
     assert not (out / "fa").exists() and not (out / "groups" / "tehran").exists()
     assert (out / "de" / "groups" / "koeln" / "index.html").is_file()
     verified = await asyncio.to_thread(cli, "mirror", "verify", str(out), "--key",
