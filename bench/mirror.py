@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import shutil
 import sys
 import tempfile
 import time
@@ -138,6 +139,7 @@ def main() -> None:
                   edited.pages / edited_cpu / base_cpu]]))
     print(f"after the edit: {edited.written} files written ({', '.join(edited.changed[:6])}"
           f"{' …' if len(edited.changed) > 6 else ''}), {edited.removed} removed")
+    shutil.rmtree(work)
 
 
 if __name__ == "__main__":
