@@ -18,6 +18,7 @@ from __future__ import annotations
 import posixpath
 import re
 from dataclasses import dataclass
+from functools import cached_property
 from typing import Literal
 from urllib.parse import parse_qsl, quote, unquote
 
@@ -55,7 +56,7 @@ class Target:
     page: int = 1  # a group page's ``?page=``
     lang: str = ""  # the tree of a page; "" for files and JSON
 
-    @property
+    @cached_property
     def file(self) -> str:
         """The file's path inside the export."""
         if self.kind == "json":
@@ -77,17 +78,19 @@ class Target:
         return "&".join(parts)
 
     def as_list(self) -> list[str | int]:
-        return [self.kind, self.route, self.page, self.lang]
+        """For the re-export's state; the file last, so a reader can skip what it has."""
+        return [self.kind, self.route, self.page, self.lang, self.file]
 
     @classmethod
     def from_list(cls, raw: object) -> Target | None:
-        if not isinstance(raw, list) or len(raw) != 4:
+        if not isinstance(raw, list) or len(raw) != 5:
             return None
-        kind, route, page, lang = raw
+        kind, route, page, lang, _ = raw
         if kind not in ("page", "file", "json") or not isinstance(route, str) \
                 or not isinstance(page, int) or not isinstance(lang, str):
             return None
-        return cls(kind, route, page, lang)
+        target = cls(kind, route, page, lang)
+        return target if target.file == raw[4] else None
 
 
 def page_file(route: str) -> str | None:
