@@ -33,6 +33,7 @@ from pathlib import Path
 from typing import Any, cast
 from urllib.parse import urljoin, urlsplit
 
+import orjson
 from sqlmodel import select
 
 from node.app import NodeApp, create_app
@@ -427,8 +428,8 @@ class Exporter:
 
     def _read_state(self) -> dict[str, Any]:
         try:
-            found = json.loads(state_path(self.settings, self.out).read_text(encoding="utf-8"))
-        except (OSError, ValueError):
+            found = orjson.loads(state_path(self.settings, self.out).read_bytes())
+        except (OSError, orjson.JSONDecodeError):
             return {}
         return found if isinstance(found, dict) else {}
 
@@ -439,7 +440,7 @@ class Exporter:
         path = state_path(self.settings, self.out)
         path.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
         temporary = path.with_name(path.name + ".partial")
-        temporary.write_text(json.dumps({"version": version, "files": files}), encoding="utf-8")
+        temporary.write_bytes(orjson.dumps({"version": version, "files": files}))
         os.replace(temporary, path)
 
     # --- the node, in process --------------------------------------------------------

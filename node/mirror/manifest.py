@@ -10,12 +10,13 @@ the time and the node, so ``minisign -Vm`` alone shows what was signed, when and
 from __future__ import annotations
 
 import hashlib
-import json
 import re
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from pathlib import Path, PurePosixPath
 from typing import Any
+
+import orjson
 
 from node.core import minisign
 
@@ -52,7 +53,7 @@ def build(node: str, onion: str, files: dict[str, Entry], exported: datetime,
         "files": [{"path": path, "size": e.size, "sha256": e.sha256}
                   for path, e in sorted(files.items())],
     }
-    return json.dumps(document, ensure_ascii=False, indent=1).encode() + b"\n"
+    return orjson.dumps(document, option=orjson.OPT_INDENT_2 | orjson.OPT_APPEND_NEWLINE)
 
 
 def trusted_comment(node: str, exported: datetime) -> str:
@@ -88,8 +89,8 @@ class Manifest:
         if len(data) > MAX_MANIFEST:
             raise ManifestError("manifest.json is too large")
         try:
-            document = json.loads(data)
-        except (UnicodeDecodeError, json.JSONDecodeError) as exc:
+            document = orjson.loads(data)
+        except orjson.JSONDecodeError as exc:
             raise ManifestError(f"manifest.json is not JSON: {exc}") from None
         if not isinstance(document, dict) or document.get("format") != FORMAT:
             raise ManifestError("manifest.json is not a hambastegi mirror manifest")
