@@ -130,6 +130,7 @@ class Exporter:
         self.group_names: list[str] = []
         self.actor_ids: dict[str, int] = {}
         self.listings: dict[str, list[str]] = {}  # a group's posts, newest first
+        self.state_targets: list[Any] = []  # the state's table of link targets
         self.owners: dict[str, str] = {}  # uuid → group, for --group
         self.uploads: dict[str, MediaFile] = {}
         self.variants: dict[int, list[MediaFile]] = defaultdict(list)
@@ -160,6 +161,8 @@ class Exporter:
             fps = await fingerprints(self.node, hashlib.sha256(b"mirror-state" + key.seed)
                                      .digest())
             previous = state.get("files", {}) if state.get("version") == version else {}
+            table = state.get("targets")
+            self.state_targets = table if isinstance(table, list) else []
             await self._crawl(fps, previous)
         finally:
             await self.node.close()
@@ -241,13 +244,20 @@ class Exporter:
         links = old.get("links")
         if not isinstance(links, list):
             return False
-        for raw in links:
-            # Most links of a post are to what is already queued (its group, the other
-            # languages, the stylesheet): a set lookup, no Target built (41,600 files).
+        table = self.state_targets
+        resolved = []
+        for index in links:
+            # Links are indices into one table of targets (a group page or the stylesheet
+            # is linked from thousands of posts). Most are already queued: a set lookup.
+            if not isinstance(index, int) or not 0 <= index < len(table):
+                return False
+            raw = table[index]
+            resolved.append(raw)
             if isinstance(raw, list) and len(raw) == 5 and raw[4] not in self.seen:
                 link = Target.from_list(raw)
                 if link is not None:
                     self._enqueue(link)
+        links = resolved
         self.done[target.file] = Done(manifest.Entry(target.file, stat.st_size,
                                                      str(old.get("sha256"))),
                                       stat.st_mtime_ns, fingerprint, links)
@@ -434,13 +444,24 @@ class Exporter:
         return found if isinstance(found, dict) else {}
 
     def _write_state(self, version: str) -> None:
+        targets: list[Any] = []
+        index: dict[str, int] = {}  # a target's file → its place in ``targets``
+
+        def place(raw: list[Any]) -> int:
+            found = index.get(raw[4])
+            if found is None:
+                found = index[raw[4]] = len(targets)
+                targets.append(raw)
+            return found
+
         files = {name: {"fp": d.fingerprint, "size": d.entry.size, "sha256": d.entry.sha256,
-                        "mtime_ns": d.mtime_ns, "links": d.links}
+                        "mtime_ns": d.mtime_ns, "links": [place(raw) for raw in d.links]}
                  for name, d in self.done.items() if d.fingerprint}
         path = state_path(self.settings, self.out)
         path.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
         temporary = path.with_name(path.name + ".partial")
-        temporary.write_bytes(orjson.dumps({"version": version, "files": files}))
+        temporary.write_bytes(orjson.dumps({"version": version, "targets": targets,
+                                            "files": files}))
         os.replace(temporary, path)
 
     # --- the node, in process --------------------------------------------------------

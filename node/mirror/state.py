@@ -29,7 +29,7 @@ from node.storage.models import (
 )
 
 # Bumped when the export's own output changes shape: every page is rendered again.
-EXPORT_VERSION = "2"
+EXPORT_VERSION = "3"
 WEB = Path(__file__).resolve().parent.parent / "web"
 GROUP_KEY = "group:"  # a group's row in ``fingerprints``
 
