@@ -16,15 +16,17 @@ from starlette.middleware.exceptions import ExceptionMiddleware
 from starlette.requests import Request
 from starlette.responses import JSONResponse, PlainTextResponse, Response
 from starlette.routing import Route
-from starlette.types import ASGIApp
+from starlette.types import ASGIApp, Receive, Scope, Send
 
 from node.api import campaigns as api_campaigns
 from node.api import events as api_events
 from node.api import policy as api_policy
 from node.api import routes as api
 from node.calls import calendar
+from node.core import minisign
 from node.core.metrics import METRICS
 from node.core.middleware import NodeMiddleware
+from node.core.onion import OnionSite
 from node.core.settings import Settings
 from node.federation import delivery, followers_sync, inbox, nodeinfo, webfinger
 from node.federation.authorized_fetch import signed_only
@@ -56,6 +58,16 @@ async def health(request: Request) -> Response:
     except Exception:  # any database failure means unhealthy
         return JSONResponse({"status": "database unavailable"}, status_code=503)
     return JSONResponse({"status": "ok"})
+
+
+async def mirror_key(request: Request) -> Response:
+    """The public key that signs this node's static mirrors, in minisign's file format
+    (``minisign -Vm manifest.json -p hambastegi-mirror.pub``); 404 before one exists."""
+    node: Node = request.app.state.node
+    public = minisign.read_public(node.settings.data_dir)
+    if public is None:
+        return PlainTextResponse("no mirror key yet\n", status_code=404)
+    return PlainTextResponse(public.file_text(), headers={"Cache-Control": "public, max-age=3600"})
 
 
 async def queue_gauges(node: Node) -> list[tuple[str, str, dict[str, str], float]]:
@@ -108,16 +120,39 @@ class NodeApp(Starlette):
     def __init__(self, node: Node, **kwargs: Any) -> None:
         super().__init__(**kwargs)
         self.node = node
+        self.mirror = False  # set by the mirror export (node/mirror/export.py)
+        self._site: tuple[float, web.Site] | None = None
+
+    def site(self) -> web.Site:
+        """The footer's facts (web/pages.py ``Site``); the key file is looked at again
+        every ten seconds, so ``hambastegi mirror key`` shows without a restart."""
+        now = asyncio.get_running_loop().time()
+        if self._site is not None and now - self._site[0] < 10:
+            return self._site[1]
+        settings = self.node.settings
+        public = minisign.read_public(settings.data_dir)
+        site = web.Site(origin=settings.base_url, onion=settings.onion_origin,
+                        mirror_key=public.encoded() if public else "", mirror=self.mirror)
+        self._site = (now, site)
+        return site
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] == "http":
+            web.SITE.set(self.site())
+        await super().__call__(scope, receive, send)
 
     def build_middleware_stack(self) -> ASGIApp:
         inner = ExceptionMiddleware(self.router, handlers=dict(self.exception_handlers))
         settings = self.node.settings
         # Latencies only where /metrics can be read: without a token nobody can.
+        onion = OnionSite(settings.base_url, settings.host.lower(),
+                          settings.onion_hostname) if settings.onion_hostname else None
         return NodeMiddleware(inner, body_timeout=settings.body_timeout,
                               before_read=self.node.changes.sync,
                               observe=METRICS.observe_request if settings.metrics_token else None,
                               client_header=settings.client_address_header,
-                              max_per_address=settings.max_connections_per_address)
+                              max_per_address=settings.max_connections_per_address,
+                              onion=onion)
 
 
 def build_routes() -> list[Route]:
@@ -136,6 +171,7 @@ def build_routes() -> list[Route]:
         Route("/", web.index),
         Route("/.well-known/host-meta", webfinger.host_meta),
         Route("/.well-known/nodeinfo", nodeinfo.well_known),
+        Route("/.well-known/hambastegi-mirror.pub", mirror_key),
         Route("/nodeinfo/{version}", nodeinfo.nodeinfo),
         Route("/actor", documents.instance_actor),
         Route("/actor/inbox", inbox.receive_instance, methods=["POST"]),

@@ -22,7 +22,6 @@ from node.core.text import html_to_plain
 from node.federation import local_actors as groups
 from node.federation import publishing
 from node.federation.runtime import Node
-from node.storage.db import utcnow
 from node.storage.models import Event, LocalActor, LocalObject
 
 STATUS = {"scheduled": "CONFIRMED", "postponed": "CONFIRMED", "cancelled": "CANCELLED"}
@@ -40,7 +39,10 @@ def vevent(node: Node, obj: LocalObject, event: Event, actor: LocalActor,
     tz = ZoneInfo(event.timezone)
     item = icalendar.Event()
     item.add("uid", node.urls.object(obj.uuid))
-    item.add("dtstamp", utcnow())
+    # Without METHOD, DTSTAMP is when the information last changed in the store
+    # (RFC 5545 §3.8.7.2), not the time of the request: the same calendar is the same
+    # bytes, so a mirror's re-export does not rewrite it (issue 28).
+    item.add("dtstamp", obj.updated or obj.published)
     item.add("dtstart", event.start_time.astimezone(tz))
     if event.end_time is not None:
         item.add("dtend", event.end_time.astimezone(tz))

@@ -20,6 +20,7 @@ from typing import Any
 from node.cli import campaigns as cli_campaigns
 from node.cli import events as cli_events
 from node.cli import mail as cli_mail
+from node.cli import mirror as cli_mirror
 from node.cli import networks as cli_networks
 from node.cli import news as cli_news
 from node.cli import policy as cli_policy
@@ -90,6 +91,7 @@ def build_parser() -> argparse.ArgumentParser:
     cli_events.register(sub, publish, edit)
     cli_news.register(sub, publish, edit)
     cli_networks.register(sub)
+    cli_mirror.register(sub)
     cli_campaigns.register(sub, publish)
     cli_mail.register(sub)
     edit_note = edit.add_parser("note")

@@ -11,7 +11,10 @@ bytes, latency, the change check) took a fifth of a cached GET's CPU
 3. requests with a body: the whole body within ``body_timeout`` of the head → else 408
    and close (``server.BodyTooSlow``);
 4. every response start: the security headers (``httpsecurity.secure_headers``);
-5. after the response: latency per route template (``observe``).
+5. with an onion service: the onion treatment of HTML (``onion.OnionSite``: the
+   Onion-Location of clearnet pages over HTTPS; links, redirects and cookies of
+   requests to the onion ``Host``);
+6. after the response: latency per route template (``observe``).
 
 Before all of them, behind a reverse proxy (``client_header`` set), requests in flight
 per client address (the header's, as ``client_address`` reads it) are capped: past
@@ -32,6 +35,7 @@ from collections.abc import Awaitable, Callable
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from node.core.httpsecurity import has_nul_byte, secure_headers
+from node.core.onion import ADVERTISE, ONION, OnionSite
 from node.core.server import BODILESS, AddressCounts, BodyTooSlow
 
 log = logging.getLogger("hambastegi")
@@ -61,8 +65,10 @@ class NodeMiddleware:
     def __init__(self, app: ASGIApp, *, body_timeout: float,
                  before_read: Callable[[], Awaitable[None]] | None = None,
                  observe: Callable[[str, float], None] | None = None,
-                 client_header: str = "", max_per_address: int | None = None) -> None:
+                 client_header: str = "", max_per_address: int | None = None,
+                 onion: OnionSite | None = None) -> None:
         self.app = app
+        self.onion = onion
         self.body_timeout = body_timeout
         self.before_read = before_read
         self.observe = observe
@@ -116,9 +122,11 @@ class NodeMiddleware:
                 message["headers"] = secure_headers(message.get("headers", ()))
             await send(message)
 
+        out: Send = secured_send if self.onion is None else self._onion_send(scope, secured_send)
+
         try:
             if has_nul_byte(scope["path"], scope.get("query_string", b"")):
-                await self._answer(secured_send, 400, NUL_BODY)
+                await self._answer(out, 400, NUL_BODY)
                 return
             method = scope["method"]
             if method in READS and self.before_read is not None:
@@ -127,24 +135,76 @@ class NodeMiddleware:
                 except Exception:  # the cache is cleared; the handler reports the database
                     log.warning("change counter unreadable")
             if method in BODILESS:
-                await self.app(scope, receive, secured_send)
+                await self.app(scope, receive, out)
                 return
             try:
-                await self.app(scope, self._timed(receive), secured_send)
+                await self.app(scope, self._timed(receive), out)
             except BodyTooSlow:
                 if response_started:
                     raise
-                await self._answer(secured_send, 408, SLOW_BODY, close=True)
+                await self._answer(out, 408, SLOW_BODY, close=True)
         except Exception:
             # In place of Starlette's ServerErrorMiddleware: a 500 if nothing was sent
             # yet, and the exception goes on to the server, which logs it.
             if not response_started:
-                await self._answer(secured_send, 500, ERROR_BODY, content_type=TEXT)
+                await self._answer(out, 500, ERROR_BODY, content_type=TEXT)
             raise
         finally:
             if self.observe is not None:
                 route = scope.get("route")
                 self.observe(getattr(route, "path", "other"), time.perf_counter() - started)
+
+    def _onion_send(self, scope: Scope, send: Send) -> Send:
+        """``send`` with the onion treatment of this request's response, if any."""
+        assert self.onion is not None
+        site = self.onion
+        host = forwarded = None
+        for name, value in scope.get("headers", ()):
+            if name == b"host":
+                host = value
+            elif name == b"x-forwarded-proto":
+                forwarded = value
+        mode = site.mode(host, forwarded, scope.get("scheme", "http"))
+        if mode is None:
+            return send
+        held: Message | None = None
+        chunks: list[bytes] = []
+
+        async def onion_send(message: Message) -> None:
+            nonlocal held
+            if message["type"] == "http.response.start":
+                headers = list(message.get("headers", ()))
+                if mode == ONION:
+                    headers = site.onion_headers(headers)
+                kind = next((v for n, v in headers if n.lower() == b"content-type"), b"")
+                message["headers"] = headers
+                if kind.startswith((b"text/html", b"application/atom+xml")) \
+                        and scope["method"] != "HEAD" \
+                        and (mode == ONION or kind.startswith(b"text/html")):
+                    held = message  # the body is rewritten: hold the head until it is whole
+                    return
+                await send(message)
+                return
+            if held is None or message["type"] != "http.response.body":
+                await send(message)
+                return
+            chunks.append(message.get("body", b""))
+            if message.get("more_body", False):
+                return
+            body = b"".join(chunks)
+            headers = [(n, v) for n, v in held["headers"] if n.lower() != b"content-length"]
+            if mode == ONION:
+                body = site.onto_onion(body)
+            elif mode == ADVERTISE:
+                location = site.location(scope.get("raw_path") or scope["path"].encode(),
+                                         scope.get("query_string", b""))
+                body = site.advertise(body, location)
+                headers.append((b"onion-location", location.encode("latin-1")))
+            headers.append((b"content-length", str(len(body)).encode()))
+            await send({**held, "headers": headers})
+            await send({"type": "http.response.body", "body": body})
+
+        return onion_send
 
     def _timed(self, receive: Receive) -> Receive:
         """``receive`` with one deadline for the whole body.

@@ -7,7 +7,10 @@ Environment variables always win over the file, so a one-off override works.
 
 from __future__ import annotations
 
+import base64
+import hashlib
 import os
+import re
 from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
@@ -17,6 +20,10 @@ PREFIX = "HAMBASTEGI_"
 DEFAULT_BASE_URL = "http://127.0.0.1:8000"
 MIN_METRICS_TOKEN = 24
 FEDERATION_MODES = ("open", "allowlist")
+# A v3 onion address (rend-spec-v3 §6): base32 of the 32-byte key, a 2-byte checksum
+# and the version byte, 56 characters, then ".onion". v2 (16 characters) is dead since
+# Tor 0.4.6 and is refused like any other malformed name.
+ONION_V3 = re.compile(r"[a-z2-7]{55}d\.onion")
 
 
 class SettingsError(ValueError):
@@ -130,6 +137,10 @@ class Settings:
     @property
     def mail_enabled(self) -> bool:
         return bool(self.smtp_url and self.mail_from)
+    # The node's v3 onion address (HAMBASTEGI_ONION_HOSTNAME or the ``hostname`` file Tor
+    # writes, HAMBASTEGI_ONION_HOSTNAME_FILE); empty: no onion service
+    # (docs/ARCHITECTURE.md#10-readers-behind-censorship).
+    onion_hostname: str = ""
 
     @property
     def host(self) -> str:
@@ -139,6 +150,12 @@ class Settings:
     @property
     def domain(self) -> str:
         return self.host
+
+    @property
+    def onion_origin(self) -> str:
+        """``http://<onion>`` (an onion service needs no TLS: Tor encrypts and
+        authenticates the address), or "" without one."""
+        return f"http://{self.onion_hostname}" if self.onion_hostname else ""
 
     @property
     def media_dir(self) -> Path:
@@ -218,7 +235,10 @@ class Settings:
         federation_mode = merged.get(PREFIX + "FEDERATION", "open").strip().lower() or "open"
         if federation_mode not in FEDERATION_MODES:
             raise SettingsError("HAMBASTEGI_FEDERATION must be 'open' or 'allowlist'")
+        onion = read_onion_hostname(merged.get(PREFIX + "ONION_HOSTNAME", ""),
+                                    merged.get(PREFIX + "ONION_HOSTNAME_FILE", ""))
         return cls(
+            onion_hostname=onion,
             base_url=base_url,
             data_dir=data_dir,
             database_url=normalise_database_url(db_url),
@@ -244,3 +264,38 @@ class Settings:
             mail_rate=mail_rate,
             mail_lease_seconds=mail_lease,
         )
+
+
+def valid_onion(name: str) -> bool:
+    """A v3 onion address whose checksum and version byte are right (rend-spec-v3 §6:
+    base32(PUBKEY | CHECKSUM | VERSION), CHECKSUM = SHA3-256(".onion checksum" | PUBKEY |
+    VERSION)[:2], VERSION = 3); a typo in one character fails the checksum."""
+    if not ONION_V3.fullmatch(name):
+        return False
+    raw = base64.b32decode(name[:56].upper())
+    pubkey, checksum, version = raw[:32], raw[32:34], raw[34:]
+    expected = hashlib.sha3_256(b".onion checksum" + pubkey + version).digest()[:2]
+    return version == b"\x03" and checksum == expected
+
+
+def read_onion_hostname(value: str, file_name: str) -> str:
+    """The onion address from the setting or from Tor's ``hostname`` file; the node
+    refuses to start with anything that is not a v3 onion address."""
+    value = value.strip()
+    source = "HAMBASTEGI_ONION_HOSTNAME"
+    if not value and file_name.strip():
+        path = Path(file_name.strip()).expanduser()
+        source = f"HAMBASTEGI_ONION_HOSTNAME_FILE ({path})"
+        try:
+            value = path.read_text(encoding="ascii", errors="replace")[:200].strip()
+        except OSError as exc:
+            raise SettingsError(f"cannot read {source}: {exc.strerror}") from exc
+    if not value:
+        return ""
+    name = value.lower()
+    if not valid_onion(name):
+        shown = value[:80].encode("ascii", "backslashreplace").decode()
+        raise SettingsError(
+            f"{source} must be a v3 onion address (56 base32 characters + .onion), "
+            f"got {shown!r}")
+    return name

@@ -74,6 +74,15 @@ async def posts_page(session: AsyncSession, actor_id: int, page: int
     return found[:PAGE_SIZE], len(found) > PAGE_SIZE
 
 
+async def post_uuids(session: AsyncSession, actor_id: int) -> list[str]:
+    """Every post's uuid in ``posts_page``'s order (page N holds items (N-1)*PAGE_SIZE
+    onwards): one query where a static mirror would otherwise ask page by page."""
+    rows = await session.exec(
+        select(LocalObject.uuid).where(*_visible(actor_id))
+        .order_by(col(LocalObject.published).desc(), col(LocalObject.id).desc()))
+    return list(rows.all())
+
+
 def pick(mapping: dict[str, str], language: str, primary: str) -> tuple[str, str] | None:
     for lang in (language, primary):
         if mapping.get(lang):

@@ -14,6 +14,8 @@ import functools
 import hashlib
 import re
 from collections.abc import Sequence
+from contextvars import ContextVar
+from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -45,6 +47,23 @@ PAGE_HEADERS = {
     "Referrer-Policy": "no-referrer",
     "X-Content-Type-Options": "nosniff",
 }
+
+
+@dataclass(frozen=True)
+class Site:
+    """What every page's footer says about where else it can be read
+    (docs/ARCHITECTURE.md#10-readers-behind-censorship): the original address, the onion
+    address, the key that signs static mirrors, and whether this is a mirror's copy."""
+
+    origin: str
+    onion: str = ""
+    mirror_key: str = ""
+    mirror: bool = False
+
+
+# Set by the app for each request (node/app.py): a page cached by one node is only ever
+# served by that node, so the footer in a cached page stays right.
+SITE: ContextVar[Site | None] = ContextVar("site", default=None)
 
 
 @functools.cache
@@ -134,7 +153,8 @@ def render(template: str, status_code: int = 200, *, language: str | None = None
         # The caller's values win: the workspace's editor passes its own
         # ``languages`` (the post's versions), not the interface's.
         values: dict[str, Any] = {"ui_lang": lang, "ui_dir": direction(lang),
-                                  "languages": i18n.available(), **context}
+                                  "languages": i18n.available(), "site": SITE.get(),
+                                  **context}
         html = _environment().get_template(template).render(**values)
     response = html_response(html.encode(), status_code)
     if set_language_cookie:

@@ -105,9 +105,13 @@ def same_origin(request: Request) -> bool:
     origin = request.headers.get("origin")
     if origin is None or origin == "null":
         return True
-    ours = urlsplit(node_of(request).settings.base_url)
+    settings = node_of(request).settings
     theirs = urlsplit(origin)
-    return (theirs.scheme, theirs.netloc) == (ours.scheme, ours.netloc)
+    # The onion address is this node too (node/core/onion.py): a form posted there
+    # carries the onion origin.
+    return any((theirs.scheme, theirs.netloc) == (ours.scheme, ours.netloc)
+               for ours in map(urlsplit, filter(None, (settings.base_url,
+                                                       settings.onion_origin))))
 
 
 async def csrf_ok(request: Request, binding: str | None, given: object) -> bool:
