@@ -187,6 +187,10 @@ def create_app(settings: Settings, *, run_worker: bool = True,
                                 poll=settings.worker_poll_seconds)
             node.sync_wake = syncer.wake
             tasks.append(asyncio.create_task(syncer.run(stop)))
+            # Telegram / Bluesky copies: their own rows and client (crosspost/worker.py).
+            from node.crosspost.worker import CrosspostWorker
+
+            tasks.append(asyncio.create_task(CrosspostWorker(node).run(stop)))
         log.info("node started", extra={"base_url": settings.base_url})
         try:
             yield {}

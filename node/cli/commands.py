@@ -77,7 +77,11 @@ def cmd_worker(args: argparse.Namespace, settings: Settings) -> None:
         loop = asyncio.get_running_loop()
         for sig in (signal.SIGTERM, signal.SIGINT):
             loop.add_signal_handler(sig, stop.set)
-        await asyncio.gather(worker.run(stop), syncer.run(stop))
+        from node.crosspost.worker import CrosspostWorker
+
+        # Telegram / Bluesky copies beside deliveries, not in their slots.
+        await asyncio.gather(worker.run(stop), syncer.run(stop),
+                             CrosspostWorker(node).run(stop))
 
     with_node(settings, run, fast_loop=True)
 

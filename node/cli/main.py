@@ -18,6 +18,7 @@ from collections.abc import Callable, Sequence
 from typing import Any
 
 from node.cli import campaigns as cli_campaigns
+from node.cli import crosspost as cli_crosspost
 from node.cli import events as cli_events
 from node.cli import networks as cli_networks
 from node.cli import news as cli_news
@@ -129,6 +130,7 @@ def build_parser() -> argparse.ArgumentParser:
         p.set_defaults(func=COMMANDS + "cmd_decide", decision=decision)
 
     cli_policy.register(sub)
+    cli_crosspost.register(sub)
 
     token = sub.add_parser("token", help="API tokens").add_subparsers(dest="token_cmd",
                                                                       required=True)

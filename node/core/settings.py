@@ -74,6 +74,14 @@ def normalise_database_url(url: str) -> str:
     )
 
 
+def _service_url(value: str | None, default: str, name: str) -> str:
+    url = (value or "").strip().rstrip("/") or default
+    parts = urlsplit(url)
+    if parts.scheme not in {"http", "https"} or not parts.netloc:
+        raise SettingsError(f"{name} must be an http(s) URL")
+    return url
+
+
 @dataclass(frozen=True)
 class Settings:
     base_url: str
@@ -113,6 +121,9 @@ class Settings:
     # Like Mastodon's secure mode: actor-scoped ActivityPub documents only for
     # signed GETs from permitted peers (federation/authorized_fetch.py).
     authorized_fetch: bool = False
+    # The Telegram Bot API's base URL (crosspost/telegram/api.py): a local Bot API
+    # server, or a proxy where Telegram is blocked; the tests' fake.
+    telegram_api: str = "https://api.telegram.org"
 
     @property
     def host(self) -> str:
@@ -200,4 +211,6 @@ class Settings:
             sync_seconds=sync_seconds,
             federation_mode=federation_mode,
             authorized_fetch=_truthy(merged.get(PREFIX + "AUTHORIZED_FETCH")),
+            telegram_api=_service_url(merged.get(PREFIX + "TELEGRAM_API"),
+                                      "https://api.telegram.org", "HAMBASTEGI_TELEGRAM_API"),
         )

@@ -1,0 +1,144 @@
+"""Fake outside services for the crosspost tests: real HTTP on loopback, answering as
+the Bot API (core.telegram.org/bots/api) documents, recording every call with the
+time of the test's clock."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta
+from typing import Any
+
+from aiohttp import BodyPartReader, web
+
+from node.storage.db import utcnow
+from tests.conftest import free_port
+
+TOKEN = "123456789:AAE" + "x" * 32
+BOT_ID = 123456789
+
+
+class Clock:
+    """The worker's and the fakes' time: moved by hand, never by sleeping."""
+
+    def __init__(self) -> None:
+        self.now = utcnow() + timedelta(seconds=1)
+
+    def __call__(self) -> datetime:
+        return self.now
+
+
+@dataclass
+class Call:
+    method: str
+    fields: dict[str, Any]
+    files: dict[str, bytes]
+    at: datetime
+
+
+@dataclass
+class FakeBotApi:
+    clock: Clock
+    # @channel → (chat id, the bot's status there, can_post_messages)
+    channels: dict[str, tuple[int, str, bool]] = field(default_factory=dict)
+    calls: list[Call] = field(default_factory=list)
+    # method → how many more calls of it answer 429 (retry_after 10)
+    too_many: dict[str, int] = field(default_factory=dict)
+    refuse_delete: bool = False
+    next_id: int = 100
+    runner: web.AppRunner | None = None
+    url: str = ""
+    on_call: Callable[[Call], None] | None = None
+
+    def chat_of(self, chat_id: Any) -> str | None:
+        for name, (ident, _, _) in self.channels.items():
+            if str(chat_id) in (name, str(ident)):
+                return name
+        return None
+
+    def sent_to(self, channel: str) -> list[Call]:
+        return [c for c in self.calls if self.chat_of(c.fields.get("chat_id")) == channel
+                and c.method not in ("getChat", "getChatMember")]
+
+    async def _handle(self, request: web.Request) -> web.Response:
+        token, method = request.match_info["token"], request.match_info["method"]
+        files: dict[str, bytes] = {}
+        if request.content_type.startswith("multipart/"):
+            fields: dict[str, Any] = {}
+            reader = await request.multipart()
+            while (part := await reader.next()) is not None:
+                assert isinstance(part, BodyPartReader)
+                data = await part.read()
+                if part.filename:
+                    files[part.name or ""] = bytes(data)
+                else:
+                    text = bytes(data).decode()
+                    fields[part.name or ""] = (json.loads(text) if text[:1] in "[{"
+                                               else text)
+        else:
+            fields = await request.json()
+        call = Call(method, fields, files, self.clock())
+        self.calls.append(call)
+        if token != TOKEN:
+            return _error(401, "Unauthorized")
+        if self.too_many.get(method):
+            self.too_many[method] -= 1
+            return web.json_response({"ok": False, "error_code": 429,
+                                      "description": "Too Many Requests: retry after 10",
+                                      "parameters": {"retry_after": 10}}, status=429)
+        chat = self.chat_of(fields.get("chat_id")) if "chat_id" in fields else None
+        if method == "getMe":
+            return _ok({"id": BOT_ID, "is_bot": True, "first_name": "Köln bot",
+                        "username": "koeln_bot"})
+        if chat is None:
+            return _error(400, "Bad Request: chat not found")
+        ident, status, can_post = self.channels[chat]
+        if method == "getChat":
+            return _ok({"id": ident, "type": "channel", "title": chat})
+        if method == "getChatMember":
+            return _ok({"status": status, "can_post_messages": can_post,
+                        "user": {"id": BOT_ID, "is_bot": True, "first_name": "bot"}})
+        if status != "administrator":
+            return _error(403, "Forbidden: bot is not a member of the channel chat")
+        if method in ("sendMessage", "sendPhoto"):
+            return _ok(self._message(ident))
+        if method == "sendMediaGroup":
+            return _ok([self._message(ident) for _ in fields["media"]])
+        if method in ("editMessageText", "editMessageCaption"):
+            return _ok(self._message(ident, fields["message_id"]))
+        if method == "deleteMessage":
+            if self.refuse_delete:
+                return _error(400, "Bad Request: message can't be deleted")
+            return _ok(True)
+        return _error(404, "Not Found: method not found")
+
+    def _message(self, chat: int, ident: int | None = None) -> dict[str, Any]:
+        if ident is None:
+            self.next_id += 1
+            ident = self.next_id
+        return {"message_id": ident, "chat": {"id": chat, "type": "channel"},
+                "date": int(self.clock().timestamp())}
+
+    async def start(self) -> str:
+        app = web.Application(client_max_size=50 * 1024 * 1024)
+        app.router.add_post("/bot{token}/{method}", self._handle)
+        self.runner = web.AppRunner(app, access_log=None)
+        await self.runner.setup()
+        port = free_port()
+        await web.TCPSite(self.runner, "127.0.0.1", port).start()
+        self.url = f"http://127.0.0.1:{port}"
+        return self.url
+
+    async def stop(self) -> None:
+        if self.runner is not None:
+            await self.runner.cleanup()
+
+
+def _ok(result: Any) -> web.Response:
+    return web.json_response({"ok": True, "result": result})
+
+
+def _error(code: int, description: str) -> web.Response:
+    return web.json_response({"ok": False, "error_code": code, "description": description},
+                             status=code)
