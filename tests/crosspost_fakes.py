@@ -142,3 +142,103 @@ def _ok(result: Any) -> web.Response:
 def _error(code: int, description: str) -> web.Response:
     return web.json_response({"ok": False, "error_code": code, "description": description},
                              status=code)
+
+
+HANDLE = "koeln.bsky.example"
+APP_PASSWORD = "abcd-efgh-ijkl-mnop"
+DID = "did:plc:koelnsolidaritaet0000"
+BLOB_CID = "bafkreibme22gw2h7y2h7tg2fhqotaqjucnbc24deqo72b6mkl2egezxhvy"
+
+
+@dataclass
+class XrpcCall:
+    nsid: str
+    body: Any
+    content_type: str
+    at: datetime
+
+
+@dataclass
+class FakePds:
+    """Answers as com.atproto.server.* and com.atproto.repo.* are documented
+    (docs.bsky.app/docs/api): sessions, blobs, records; ``expire_after`` makes the
+    access token expire (400 ExpiredToken) after that many authorised calls."""
+
+    clock: Clock
+    calls: list[XrpcCall] = field(default_factory=list)
+    records: dict[str, dict[str, Any]] = field(default_factory=dict)
+    expire_after: int | None = None
+    rate_limited: int = 0
+    generation: int = 0
+    authorised: int = 0
+    next_rkey: int = 0
+    runner: web.AppRunner | None = None
+    url: str = ""
+
+    def tokens(self) -> dict[str, str]:
+        self.generation += 1
+        self.authorised = 0
+        return {"accessJwt": f"access-{self.generation}", "refreshJwt":
+                f"refresh-{self.generation}", "did": DID, "handle": HANDLE}
+
+    async def _handle(self, request: web.Request) -> web.Response:
+        nsid = request.match_info["nsid"]
+        data = await request.read()
+        body: Any = data
+        if request.content_type == "application/json" and data:
+            body = json.loads(data)
+        self.calls.append(XrpcCall(nsid, body, request.content_type, self.clock()))
+        auth = request.headers.get("Authorization", "")
+        if nsid == "com.atproto.server.createSession":
+            if body.get("identifier") != HANDLE or body.get("password") != APP_PASSWORD:
+                return web.json_response({"error": "AuthenticationRequired",
+                                          "message": "Invalid identifier or password"},
+                                         status=401)
+            return web.json_response(self.tokens())
+        if nsid == "com.atproto.server.refreshSession":
+            if auth != f"Bearer refresh-{self.generation}":
+                return web.json_response({"error": "ExpiredToken",
+                                          "message": "Token has expired"}, status=400)
+            return web.json_response(self.tokens())
+        if auth != f"Bearer access-{self.generation}":
+            return web.json_response({"error": "InvalidToken", "message": "bad token"},
+                                     status=400)
+        if self.expire_after is not None and self.authorised >= self.expire_after:
+            self.expire_after = None
+            return web.json_response({"error": "ExpiredToken", "message": "Token has expired"},
+                                     status=400)
+        self.authorised += 1
+        if self.rate_limited:
+            self.rate_limited -= 1
+            reset = int(self.clock().timestamp()) + 30
+            return web.json_response({"error": "RateLimitExceeded", "message": "slow down"},
+                                     status=429, headers={"RateLimit-Reset": str(reset)})
+        if nsid == "com.atproto.repo.uploadBlob":
+            return web.json_response({"blob": {"$type": "blob", "ref": {"$link": BLOB_CID},
+                                               "mimeType": request.content_type,
+                                               "size": len(data)}})
+        if nsid == "com.atproto.repo.createRecord":
+            self.next_rkey += 1
+            rkey = f"3lrkey{self.next_rkey:06d}"
+            uri = f"at://{body['repo']}/{body['collection']}/{rkey}"
+            self.records[uri] = body["record"]
+            return web.json_response({"uri": uri, "cid": f"bafyrei{self.next_rkey:052d}"})
+        if nsid == "com.atproto.repo.deleteRecord":
+            uri = f"at://{body['repo']}/{body['collection']}/{body['rkey']}"
+            self.records.pop(uri, None)
+            return web.json_response({})
+        return web.json_response({"error": "MethodNotImplemented"}, status=501)
+
+    async def start(self) -> str:
+        app = web.Application(client_max_size=5 * 1024 * 1024)
+        app.router.add_route("*", "/xrpc/{nsid}", self._handle)
+        self.runner = web.AppRunner(app, access_log=None)
+        await self.runner.setup()
+        port = free_port()
+        await web.TCPSite(self.runner, "127.0.0.1", port).start()
+        self.url = f"http://127.0.0.1:{port}"
+        return self.url
+
+    async def stop(self) -> None:
+        if self.runner is not None:
+            await self.runner.cleanup()

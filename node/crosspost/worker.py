@@ -26,7 +26,6 @@ from node.crosspost import queue
 from node.crosspost.content import Image, Post, read_post
 from node.crosspost.http import ServiceClient
 from node.crosspost.pacing import BOT_PER_SECOND, SECOND, Outcome, earliest_send
-from node.crosspost.secrets import SecretError, context_of, secrets_key, unseal
 from node.federation.fetch import allow_all_policy, public_address_policy
 from node.federation.runtime import USER_AGENT, Node
 from node.media import uploads
@@ -89,11 +88,17 @@ class CrosspostWorker:
         if not claimed:
             return 0
         if self._key is None:
+            # cryptography comes with the first row, not with an idle node
+            # (tests/test_idle_imports.py).
+            from node.crosspost.secrets import secrets_key
+
             self._key = await secrets_key(self.node.db)
         await asyncio.gather(*(self._one(c, now) for c in claimed))
         return len(claimed)
 
     async def _one(self, claimed: queue.Claimed, now: datetime) -> None:
+        from node.crosspost.secrets import SecretError, context_of, unseal
+
         account, item = claimed.account, claimed.item
         assert self._key is not None
         try:
