@@ -5,7 +5,6 @@ time of the test's clock."""
 from __future__ import annotations
 
 import json
-from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any
@@ -49,7 +48,8 @@ class FakeBotApi:
     next_id: int = 100
     runner: web.AppRunner | None = None
     url: str = ""
-    on_call: Callable[[Call], None] | None = None
+    # chat id → the ids of the messages sent there, in order
+    message_ids: dict[int, list[int]] = field(default_factory=dict)
 
     def chat_of(self, chat_id: Any) -> str | None:
         for name, (ident, _, _) in self.channels.items():
@@ -117,6 +117,7 @@ class FakeBotApi:
         if ident is None:
             self.next_id += 1
             ident = self.next_id
+            self.message_ids.setdefault(chat, []).append(ident)
         return {"message_id": ident, "chat": {"id": chat, "type": "channel"},
                 "date": int(self.clock().timestamp())}
 

@@ -183,7 +183,7 @@ async def test_persian_news_two_photos_german_call_edit_and_delete_reach_the_rig
     await drain(node, worker, bot.clock)
     edits = of(bot.sent_to("@koeln_fa"), "editMessageCaption")
     assert len(edits) == 1
-    first_of_album = 101  # the fake numbers messages from 101, and the album went first
+    first_of_album = bot.message_ids[-1001001][0]
     assert edits[0].fields["message_id"] == first_of_album
     assert "روز دهم اعتصاب" in visible(edits[0].fields["caption"])
 

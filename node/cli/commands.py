@@ -201,8 +201,11 @@ def cmd_token_revoke(args: argparse.Namespace, settings: Settings) -> None:
 
 
 def cmd_status(args: argparse.Namespace, settings: Settings) -> None:
-    from node.cli.status import print_status
+    from node.cli.status import print_post, print_status
 
+    if getattr(args, "post", None):
+        with_node(settings, lambda node: print_post(node, args.post))
+        return
     with_node(settings, print_status)
 
 

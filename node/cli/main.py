@@ -43,8 +43,9 @@ def build_parser() -> argparse.ArgumentParser:
     serve.set_defaults(func=COMMANDS + "cmd_serve")
     sub.add_parser("worker", help="delivery worker only").set_defaults(
         func=COMMANDS + "cmd_worker")
-    sub.add_parser("status", help="queue depth and failing hosts").set_defaults(
-        func=COMMANDS + "cmd_status")
+    status = sub.add_parser("status", help="queue depth and failing hosts")
+    status.add_argument("--post", help="one post (id or uuid): each destination's state")
+    status.set_defaults(func=COMMANDS + "cmd_status")
     database = sub.add_parser("db", help="database tools").add_subparsers(dest="db_cmd",
                                                                           required=True)
     copy = database.add_parser("copy", help="copy all data into another (empty) database")
