@@ -32,10 +32,11 @@ NOTICES = {
 }
 RECENT_POSTS = 30
 # Stored words the pages show through the catalogue (``_(state)``): event statuses,
-# delivery states per host (delivery.delivery_status), co-signers' answers.
-SHOWN_STATES = (N_("sent"), N_("skipped"), N_("scheduled"), N_("postponed"), N_("cancelled"), N_("delivered"),
-                N_("retrying"), N_("waiting"), N_("failed"), N_("invited"), N_("accepted"),
-                N_("declined"), N_("withdrawn"))
+# delivery states per host (delivery.delivery_status), co-signers' answers, states on
+# Telegram / Bluesky (crosspost/status.py).
+SHOWN_STATES = (N_("scheduled"), N_("postponed"), N_("cancelled"), N_("delivered"),
+                N_("sent"), N_("skipped"), N_("retrying"), N_("waiting"), N_("failed"),
+                N_("invited"), N_("accepted"), N_("declined"), N_("withdrawn"))
 
 
 def notice(request: Request) -> str:
