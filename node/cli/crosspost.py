@@ -49,6 +49,16 @@ def register(sub: Any) -> None:
     b_disconnect.add_argument("channel", metavar="handle")
     b_disconnect.set_defaults(func=HERE + "cmd_disconnect", service="bluesky")
 
+    bridge = sub.add_parser("bridge", help="Bridgy Fed").add_subparsers(
+        dest="bridge_cmd", required=True)
+    b_bridge = bridge.add_parser("bluesky", help="bridge a group to Bluesky through Bridgy "
+                                 "Fed: follow its bot, accept its follow back (run again "
+                                 "to accept it when the group approves followers by hand)")
+    b_bridge.add_argument("group")
+    b_bridge.add_argument("--bot", default="@bsky.brid.gy@bsky.brid.gy",
+                          help="the bridge's bot account")
+    b_bridge.set_defaults(func=HERE + "cmd_bridge")
+
 
 def _secret_from_stdin() -> str:
     secret = sys.stdin.readline().strip()
@@ -98,3 +108,11 @@ def cmd_disconnect(args: argparse.Namespace, settings: Settings) -> None:
     with_node(settings, lambda node: disconnect(node, args.actor, args.service,
                                                 args.channel))
     print(f"{args.actor} → {args.service} {args.channel}: disconnected")
+
+
+def cmd_bridge(args: argparse.Namespace, settings: Settings) -> None:
+    from node.cli.common import with_node
+    from node.crosspost.bridgy import bridge
+
+    for line in with_node(settings, lambda node: bridge(node, args.group, args.bot)):
+        print(line)

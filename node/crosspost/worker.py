@@ -30,7 +30,7 @@ from node.federation.fetch import allow_all_policy, public_address_policy
 from node.federation.runtime import USER_AGENT, Node
 from node.media import uploads
 from node.storage.db import utcnow
-from node.storage.models import MediaFile
+from node.storage.models import LocalActor, MediaFile, RemoteActor
 
 log = logging.getLogger("hambastegi.crosspost")
 
@@ -110,7 +110,9 @@ class CrosspostWorker:
             return
         post = read_post(item.document) if item.document and item.action != "delete" else None
         try:
-            if account.service == "telegram":
+            if account.service == "bridgy":
+                await self._companion(claimed, now)
+            elif account.service == "telegram":
                 await self._telegram(claimed, secret, post, now)
             else:
                 from node.crosspost.bluesky.send import run_bluesky
@@ -149,6 +151,39 @@ class CrosspostWorker:
                 "reason": result.outcome.reason})
         await queue.settle(self.node.db, claimed, result.outcome, result.remote, now,
                            sent_at=[now] * result.calls)
+
+    async def _companion(self, claimed: queue.Claimed, now: datetime) -> None:
+        """A call's companion Note, to the bridge bot's inbox only, through the fan-out
+        log like any activity (no request here): FEDERATION.md "Bridgy Fed"."""
+        from node.crosspost.bridgy import companion_id, companion_note
+        from node.federation import publishing
+        from node.federation.crosspost_log import PUBLIC
+
+        account, item = claimed.account, claimed.item
+        note_id = companion_id(item.object_uri)
+        derived = uuid.uuid5(uuid.NAMESPACE_URL, f"{note_id}#{item.version}#{item.action}").hex
+        async with self.node.db.write() as session:
+            actor = await session.get(LocalActor, account.local_actor_id)
+            bot = (await session.exec(select(RemoteActor).where(
+                RemoteActor.uri == account.target))).first()
+            if actor is None or bot is None:
+                outcome = Outcome("fail", "the bridge's bot is not known here")
+            else:
+                inbox = bot.shared_inbox or bot.inbox
+                if item.action == "delete" or not item.document:
+                    kind, obj = "Delete", {"id": note_id, "type": "Tombstone",
+                                           "formerType": "Note"}
+                else:
+                    kind = "Create" if item.action == "create" else "Update"
+                    obj = companion_note(item.document, note_id, self.node.urls.actor(
+                        actor.username))
+                await publishing.record_activity(
+                    session, actor, self.node.urls, activity_type=kind, obj=obj,
+                    to=[PUBLIC], inboxes=[inbox], in_outbox=False, activity_uuid=derived)
+                outcome = Outcome("done")
+        self.node.changed()
+        remote = {} if item.action == "delete" else {"records": [{"uri": note_id}]}
+        await queue.settle(self.node.db, claimed, outcome, remote, now, sent_at=[])
 
     async def load_image(self, image: Image) -> tuple[bytes, str] | None:
         """The 1280 px variant of one of our uploads (else the upload itself)."""

@@ -45,8 +45,11 @@ async def record(session: AsyncSession, actor_id: int, activity_type: str,
     uri = doc.get("id")
     if not isinstance(uri, str):
         return
-    accounts = (await session.exec(select(CrosspostAccount.id).where(
+    found = (await session.exec(select(CrosspostAccount.id, CrosspostAccount.service).where(
         CrosspostAccount.local_actor_id == actor_id))).all()
+    # A bridge (Bridgy Fed) gets only calls, as their companion Note (FEDERATION.md).
+    accounts = [ident for ident, service in found
+                if service != "bridgy" or doc.get("type") in ("Event", "Tombstone")]
     if not accounts:
         return
     now = utcnow()

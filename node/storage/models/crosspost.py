@@ -25,7 +25,8 @@ class CrosspostAccount(SQLModel, table=True):
     __tablename__ = "crosspost_account"
     __table_args__ = (
         UniqueConstraint("local_actor_id", "service", "target"),
-        CheckConstraint("service IN ('telegram', 'bluesky')", name="ck_crosspost_service"),
+        CheckConstraint("service IN ('telegram', 'bluesky', 'bridgy')",
+                        name="ck_crosspost_service"),
         CheckConstraint(check_constraint("state", CrosspostAccountState),
                         name="ck_crosspost_account_state"),
     )
@@ -33,7 +34,8 @@ class CrosspostAccount(SQLModel, table=True):
     id: int | None = Field(default=None, primary_key=True)
     local_actor_id: int = Field(foreign_key="local_actor.id", index=True)
     service: str = Field(max_length=16)
-    # Telegram: "@channel" (or a numeric chat id); Bluesky: the handle.
+    # Telegram: "@channel" (or a numeric chat id); Bluesky: the handle; bridgy: the
+    # bridge bot's actor id (its inbox gets the companion Notes of calls, no secret).
     target: str = Field(max_length=256)
     # Bluesky: the PDS's base URL and the account's DID (from createSession).
     endpoint: str | None = Field(default=None, max_length=512)

@@ -39,7 +39,7 @@ def upgrade() -> None:
         sa.Column("next_send_at", UTC(), nullable=False),
         sa.Column("recent", sa.JSON(), nullable=False),
         sa.Column("created_at", UTC(), nullable=False),
-        sa.CheckConstraint("service IN ('telegram', 'bluesky')", name="ck_crosspost_service"),
+        sa.CheckConstraint("service IN ('telegram', 'bluesky', 'bridgy')", name="ck_crosspost_service"),
         sa.CheckConstraint("state IN ('active', 'paused')", name="ck_crosspost_account_state"),
         sa.ForeignKeyConstraint(["local_actor_id"], ["local_actor.id"]),
         sa.PrimaryKeyConstraint("id"),
