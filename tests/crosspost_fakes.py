@@ -4,6 +4,7 @@ time of the test's clock."""
 
 from __future__ import annotations
 
+import asyncio
 import json
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
@@ -45,6 +46,8 @@ class FakeBotApi:
     # method → how many more calls of it answer 429 (retry_after 10)
     too_many: dict[str, int] = field(default_factory=dict)
     refuse_delete: bool = False
+    # sendMessage accepts the request and never answers (a Telegram that hangs)
+    hang: bool = False
     next_id: int = 100
     runner: web.AppRunner | None = None
     url: str = ""
@@ -102,6 +105,8 @@ class FakeBotApi:
         if status != "administrator":
             return _error(403, "Forbidden: bot is not a member of the channel chat")
         if method in ("sendMessage", "sendPhoto"):
+            if self.hang:
+                await asyncio.Event().wait()
             return _ok(self._message(ident))
         if method == "sendMediaGroup":
             return _ok([self._message(ident) for _ in fields["media"]])
