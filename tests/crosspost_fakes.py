@@ -46,8 +46,8 @@ class FakeBotApi:
     # method → how many more calls of it answer 429 (retry_after 10)
     too_many: dict[str, int] = field(default_factory=dict)
     refuse_delete: bool = False
-    # sendMessage accepts the request and never answers (a Telegram that hangs)
-    hang: bool = False
+    # channels whose sendMessage is accepted and never answered (a Telegram that hangs)
+    hang: set[str] = field(default_factory=set)
     next_id: int = 100
     runner: web.AppRunner | None = None
     url: str = ""
@@ -105,7 +105,7 @@ class FakeBotApi:
         if status != "administrator":
             return _error(403, "Forbidden: bot is not a member of the channel chat")
         if method in ("sendMessage", "sendPhoto"):
-            if self.hang:
+            if chat in self.hang:
                 await asyncio.Event().wait()
             return _ok(self._message(ident))
         if method == "sendMediaGroup":

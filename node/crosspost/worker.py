@@ -67,21 +67,52 @@ class CrosspostWorker:
         self._wake.set()
 
     async def run(self, stop: asyncio.Event) -> None:
+        """Claim and send until ``stop``. Each row runs as its own task, and claiming goes
+        on while rows are in flight: a channel whose service hangs holds only its own row
+        (its connection is busy while the row is leased), never the other connections."""
+        inflight: set[asyncio.Task[None]] = set()
         try:
             while not stop.is_set():
                 self._wake.clear()
                 try:
-                    handled = await self.run_once()
+                    started = await self._start(inflight)
                 except Exception:  # a bad round must not end the worker
                     log.exception("crosspost round failed")
-                    handled = 0
-                if not handled:
-                    await wait_for_work(self._wake, stop, None, self.poll)
+                    started = 0
+                if started:
+                    continue
+                waiter = asyncio.ensure_future(
+                    wait_for_work(self._wake, stop, None, self.poll))
+                try:
+                    await asyncio.wait({waiter, *inflight}, return_when=asyncio.FIRST_COMPLETED)
+                finally:
+                    waiter.cancel()
         finally:
+            for task in inflight:
+                task.cancel()
+            await asyncio.gather(*inflight, return_exceptions=True)
             await self.client.close()
 
+    async def _start(self, inflight: set[asyncio.Task[None]]) -> int:
+        room = self.batch - len(inflight)
+        if room <= 0:
+            return 0
+        now = self.clock()
+        claimed = await queue.claim(self.node.db, self.worker_id, now, limit=room,
+                                    lease=self.lease)
+        if claimed and self._key is None:
+            from node.crosspost.secrets import secrets_key
+
+            self._key = await secrets_key(self.node.db)
+        for one in claimed:
+            task = asyncio.create_task(self._one(one, now))
+            inflight.add(task)
+            task.add_done_callback(inflight.discard)
+        return len(claimed)
+
     async def run_once(self) -> int:
-        """One round: claim, send, settle. Returns the rows handled."""
+        """One round, waited for whole: claim, send, settle (tests drive the clock with
+        it). Returns the rows handled."""
         now = self.clock()
         claimed = await queue.claim(self.node.db, self.worker_id, now, limit=self.batch,
                                     lease=self.lease)
