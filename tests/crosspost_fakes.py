@@ -45,6 +45,8 @@ class FakeBotApi:
     calls: list[Call] = field(default_factory=list)
     # method → how many more calls of it answer 429 (retry_after 10)
     too_many: dict[str, int] = field(default_factory=dict)
+    # (method, n): the n-th call of that method (from 1) answers 429 (retry_after 10)
+    too_many_at: tuple[str, int] | None = None
     refuse_delete: bool = False
     # channels whose sendMessage is accepted and never answered (a Telegram that hangs)
     hang: set[str] = field(default_factory=set)
@@ -85,6 +87,8 @@ class FakeBotApi:
         self.calls.append(call)
         if token != TOKEN:
             return _error(401, "Unauthorized")
+        if self.too_many_at == (method, sum(c.method == method for c in self.calls)):
+            self.too_many[method] = self.too_many.get(method, 0) + 1
         if self.too_many.get(method):
             self.too_many[method] -= 1
             return web.json_response({"ok": False, "error_code": 429,

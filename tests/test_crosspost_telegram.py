@@ -9,7 +9,6 @@ from collections.abc import AsyncIterator
 from datetime import UTC, datetime, timedelta
 from html.parser import HTMLParser
 from pathlib import Path
-from typing import Any
 
 import pytest
 from PIL import Image
@@ -220,7 +219,6 @@ async def test_a_5000_character_item_is_split_in_two_at_a_paragraph(
 async def test_a_burst_of_50_posts_is_paced_at_20_a_minute_and_a_429_is_honoured(
         node: Node, bot: FakeBotApi) -> None:
     await telegram.connect(node, "koeln_fa", "@koeln_fa", TOKEN)
-    bot.too_many["sendMessage"] = 0
     async with node.db.write() as session:
         channel = (await session.exec(select(LocalActor).where(
             LocalActor.username == "koeln_fa"))).one()
@@ -228,18 +226,7 @@ async def test_a_burst_of_50_posts_is_paced_at_20_a_minute_and_a_429_is_honoured
             await publishing.publish_note(session, channel, node.urls, text=f"خبر شماره {n}",
                                           language="fa")
     worker = CrosspostWorker(node, clock=bot.clock)
-    # The 7th message is refused with 429, retry_after 10.
-    original = bot._handle
-
-    async def handle(request: Any) -> Any:
-        if len(bot.sent_to("@koeln_fa")) == 6:
-            bot.too_many["sendMessage"] = 1
-        return await original(request)
-
-    bot._handle = handle  # type: ignore[method-assign]
-    await bot.stop()
-    await bot.start()
-    node.settings.__dict__["telegram_api"] = bot.url
+    bot.too_many_at = ("sendMessage", 7)  # the 7th is refused: 429, retry_after 10
     await drain(node, worker, bot.clock)
     sent = of(bot.sent_to("@koeln_fa"), "sendMessage")
     assert len(sent) == 51  # 50 posts and the one refused
@@ -314,6 +301,20 @@ async def test_a_removed_bot_pauses_the_connection_and_a_refused_delete_is_not_r
     assert listed["@koeln_fa"].state == "paused"
     assert "bot is not a member" in (listed["@koeln_fa"].paused_reason or "")
     assert listed["@koeln_fa"].items.get("pending") == 1  # waits, is not lost
+
+    # Made admin again and connected again: the waiting post goes.
+    bot.channels["@koeln_fa"] = (-1001001, "administrator", True)
+    await telegram.connect(node, "koeln_fa", "@koeln_fa", TOKEN)
+    await drain(node, worker, bot.clock)
+    assert visible(of(bot.sent_to("@koeln_fa"), "sendMessage")[-1].fields["text"]) \
+        .startswith("دو")
+    listed = {r.target: r for r in await connections.list_connections(node)}
+    assert listed["@koeln_fa"].state == "active" and listed["@koeln_fa"].items.get("sent")
+
+    await connections.disconnect(node, "koeln_fa", "telegram", "@koeln_fa")
+    assert [r.target for r in await connections.list_connections(node)] == ["@koeln_de"]
+    with pytest.raises(OperationError, match="not connected"):
+        await connections.disconnect(node, "koeln_fa", "telegram", "@koeln_fa")
 
 
 def test_markup_telegram_does_not_allow_is_escaped_never_sent_raw() -> None:
