@@ -329,3 +329,23 @@ def test_markup_telegram_does_not_allow_is_escaped_never_sent_raw() -> None:
                       "id": "https://node.example/objects/1"})
     [part] = plan(post)
     assert "&lt;b&gt;not bold" in part.text and "<b>not" not in part.text
+
+
+async def test_name_withheld_campaigns_and_their_updates_never_leave_public_ones_do(
+        node: Node, bot: FakeBotApi) -> None:
+    from node.campaigns import operations as campaigns
+    from tests.test_campaigns import dossier
+
+    await connect_both(node)
+    withheld = await campaigns.create_campaign(node, "koeln", dossier(
+        visibility="name_withheld"))
+    await campaigns.add_update(node, withheld, {"text": "دادگاه تجدید نظر برگزار شد."})
+    public = await campaigns.create_campaign(node, "koeln", dossier(visibility="public"))
+    await campaigns.add_update(node, public, {"text": "ملاقات با خانواده ممنوع شد."})
+    await drain(node, CrosspostWorker(node, clock=bot.clock), bot.clock)
+    async with node.db.read() as session:
+        queued = [i.object_uri for i in (await session.exec(select(CrosspostItem))).all()]
+    texts = " ".join(str(c.fields) for c in bot.calls)
+    assert withheld not in queued and "دادگاه تجدید نظر" not in texts
+    assert public in queued and "ملاقات با خانواده" in texts
+    assert len(queued) == 2  # the public campaign and its update, nothing of the other

@@ -4,7 +4,8 @@ the publishing transaction, as the fan-out row is (docs/ARCHITECTURE.md §2c).
 
 Only public top-level posts qualify: Public in ``to``, no ``inReplyTo``, and no
 campaign that is not fully public (``consent``: a ``name_withheld`` campaign never
-leaves for these services, nor does ``network_only``, which has no public object).
+leaves for these services, nor its timeline Notes, nor ``network_only``, which has no
+public object).
 Drafts are never activities; a closed meeting's link is never in a public object
 (calls/private_links.py), so the snapshot cannot carry it. An Update that makes a post
 no longer qualify deletes its copies.
@@ -18,7 +19,7 @@ from sqlmodel import col, select
 from sqlmodel.ext.asyncio.session import AsyncSession
 
 from node.storage.db import utcnow
-from node.storage.models import CrosspostAccount, CrosspostItem
+from node.storage.models import CrosspostAccount, CrosspostItem, LocalObject
 from node.storage.states import CrosspostState
 
 PUBLIC = "https://www.w3.org/ns/activitystreams#Public"
@@ -56,7 +57,8 @@ async def record(session: AsyncSession, actor_id: int, activity_type: str,
     rows = {row.account_id: row for row in (await session.exec(select(CrosspostItem).where(
         col(CrosspostItem.account_id).in_(accounts),
         CrosspostItem.object_uri == uri))).all()}
-    wanted = activity_type != "Delete" and qualifies(doc, to)
+    wanted = (activity_type != "Delete" and qualifies(doc, to)
+              and await _context_allows(session, doc))
     for account_id in accounts:
         row = rows.get(account_id or 0)
         if row is None:
@@ -66,6 +68,24 @@ async def record(session: AsyncSession, actor_id: int, activity_type: str,
             continue  # an edit or delete of a post from before the connection
         _change(row, doc if wanted else None, now)
         session.add(row)
+
+
+async def _context_allows(session: AsyncSession, doc: dict[str, Any]) -> bool:
+    """A Note in the ``context`` of one of our posts (a campaign's timeline update, a
+    call's status note) goes only where that post may go: never for a campaign whose
+    consent is not ``public``, nor when the post is not there (deleted, members only)."""
+    context = doc.get("context")
+    if not isinstance(context, str):
+        return True
+    uuid = context.rsplit("/objects/", 1)[-1] if "/objects/" in context else None
+    if not uuid or "/" in uuid:
+        return True  # not one of our posts (a conversation id): nothing more to ask
+    row = (await session.exec(select(LocalObject.extra, LocalObject.deleted_at).where(
+        LocalObject.uuid == uuid))).first()
+    if row is None or row[1] is not None:
+        return False
+    consent = row[0].get("consent") if isinstance(row[0], dict) else None
+    return consent is None or consent == "public"
 
 
 def _change(row: CrosspostItem, doc: dict[str, Any] | None, now: Any) -> None:
