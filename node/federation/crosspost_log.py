@@ -44,8 +44,8 @@ async def record(session: AsyncSession, actor_id: int, activity_type: str,
     if activity_type not in ACTIVITY_TYPES:
         return
     uri = doc.get("id")
-    if not isinstance(uri, str):
-        return
+    if not isinstance(uri, str) or doc.get("type") not in (*POST_TYPES, "Tombstone"):
+        return  # a profile Update, an Accept …: no query
     found = (await session.exec(select(CrosspostAccount.id, CrosspostAccount.service).where(
         CrosspostAccount.local_actor_id == actor_id))).all()
     # A bridge (Bridgy Fed) gets only calls, as their companion Note (FEDERATION.md).
