@@ -241,6 +241,10 @@ def create_app(settings: Settings, *, run_worker: bool = True,
                 mailer = MailWorker(node, idle_wait=node.wakeup.waiter().wait)
                 node.mail_wake = mailer.wake
                 tasks.append(asyncio.create_task(mailer.run(stop)))
+            # Telegram / Bluesky copies: their own rows and client (crosspost/worker.py).
+            from node.crosspost.worker import CrosspostWorker
+
+            tasks.append(asyncio.create_task(CrosspostWorker(node).run(stop)))
         log.info("node started", extra={"base_url": settings.base_url})
         try:
             yield {}

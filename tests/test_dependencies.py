@@ -10,7 +10,8 @@ ROOT = Path(__file__).resolve().parent.parent
 # Distribution name → the module the node imports (or names as a SQLAlchemy driver).
 MODULES = {"pillow": "PIL", "http-sfv": "http_sfv", "prometheus-client": "prometheus_client",
            "markdown-it-py": "markdown_it", "argon2-cffi": "argon2",
-           "python-multipart": "python_multipart", "dkimpy": "dkim"}
+           "python-multipart": "python_multipart", "dkimpy": "dkim",
+           "atproto": "atproto_client"}
 
 
 def runtime_dependencies() -> list[str]:

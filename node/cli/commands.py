@@ -82,7 +82,10 @@ def cmd_worker(args: argparse.Namespace, settings: Settings) -> None:
         loop = asyncio.get_running_loop()
         for sig in (signal.SIGTERM, signal.SIGINT):
             loop.add_signal_handler(sig, stop.set)
-        runs = [worker.run(stop), syncer.run(stop)]
+        from node.crosspost.worker import CrosspostWorker
+
+        # Telegram / Bluesky copies beside deliveries, not in their slots.
+        runs = [worker.run(stop), syncer.run(stop), CrosspostWorker(node).run(stop)]
         if settings.mail_enabled:
             from node.mail.worker import MailWorker
 
@@ -207,8 +210,11 @@ def cmd_token_revoke(args: argparse.Namespace, settings: Settings) -> None:
 
 
 def cmd_status(args: argparse.Namespace, settings: Settings) -> None:
-    from node.cli.status import print_status
+    from node.cli.status import print_post, print_status
 
+    if getattr(args, "post", None):
+        with_node(settings, lambda node: print_post(node, args.post))
+        return
     with_node(settings, print_status)
 
 

@@ -18,6 +18,7 @@ from collections.abc import Callable, Sequence
 from typing import Any
 
 from node.cli import campaigns as cli_campaigns
+from node.cli import crosspost as cli_crosspost
 from node.cli import events as cli_events
 from node.cli import mail as cli_mail
 from node.cli import mirror as cli_mirror
@@ -44,8 +45,9 @@ def build_parser() -> argparse.ArgumentParser:
     serve.set_defaults(func=COMMANDS + "cmd_serve")
     sub.add_parser("worker", help="delivery worker only").set_defaults(
         func=COMMANDS + "cmd_worker")
-    sub.add_parser("status", help="queue depth and failing hosts").set_defaults(
-        func=COMMANDS + "cmd_status")
+    status = sub.add_parser("status", help="queue depth and failing hosts")
+    status.add_argument("--post", help="one post (id or uuid): each destination's state")
+    status.set_defaults(func=COMMANDS + "cmd_status")
     database = sub.add_parser("db", help="database tools").add_subparsers(dest="db_cmd",
                                                                           required=True)
     copy = database.add_parser("copy", help="copy all data into another (empty) database")
@@ -133,6 +135,7 @@ def build_parser() -> argparse.ArgumentParser:
         p.set_defaults(func=COMMANDS + "cmd_decide", decision=decision)
 
     cli_policy.register(sub)
+    cli_crosspost.register(sub)
 
     token = sub.add_parser("token", help="API tokens").add_subparsers(dest="token_cmd",
                                                                       required=True)

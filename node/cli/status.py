@@ -83,6 +83,7 @@ async def print_status(node: Node) -> None:
     for (label, _), finished in zip(windows, i_recent, strict=True):
         print(f"inbox finished in the {label}: {counts(finished)}")
     print(f"inbox all time: {counts(i_all, total=True)}")
+    await _print_outside(node)
     if not failing:
         print("failing hosts: none")
         return
@@ -93,3 +94,52 @@ async def print_status(node: Node) -> None:
         until = host.next_attempt_at.isoformat() if host.attempts else "-"
         print(f"  {host.host}\tfailures={host.consecutive_failures}"
               f"\tnext_attempt={until}\tlast_error={host.last_error or '-'}")
+
+
+async def _print_outside(node: Node) -> None:
+    """Telegram channels and Bluesky accounts (issue 27): each connection, then the posts
+    waiting or failed there, per destination, with why."""
+    from node.crosspost import status as outside
+    from node.crosspost.connections import list_connections
+
+    connections = await list_connections(node)
+    if not connections:
+        return
+    print("outside services:")
+    for c in connections:
+        state = c.state + (f" ({c.paused_reason})" if c.paused_reason else "")
+        print(f"  {c.service} {c.target} ← {c.actor}: {state}; posts: {counts(c.items)}")
+    async with node.db.read() as session:
+        total, rows = await outside.unsettled(session, SHOWN_HOSTS)
+    print(f"outside posts waiting or failed: {total}")
+    for row in rows:
+        print(f"  {row.object_uri}\t{row.service} {row.target}\t{row.state}\t{row.why}")
+
+
+async def print_post(node: Node, id_or_uuid: str) -> None:
+    """One post, per destination: each fediverse host per activity, each outside one."""
+    from node.crosspost import status as outside
+    from node.federation import publishing
+    from node.groups.operations import object_uuid_from
+    from node.storage.models import Activity
+
+    uuid = object_uuid_from(node, id_or_uuid)
+    async with node.db.read() as session:
+        obj = await publishing.get_object(session, uuid)
+        if obj is None:
+            from node.groups.errors import OperationError
+
+            raise OperationError("no such post", 404)
+        activities = (await session.exec(select(Activity).where(
+            Activity.object_uri == node.urls.object(uuid)).order_by(col(Activity.id)))).all()
+        for activity in activities:
+            print(f"{activity.activity_type} {activity.published.isoformat()}:")
+            hosts = await delivery.delivery_status(session, activity.id or 0)
+            for h in hosts:
+                extra = f"\t{h.last_error}" if h.last_error else ""
+                print(f"  fediverse {h.host}\t{h.state}{extra}")
+            if not hosts:
+                print("  fediverse: no followers' servers")
+        for d in await outside.of_post(session, node.urls, obj):
+            when = f" (next {d.next_attempt_at.isoformat()})" if d.next_attempt_at else ""
+            print(f"  {d.service} {d.target}\t{d.state}{when}\t{d.why}")

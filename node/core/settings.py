@@ -81,6 +81,14 @@ def normalise_database_url(url: str) -> str:
     )
 
 
+def _service_url(value: str | None, default: str, name: str) -> str:
+    url = (value or "").strip().rstrip("/") or default
+    parts = urlsplit(url)
+    if parts.scheme not in {"http", "https"} or not parts.netloc:
+        raise SettingsError(f"{name} must be an http(s) URL")
+    return url
+
+
 @dataclass(frozen=True)
 class Settings:
     base_url: str
@@ -133,14 +141,17 @@ class Settings:
     mail_from: str = ""
     mail_rate: float = 10.0
     mail_lease_seconds: float = 60.0
-
-    @property
-    def mail_enabled(self) -> bool:
-        return bool(self.smtp_url and self.mail_from)
     # The node's v3 onion address (HAMBASTEGI_ONION_HOSTNAME or the ``hostname`` file Tor
     # writes, HAMBASTEGI_ONION_HOSTNAME_FILE); empty: no onion service
     # (docs/ARCHITECTURE.md#10-readers-behind-censorship).
     onion_hostname: str = ""
+    # The Telegram Bot API's base URL (crosspost/telegram/api.py): a local Bot API
+    # server, or a proxy where Telegram is blocked; the tests' fake.
+    telegram_api: str = "https://api.telegram.org"
+
+    @property
+    def mail_enabled(self) -> bool:
+        return bool(self.smtp_url and self.mail_from)
 
     @property
     def host(self) -> str:
@@ -263,6 +274,8 @@ class Settings:
             mail_from=mail_from,
             mail_rate=mail_rate,
             mail_lease_seconds=mail_lease,
+            telegram_api=_service_url(merged.get(PREFIX + "TELEGRAM_API"),
+                                      "https://api.telegram.org", "HAMBASTEGI_TELEGRAM_API"),
         )
 
 

@@ -18,7 +18,7 @@ from node.core import characters
 from node.core.jsonsafe import dumps
 from node.core.text import hashtags_in, plain_to_html
 from node.core.urls import Urls
-from node.federation import delivery
+from node.federation import crosspost_log, delivery
 from node.federation.vocabulary import (
     PUBLIC,
     activity_document,
@@ -101,6 +101,9 @@ async def record_activity(
     await delivery.fan_out(session, activity.id or 0,
                            followers_of=actor.id if to_followers else None,
                            inboxes=inboxes or ())
+    if to_followers and in_outbox and isinstance(obj, dict):
+        # Telegram / Bluesky copies, in this transaction like the fan-out row (issue 27).
+        await crosspost_log.record(session, actor.id or 0, activity_type, obj, to)
     return activity
 
 

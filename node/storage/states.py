@@ -205,3 +205,25 @@ def check_constraint(column: str, states: type[StrEnum]) -> str:
     """The SQL of a CHECK constraint allowing exactly the enum's values."""
     values = ", ".join(f"'{state.value}'" for state in states)
     return f"{column} IN ({values})"
+
+
+class CrosspostState(StrEnum):
+    """One post's copy on one outside service (``crosspost_item``; issue 27):
+    pending (due at ``next_attempt_at``) → sending (leased) → sent | failed;
+    an edit or delete on the node makes a sent row pending again with the new
+    ``action``; ``skipped``: nothing to do there (deleted before it was sent)."""
+
+    PENDING = "pending"
+    SENDING = "sending"
+    SENT = "sent"
+    FAILED = "failed"
+    SKIPPED = "skipped"
+
+
+class CrosspostAccountState(StrEnum):
+    """A connection to a Telegram channel or Bluesky account: active, or paused
+    by the service's answer (the bot was removed, the password revoked) until
+    an editor connects it again."""
+
+    ACTIVE = "active"
+    PAUSED = "paused"

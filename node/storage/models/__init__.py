@@ -21,6 +21,7 @@ from node.storage.models.accounts import (
 )
 from node.storage.models.actors import Follower, Following, LocalActor, RemoteActor
 from node.storage.models.campaigns import Campaign, CampaignOwner
+from node.storage.models.crosspost import CrosspostAccount, CrosspostItem
 from node.storage.models.events import Cosigner, Event, Invitation, Participation
 from node.storage.models.inbound import InboxItem, Interaction, RemoteObject, SyncState
 from node.storage.models.mail import (
@@ -46,6 +47,8 @@ __all__ = [
     "Campaign",
     "CampaignOwner",
     "Cosigner",
+    "CrosspostAccount",
+    "CrosspostItem",
     "DeliveryFailure",
     "DomainRule",
     "Draft",

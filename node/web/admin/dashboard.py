@@ -13,6 +13,7 @@ from starlette.responses import Response
 
 from node.accounts import drafts, users
 from node.calls import cosign, participation
+from node.crosspost import status as crosspost_status
 from node.federation import delivery, publishing
 from node.groups import operations
 from node.groups.errors import OperationError
@@ -33,10 +34,11 @@ NOTICES = {
 }
 RECENT_POSTS = 30
 # Stored words the pages show through the catalogue (``_(state)``): event statuses,
-# delivery states per host (delivery.delivery_status), co-signers' answers.
+# delivery states per host (delivery.delivery_status), co-signers' answers, states on
+# Telegram / Bluesky (crosspost/status.py).
 SHOWN_STATES = (N_("scheduled"), N_("postponed"), N_("cancelled"), N_("delivered"),
-                N_("retrying"), N_("waiting"), N_("failed"), N_("invited"), N_("accepted"),
-                N_("declined"), N_("withdrawn"))
+                N_("sent"), N_("skipped"), N_("retrying"), N_("waiting"), N_("failed"),
+                N_("invited"), N_("accepted"), N_("declined"), N_("withdrawn"))
 
 
 def notice(request: Request) -> str:
@@ -136,10 +138,12 @@ async def _post(request: Request, ctx: Ctx) -> Response:
             .order_by(col(Activity.id)))).all())
         statuses = [{"activity": a, "hosts": await delivery.delivery_status(session, a.id or 0)}
                     for a in activities]
+        outside = await crosspost_status.of_post(session, node.urls, obj)
     cosigners = (await cosign.cosigners(node, obj.uuid, allowed_actor=ctx.group.id)
                  if event is not None else [])
     return page(ctx, "post.html", obj=obj, event=event, title=_title(obj),
                 url=node.urls.object(obj.uuid), statuses=statuses, cosigners=cosigners,
+                outside=outside,
                 notice=notice(request))
 
 
