@@ -23,6 +23,7 @@ from node.api import events as api_events
 from node.api import policy as api_policy
 from node.api import routes as api
 from node.calls import calendar
+from node.clientapi.routes import routes as client_api
 from node.core.metrics import METRICS
 from node.core.middleware import NodeMiddleware
 from node.core.settings import Settings
@@ -163,6 +164,8 @@ def build_routes() -> list[Route]:
         *api_events.routes,
         *admin.routes,
         *api_campaigns.routes,
+        # The Mastodon client API (node/clientapi): after ours, none of its paths overlap.
+        *client_api,
     ]
 
 

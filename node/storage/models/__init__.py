@@ -1,5 +1,5 @@
 """Tables, one module per concern (actors, outbound, inbound, events, media, news, networks,
-accounts, campaigns, peers); one class per table; queues carry explicit states.
+accounts, campaigns, peers, clientapi); one class per table; queues carry explicit states.
 
 Conventions: datetimes are aware UTC (``db.utcnow``); URIs are full URLs;
 no table stores an IP address (DESIGN.md, safety defaults).
@@ -21,6 +21,14 @@ from node.storage.models.accounts import (
 )
 from node.storage.models.actors import Follower, Following, LocalActor, RemoteActor
 from node.storage.models.campaigns import Campaign, CampaignOwner
+from node.storage.models.clientapi import (
+    ClientMarker,
+    ClientNotification,
+    IdempotencyKey,
+    OAuthApp,
+    OAuthCode,
+    OAuthToken,
+)
 from node.storage.models.events import Cosigner, Event, Invitation, Participation
 from node.storage.models.inbound import InboxItem, Interaction, RemoteObject, SyncState
 from node.storage.models.media import MediaFile
@@ -37,6 +45,8 @@ __all__ = [
     "ApiToken",
     "Campaign",
     "CampaignOwner",
+    "ClientMarker",
+    "ClientNotification",
     "Cosigner",
     "DeliveryFailure",
     "DomainRule",
@@ -46,6 +56,7 @@ __all__ = [
     "Follower",
     "Following",
     "HostState",
+    "IdempotencyKey",
     "InboxItem",
     "Interaction",
     "Invitation",
@@ -62,6 +73,9 @@ __all__ = [
     "NewsCopy",
     "NewsItem",
     "NodeSecret",
+    "OAuthApp",
+    "OAuthCode",
+    "OAuthToken",
     "Participation",
     "PasswordLink",
     "Peer",
