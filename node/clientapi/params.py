@@ -42,13 +42,11 @@ class Params:
 
     def text(self, name: str, *, limit: int = 100_000) -> str | None:
         value = self.values.get(name)
-        if isinstance(value, list):
-            value = value[0] if value else None
         if value is None:
             return None
         if isinstance(value, bool | int | float):
             value = str(value).lower() if isinstance(value, bool) else str(value)
-        if not isinstance(value, str):
+        if not isinstance(value, str):  # a JSON list or object where text belongs
             raise ApiError(f"Validation failed: {name} must be text")
         if len(value) > limit:
             raise ApiError(f"Validation failed: {name} is too long")
