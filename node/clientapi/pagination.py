@@ -11,8 +11,8 @@ from __future__ import annotations
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
-from typing import Generic, TypeVar
-from urllib.parse import urlencode
+from typing import TypeVar
+from urllib.parse import quote, urlencode
 
 from node.clientapi.params import ApiError, Params
 
@@ -100,11 +100,6 @@ class Window:
         return self.limit + 10
 
 
-@dataclass
-class Page(Generic[T]):
-    items: list[tuple[int, T]]
-
-
 def select_page(candidates: Sequence[tuple[int, T]], window: Window) -> list[tuple[int, T]]:
     """Merge candidates of several sources into the page, newest first."""
     kept = sorted({n: item for n, item in candidates if window.keeps(n)}.items(),
@@ -127,5 +122,6 @@ def link_header(base_url: str, path: str, params: Params, ids: Sequence[int | st
                 pairs.append((key, item))
     newer = urlencode([*pairs, ("min_id", str(ids[0]))])
     older = urlencode([*pairs, ("max_id", str(ids[-1]))])
+    path = quote(path, safe="/")  # a header is Latin-1: a Persian hashtag as %-escapes
     return (f'<{base_url}{path}?{older}>; rel="next", '
             f'<{base_url}{path}?{newer}>; rel="prev"')
