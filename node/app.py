@@ -15,7 +15,7 @@ from starlette.applications import Starlette
 from starlette.middleware.exceptions import ExceptionMiddleware
 from starlette.requests import Request
 from starlette.responses import JSONResponse, PlainTextResponse, Response
-from starlette.routing import Route
+from starlette.routing import BaseRoute, Route
 from starlette.types import ASGIApp
 
 from node.api import campaigns as api_campaigns
@@ -110,7 +110,7 @@ class NodeApp(Starlette):
                               observe=METRICS.observe_request if settings.metrics_token else None)
 
 
-def build_routes() -> list[Route]:
+def build_routes() -> list[BaseRoute]:
     # Starlette tries routes in order and no two paths here overlap, so the hot reads
     # come first: each route passed costs a regex match (bench/readpath.py).
     return [

@@ -21,6 +21,7 @@ from node.clientapi.entities import (
 )
 from node.clientapi.pagination import Window, link_header
 from node.clientapi.params import NOT_FOUND, ApiError
+from node.federation.runtime import Node
 from node.groups import operations
 from node.storage.db import utcnow
 from node.storage.models import (
@@ -53,10 +54,15 @@ def _id_bound(value: str | None) -> int | None:
 
 
 async def _render(call: Call, rows: list[ClientNotification]) -> list[dict[str, Any]]:
+    return await render(call.node, rows)
+
+
+async def render(node: Node, rows: list[ClientNotification]) -> list[dict[str, Any]]:
+    """Notification entities; one whose post is gone is left out."""
     if not rows:
         return []
-    urls = call.node.urls
-    async with call.node.db.read() as session:
+    urls = node.urls
+    async with node.db.read() as session:
         actors = {a.uri: remote_account(a) for a in (await session.exec(select(RemoteActor).where(
             col(RemoteActor.uri).in_({r.account_uri for r in rows})))).all()}
         status_uris = {r.status_uri for r in rows if r.status_uri}

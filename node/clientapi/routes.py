@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from starlette.routing import Route
+from starlette.routing import BaseRoute, Route
 
 from node.clientapi import (
     accounts,
@@ -12,10 +12,11 @@ from node.clientapi import (
     notifications,
     oauth,
     statuses,
+    streaming,
     timelines,
 )
 
-routes: list[Route] = [
+routes: list[BaseRoute] = [
     Route("/api/v1/apps", oauth.create_app, methods=["POST"]),
     Route("/oauth/authorize", oauth.authorize, methods=["GET", "POST"]),
     Route("/oauth/token", oauth.token, methods=["POST"]),
@@ -28,4 +29,5 @@ routes: list[Route] = [
     *timelines.routes,
     *notifications.routes,
     *empty.routes,
+    *streaming.routes,
 ]

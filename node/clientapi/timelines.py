@@ -18,6 +18,7 @@ from node.clientapi.context import Call, endpoint
 from node.clientapi.entities import local_number, remote_number, render_statuses
 from node.clientapi.pagination import Window, at_of, link_header, select_page
 from node.clientapi.params import ApiError
+from node.federation.runtime import Node
 from node.storage.models import Following, LocalActor, LocalObject, RemoteActor, RemoteObject
 from node.storage.states import FollowingState
 
@@ -43,12 +44,13 @@ def _bounded(query: Any, column: Any, window: Window) -> Any:
 Entry = tuple[LocalObject, LocalActor] | RemoteObject
 
 
-async def page_of(call: Call, window: Window, *, local: Any | None,
+async def page_of(call: Call | Node, window: Window, *, local: Any | None,
                   remote: Any | None, keep: Any = None) -> list[dict[str, Any]]:
     """One page from a query of our objects (joined with their actor) and one of
     stored posts, merged by id. ``keep``: a filter on entries read."""
+    node = call.node if isinstance(call, Call) else call
     candidates: list[tuple[int, Entry]] = []
-    async with call.node.db.read() as session:
+    async with node.db.read() as session:
         if local is not None:
             rows = (await session.exec(_bounded(local, col(LocalObject.published),
                                                 window))).all()
@@ -60,7 +62,7 @@ async def page_of(call: Call, window: Window, *, local: Any | None,
             candidates = [(n, e) for n, e in candidates if keep(e)]
         chosen = select_page(candidates, window)
         rendered = await render_statuses(
-            session, call.node.urls, [e for _, e in chosen if isinstance(e, tuple)],
+            session, node.urls, [e for _, e in chosen if isinstance(e, tuple)],
             [e for _, e in chosen if isinstance(e, RemoteObject)])
     return [rendered[n] for n, _ in chosen]
 
@@ -82,14 +84,22 @@ def _remote_query() -> Any:
                                       RemoteObject.moderation_state == "approved")
 
 
-async def home(call: Call) -> Response:
-    group_id = call.group.id
+def home_queries(group_id: int | None) -> tuple[Any, Any]:
+    """The group's own posts, and the stored posts of the actors it follows."""
     followed = select(Following.target_uri).where(
         Following.local_actor_id == group_id, Following.state == FollowingState.ACCEPTED)
-    page = await page_of(
-        call, Window.of(call.params),
-        local=_local_query().where(LocalObject.local_actor_id == group_id),
-        remote=_remote_query().where(col(RemoteObject.actor_uri).in_(followed)))
+    return (_local_query().where(LocalObject.local_actor_id == group_id),
+            _remote_query().where(col(RemoteObject.actor_uri).in_(followed)))
+
+
+def local_query() -> Any:
+    """Every group's posts (``public?local=true``, the ``public:local`` stream)."""
+    return _local_query().where(LocalActor.actor_type == "Group")
+
+
+async def home(call: Call) -> Response:
+    local, remote = home_queries(call.group.id)
+    page = await page_of(call, Window.of(call.params), local=local, remote=remote)
     return answer(call, page)
 
 
