@@ -285,3 +285,38 @@ def test_scopes_cover_their_granular_parts() -> None:
     assert not apps.allows(granted, "write:media")
     assert apps.allows(frozenset({"follow"}), "write:follows")
     assert not apps.allows(frozenset({"follow"}), "read:statuses")
+
+
+async def test_the_workspace_lists_a_users_apps_and_revokes_one(live_node: LiveNode) -> None:
+    from tests.clientapi_helpers import token_for
+    from tests.workspace_helpers import logged_in
+
+    await group_with_editor(live_node)
+    await users.create_user(live_node.node, "reza", groups=("tehran",))
+    await users.set_password(live_node.node, "reza", PASSWORD)
+    token = await token_for(live_node)
+    others = await token_for(live_node, user="reza")
+    async with logged_in(live_node, "sara") as browser:
+        listed = await browser.get("/admin/apps")
+        assert listed.status_code == 200 and "Test app" in listed.text
+        import re
+
+        row = re.search(r'action="/admin/apps/(\d+)/revoke"', listed.text)
+        assert row is not None and listed.text.count("/revoke") == 1  # not reza's
+        async with live_node.node.db.read() as session:
+            reza_token = (await session.exec(select(OAuthToken).where(
+                OAuthToken.id != int(row.group(1))))).one()
+        foreign = await browser.post(f"/admin/apps/{reza_token.id}/revoke",
+                                     data={"csrf": csrf_of(listed.text)})
+        assert foreign.status_code == 404
+        no_csrf = await browser.post(f"/admin/apps/{row.group(1)}/revoke", data={})
+        assert no_csrf.status_code == 403
+        revoked = await browser.post(f"/admin/apps/{row.group(1)}/revoke",
+                                     data={"csrf": csrf_of(listed.text)})
+        assert revoked.status_code == 303
+    async with httpx.AsyncClient(base_url=live_node.base_url) as client:
+        mine = await client.get("/api/v1/timelines/home",
+                                headers={"Authorization": f"Bearer {token}"})
+        theirs = await client.get("/api/v1/timelines/home",
+                                  headers={"Authorization": f"Bearer {others}"})
+    assert mine.status_code == 401 and theirs.status_code == 200
