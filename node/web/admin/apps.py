@@ -10,7 +10,6 @@ from node.clientapi import apps
 from node.web.admin.guard import Ctx, page, workspace
 from node.web.i18n import N_
 
-
 NOTICES = {"revoked": N_("The app was revoked.")}
 
 
