@@ -21,6 +21,7 @@ import time
 import uuid
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
+from typing import Any
 from urllib.parse import parse_qs, urlsplit
 
 import httpx
@@ -110,10 +111,10 @@ def latency(url: str, token: str, runs: int = 40) -> tuple[float, float]:
 
 
 def run_database(label: str, database_url: str | None, seconds: int, conns: int,
-                 loads: bool) -> tuple[list[list[object]], list[tuple[str, float]]]:
+                 loads: bool) -> tuple[list[list[Any]], list[tuple[str, float]]]:
     with tempfile.TemporaryDirectory() as tmp:
         extra = {"HAMBASTEGI_DATABASE_URL": database_url} if database_url else {}
-        node = start_node(tmp, **extra)
+        node = start_node(tmp, spy=True, **extra)
         env = node_env(tmp, node.port, **extra)
         try:
             cli(env, "group", "create", "bench", "--display-name", "Bench", "--language", "fa")
@@ -126,7 +127,7 @@ def run_database(label: str, database_url: str | None, seconds: int, conns: int,
             asyncio.run(seed(url))
             token = login(node.base)
             median, p95 = latency(f"{node.base}/api/v1/timelines/home", token)
-            rows = [[label, f"{median:.1f}", f"{p95:.1f}"]]
+            rows: list[list[Any]] = [[label, f"{median:.1f}", f"{p95:.1f}"]]
             rates: list[tuple[str, float]] = []
             if loads:
                 header = f"Authorization: Bearer {token}"

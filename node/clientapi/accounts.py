@@ -32,7 +32,8 @@ async def verify_credentials(call: Call) -> Response:
             Follower.local_actor_id == group.id,
             Follower.state == FollowerState.PENDING))).all())
         return JSONResponse(await group_account(session, call.node.urls, group,
-                                                with_source=True, follow_requests=pending))
+                                                with_source=True, follow_requests=pending,
+                                                cache=call.node.doc_cache))
 
 
 async def update_credentials(call: Call) -> Response:

@@ -9,6 +9,7 @@ import base64
 import hashlib
 import hmac
 import secrets
+import weakref
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from urllib.parse import urlsplit
@@ -265,29 +266,51 @@ class Caller:
     scopes: frozenset[str]
 
 
-async def caller_of(node: Node, token: str) -> Caller | None:
+_CALLERS: weakref.WeakKeyDictionary[Node, dict[str, Caller | None]] = \
+    weakref.WeakKeyDictionary()
+
+
+async def caller_of(node: Node, token: str, *, cached: bool = False) -> Caller | None:
     """The live token's caller, else None: unknown, revoked, its user deleted, or the
-    user no longer allowed the group (the role limits the token as in the workspace)."""
+    user no longer allowed the group (the role limits the token as in the workspace).
+
+    ``cached`` (reads only): the answer is kept while a marker stays in the node's
+    document cache, which the change counter empties when a token, account or
+    group membership changes in any process (migration 0017), checked before every
+    read (core/middleware.py). A write always asks the database."""
     if not token or len(token) > 200:
         return None
+    digest = _secret_hash(token)
+    key = ("clientapi-caller", digest)
+    callers = _CALLERS.setdefault(node, {})
+    if cached and node.doc_cache.get(key) is not None and digest in callers:
+        return callers[digest]
+    found = await _caller_query(node, token)
+    if len(callers) > 10_000:
+        callers.clear()
+    callers[digest] = found
+    node.doc_cache.put_raw(key, b"1", ttl=60)
+    return found
+
+
+async def _caller_query(node: Node, token: str) -> Caller | None:
     async with node.db.read() as session:
         found = (await session.exec(
-            select(OAuthToken, OAuthApp).join(
-                OAuthApp, col(OAuthApp.id) == col(OAuthToken.app_id))
+            select(OAuthToken, OAuthApp, Account, LocalActor)
+            .join(OAuthApp, col(OAuthApp.id) == col(OAuthToken.app_id))
+            .join(Account, col(Account.id) == col(OAuthToken.account_id), isouter=True)
+            .join(LocalActor, col(LocalActor.id) == col(OAuthToken.local_actor_id),
+                  isouter=True)
             .where(OAuthToken.token_hash == _secret_hash(token),
                    col(OAuthToken.revoked_at).is_(None)))).first()
         if found is None:
             return None
-        row, app = found
-        account = group = None
+        row, app, account, group = found
         if row.account_id is not None:
-            account = await session.get(Account, row.account_id)
-            if account is None or row.local_actor_id is None:
+            if account is None or group is None:
                 return None
-            if not await may_act_for(session, account, row.local_actor_id):
-                return None
-            group = await session.get(LocalActor, row.local_actor_id)
-            if group is None:
+            if account.role != "admin" and not await may_act_for(session, account,
+                                                                 group.id or 0):
                 return None
     return Caller(row, app, account, group, frozenset(row.scopes.split()))
 

@@ -57,7 +57,9 @@ def endpoint(handler: Handler, *, scope: str | None, user: bool = True, public: 
     async def wrapped(request: Request) -> Response:
         node: Node = request.app.state.node
         token = bearer(request)
-        caller = await apps.caller_of(node, token) if token else None
+        # Reads may use the per-process answer (the change check ran before them).
+        caller = await apps.caller_of(node, token, cached=request.method in {"GET", "HEAD"}) \
+            if token else None
         if caller is None and (token or not public):
             return error("The access token is invalid", 401)
         if caller is not None:

@@ -13,11 +13,13 @@ from datetime import UTC, datetime
 from typing import Any
 from urllib.parse import urlsplit
 
+import orjson
 from sqlalchemy import func
 from sqlmodel import col, select
 from sqlmodel.ext.asyncio.session import AsyncSession
 
 from node.clientapi.pagination import LOCAL, REMOTE, status_id
+from node.core.cache import DocCache
 from node.core.jsonsafe import as_id
 from node.core.text import html_to_plain, sanitise_html
 from node.core.urls import Urls
@@ -151,13 +153,22 @@ async def group_counts(session: AsyncSession, actor: LocalActor
 
 
 async def group_account(session: AsyncSession, urls: Urls, actor: LocalActor, *,
-                        with_source: bool = False, follow_requests: int = 0
-                        ) -> dict[str, Any]:
-    counts, last = await group_counts(session, actor)
-    doc = actor_document(actor, urls)
-    out = account_from_document(doc, account_id=actor.id or 0, acct=actor.username,
-                                counts=counts, last_status_at=last)
-    out["created_at"] = _day(actor.created_at)
+                        with_source: bool = False, follow_requests: int = 0,
+                        cache: DocCache | None = None) -> dict[str, Any]:
+    """A group's Account. ``cache``: the node's document cache, which the change
+    counter empties when a post, follower or the profile changes (ARCHITECTURE §1),
+    so every status of a page does not count the group's posts again."""
+    key = ("clientapi-account", actor.id, actor.updated_at)
+    cached = cache.get(key) if cache is not None else None
+    if cached is not None:
+        out: dict[str, Any] = orjson.loads(cached)
+    else:
+        counts, last = await group_counts(session, actor)
+        out = account_from_document(actor_document(actor, urls), account_id=actor.id or 0,
+                                    acct=actor.username, counts=counts, last_status_at=last)
+        out["created_at"] = _day(actor.created_at)
+        if cache is not None:
+            cache.put(key, out, ttl=60)
     if with_source:
         summary = actor.summaries.get(actor.language) or next(iter(actor.summaries.values()), "")
         out["source"] = {
@@ -329,15 +340,10 @@ def local_number(obj: LocalObject) -> int:
 
 
 def remote_time(row: RemoteObject) -> datetime:
-    """A stored post's time for ordering: its published, never in the future of when
-    it arrived (a forged date would hold it at the top), else its arrival."""
-    received = row.received_at if row.received_at.tzinfo else row.received_at.replace(
-        tzinfo=UTC)
-    published = row.published_at
-    if published is None:
-        return received
-    published = published if published.tzinfo else published.replace(tzinfo=UTC)
-    return min(published, received)
+    """A stored post's time for its id and order: its ``published`` (timelines leave
+    out those dated in the future: timelines.remote_at), else its arrival."""
+    moment = row.published_at or row.received_at
+    return moment if moment.tzinfo else moment.replace(tzinfo=UTC)
 
 
 def remote_number(row: RemoteObject) -> int:
@@ -346,12 +352,14 @@ def remote_number(row: RemoteObject) -> int:
 
 async def render_statuses(session: AsyncSession, urls: Urls,
                           local: list[tuple[LocalObject, LocalActor]],
-                          remote: list[RemoteObject]) -> dict[int, dict[str, Any]]:
+                          remote: list[RemoteObject], *, cache: DocCache | None = None
+                          ) -> dict[int, dict[str, Any]]:
     """Entities for a page of our objects and stored posts, keyed by their id."""
     batch = Batch()
     actors = {actor.id: actor for _, actor in local}
     for actor in actors.values():
-        batch.accounts[urls.actor(actor.username)] = await group_account(session, urls, actor)
+        batch.accounts[urls.actor(actor.username)] = await group_account(
+            session, urls, actor, cache=cache)
     docs_local = [(obj, object_document(obj, actor, urls, with_context=False))
                   for obj, actor in local]
     docs = [doc for _, doc in docs_local] + [row.data for row in remote]

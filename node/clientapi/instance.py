@@ -6,6 +6,7 @@ version take the 4.x paths, then who answers (issue 29, point 4)."""
 
 from __future__ import annotations
 
+from collections.abc import Awaitable, Callable
 from typing import Any
 
 from starlette.requests import Request
@@ -59,10 +60,27 @@ async def _languages(node: Node) -> list[str]:
     return sorted({g.language for g in groups} | {"en"})
 
 
-async def instance_v2(request: Request) -> Response:
-    node = _node(request)
+Builder = Callable[[Node], Awaitable[dict[str, Any]]]
+
+
+def _cached(name: str) -> Callable[[Builder], Callable[[Request], Awaitable[Response]]]:
+    """The instance documents change with the groups' languages only: kept in the
+    document cache (emptied by the change counter) like the public documents."""
+    def wrap(build: Builder) -> Callable[[Request], Awaitable[Response]]:
+        async def endpoint(request: Request) -> Response:
+            node = _node(request)
+            body = node.doc_cache.get(("clientapi", name))
+            if body is None:
+                body = node.doc_cache.put(("clientapi", name), await build(node), ttl=300)
+            return Response(body, media_type="application/json")
+        return endpoint
+    return wrap
+
+
+@_cached("instance-v2")
+async def instance_v2(node: Node) -> dict[str, Any]:
     settings = node.settings
-    return JSONResponse({
+    return {
         "domain": settings.host, "title": settings.host, "version": VERSION,
         "source_url": "https://codeberg.org/hambastegi/hambastegi",
         "description": "A Hambastegi node: labour-solidarity groups publishing news, "
@@ -78,13 +96,13 @@ async def instance_v2(request: Request) -> Response:
         "api_versions": {"mastodon": 6},
         "contact": {"email": "", "account": None},
         "rules": [],
-    })
+    }
 
 
-async def instance_v1(request: Request) -> Response:
-    node = _node(request)
+@_cached("instance-v1")
+async def instance_v1(node: Node) -> dict[str, Any]:
     settings = node.settings
-    return JSONResponse({
+    return {
         "uri": settings.host, "title": settings.host, "short_description": "",
         "description": "A Hambastegi node.", "email": "", "version": VERSION,
         "urls": {"streaming_api": _streaming(node)},
@@ -92,7 +110,7 @@ async def instance_v1(request: Request) -> Response:
         "thumbnail": None, "languages": await _languages(node), "registrations": False,
         "approval_required": True, "invites_enabled": False,
         "configuration": configuration(), "contact_account": None, "rules": [],
-    })
+    }
 
 
 async def languages(request: Request) -> Response:

@@ -8,7 +8,6 @@ from __future__ import annotations
 from datetime import timedelta
 from typing import Any
 
-from sqlalchemy import case
 from sqlalchemy.sql.elements import ColumnElement
 from sqlmodel import col, select
 from starlette.responses import JSONResponse, Response
@@ -19,6 +18,7 @@ from node.clientapi.entities import local_number, remote_number, render_statuses
 from node.clientapi.pagination import Window, at_of, link_header, select_page
 from node.clientapi.params import ApiError
 from node.federation.runtime import Node
+from node.storage.db import utcnow
 from node.storage.models import Following, LocalActor, LocalObject, RemoteActor, RemoteObject
 from node.storage.states import FollowingState
 
@@ -26,10 +26,10 @@ TAG_SCAN = 500
 
 
 def remote_at() -> ColumnElement[Any]:
-    """entities.remote_time in SQL: published, never later than arrival."""
-    published, received = col(RemoteObject.published_at), col(RemoteObject.received_at)
-    return case((published.is_(None), received), (published > received, received),
-                else_=published)
+    """The time stored posts are ordered by (entities.remote_time): ``published``,
+    on its index. Posts dated in the future wait until then (a forged date cannot
+    hold a post at the top); posts without a date are not in timelines."""
+    return col(RemoteObject.published_at)  # type: ignore[return-value]
 
 
 def _bounded(query: Any, column: Any, window: Window) -> Any:
@@ -56,14 +56,16 @@ async def page_of(call: Call | Node, window: Window, *, local: Any | None,
                                                 window))).all()
             candidates += [(local_number(obj), (obj, actor)) for obj, actor in rows]
         if remote is not None:
-            rows = (await session.exec(_bounded(remote, remote_at(), window))).all()
+            dated = remote.where(col(RemoteObject.published_at).is_not(None),
+                                 col(RemoteObject.published_at) <= utcnow())
+            rows = (await session.exec(_bounded(dated, remote_at(), window))).all()
             candidates += [(remote_number(row), row) for row in rows]
         if keep is not None:
             candidates = [(n, e) for n, e in candidates if keep(e)]
         chosen = select_page(candidates, window)
         rendered = await render_statuses(
             session, node.urls, [e for _, e in chosen if isinstance(e, tuple)],
-            [e for _, e in chosen if isinstance(e, RemoteObject)])
+            [e for _, e in chosen if isinstance(e, RemoteObject)], cache=node.doc_cache)
     return [rendered[n] for n, _ in chosen]
 
 

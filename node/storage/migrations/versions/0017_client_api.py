@@ -1,7 +1,8 @@
 """the Mastodon client API: apps, codes, tokens, notifications, markers, idempotency keys
 
 Six new tables (node/storage/models/clientapi.py) and ``media_file.description``
-(the alt text an app sends with an upload). Codes, tokens and client secrets are
+(the alt text an app sends with an upload), two indexes for timelines,
+and change-counter triggers on what decides who a token speaks for. Codes, tokens and client secrets are
 stored as SHA-256 only. No cached document reads these tables: no trigger.
 
 Revision ID: 0017_client_api
@@ -18,6 +19,9 @@ revision = "0017_client_api"
 down_revision = "0016_campaign_owner_response"
 branch_labels = None
 depends_on = None
+
+BUMP = "UPDATE change_counter SET value = value + 1 WHERE id = 1"
+CALLER_TABLES = ("oauth_token", "account", "account_group")
 
 
 def upgrade() -> None:
@@ -102,11 +106,37 @@ def upgrade() -> None:
         sa.Column("version", sa.Integer(), nullable=False),
         sa.Column("updated_at", sqlmodel.sql.sqltypes.UTCDateTime(), nullable=False),
     )
+    # Timelines read a group's posts and a followed actor's posts newest first.
+    op.create_index("ix_local_object_actor_published", "local_object",
+                    ["local_actor_id", "published"])
+    op.create_index("ix_remote_object_actor_published", "remote_object",
+                    ["actor_uri", "published_at"])
+    # Who a token speaks for is cached per process for reads (clientapi/apps.py), so
+    # what decides it bumps the change counter (0005_change_counter): a revocation,
+    # a deleted user or a group taken away holds at the next request everywhere.
+    if op.get_bind().dialect.name == "sqlite":
+        for table in CALLER_TABLES:
+            for event in ("INSERT", "UPDATE", "DELETE"):
+                op.execute(f"CREATE TRIGGER change_counter_{table}_{event.lower()} "
+                           f"AFTER {event} ON {table} BEGIN {BUMP}; END")
+    else:
+        for table in CALLER_TABLES:
+            op.execute(f"CREATE TRIGGER change_counter_{table} AFTER INSERT OR UPDATE OR "
+                       f"DELETE ON {table} FOR EACH STATEMENT EXECUTE FUNCTION "
+                       "change_counter_bump()")
     # ADD COLUMN, not a batch copy: media_file keeps its triggers on SQLite.
     op.add_column("media_file", sa.Column("description", sa.String(length=1500), nullable=True))
 
 
 def downgrade() -> None:
+    for table in CALLER_TABLES:
+        if op.get_bind().dialect.name == "sqlite":
+            for event in ("insert", "update", "delete"):
+                op.execute(f"DROP TRIGGER IF EXISTS change_counter_{table}_{event}")
+        else:
+            op.execute(f"DROP TRIGGER IF EXISTS change_counter_{table} ON {table}")
+    op.drop_index("ix_remote_object_actor_published", table_name="remote_object")
+    op.drop_index("ix_local_object_actor_published", table_name="local_object")
     with op.batch_alter_table("media_file", recreate="never") as batch:
         batch.drop_column("description")
     for table in ("client_marker", "idempotency_key", "client_notification", "oauth_token", "oauth_code",
