@@ -19,6 +19,9 @@ import json
 import logging
 from typing import Any
 
+# uvicorn speaks WebSocket through it; imported here so a missing install fails when
+# the node starts, not at an app's first stream (as python_multipart in web/admin/guard).
+import websockets  # noqa: F401
 from sqlalchemy import func
 from sqlmodel import col, select
 from starlette.routing import WebSocketRoute
