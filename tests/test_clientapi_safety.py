@@ -15,12 +15,14 @@ import httpx
 from sqlalchemy import func
 from sqlmodel import select
 
+from node.clientapi.entities import remote_number
 from node.storage.models import (
     Activity,
     ClientNotification,
     LocalActor,
     LocalObject,
     MediaFile,
+    RemoteObject,
 )
 from tests.clientapi_helpers import (
     REDIRECT,
@@ -76,10 +78,20 @@ async def test_a_groups_token_reaches_nothing_of_another_group(live_node: LiveNo
             session.add(note)
             await session.flush()
             note_id = str(note.id)
+            held = RemoteObject(uri="https://remote.example/notes/1",
+                                actor_uri="https://remote.example/users/x", object_type="Note",
+                                in_reply_to=their_status["uri"], moderation_state="pending",
+                                data={"id": "https://remote.example/notes/1", "type": "Note",
+                                      "content": "<p>held</p>"})
+            session.add(held)
+            await session.flush()
+            held_id = str(remote_number(held))
         sid, mid = their_status["id"], their_media
         # One table of every route that names another group's thing.
         table: list[tuple[str, str, dict[str, Any] | None, int]] = [
             ("GET", f"/api/v1/statuses/{sid}/source", None, 404),
+            ("GET", f"/api/v1/statuses/{held_id}", None, 404),
+            ("GET", f"/api/v1/statuses/{held_id}/context", None, 404),
             ("PUT", f"/api/v1/statuses/{sid}", {"status": "hijacked"}, 404),
             ("DELETE", f"/api/v1/statuses/{sid}", None, 404),
             ("POST", f"/api/v1/statuses/{sid}/pin", None, 404),
@@ -106,6 +118,8 @@ async def test_a_groups_token_reaches_nothing_of_another_group(live_node: LiveNo
         cleared = await client.post("/api/v1/notifications/clear", headers=bearer(mine))
         assert cleared.status_code == 200
         # Their things are as they were.
+        held_here = await client.get(f"/api/v1/statuses/{held_id}", headers=bearer(theirs))
+        assert held_here.status_code == 200 and "held" in held_here.json()["content"]
         source = await client.get(f"/api/v1/statuses/{sid}/source", headers=bearer(theirs))
         assert source.json()["text"] == "اطلاعیه اهواز"
         media = await client.get(f"/api/v1/media/{mid}", headers=bearer(theirs))

@@ -399,6 +399,9 @@ async def render_statuses(session: AsyncSession, urls: Urls,
             doc, number=number, account=batch.accounts[actor_uri], batch=batch,
             language=obj.language, pinned=obj.pinned_at is not None,
             replies=counts.get(urls.object(obj.uuid), (0, 0, 0)))
+        # Milliseconds, as Mastodon gives them (the document has whole seconds).
+        out[number]["created_at"] = stamp(obj.published)
+        out[number]["edited_at"] = stamp(obj.updated)
     for row in remote:
         number = remote_number(row)
         account = batch.accounts.get(row.actor_uri) or unknown_account(row.actor_uri)

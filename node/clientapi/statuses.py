@@ -250,14 +250,26 @@ async def _settle(call: Call, claim: int | str | None, uri: str) -> None:
 # --- reading ------------------------------------------------------------------------
 
 
-async def show(call: Call) -> Response:
-    """GET /api/v1/statuses/:id (our groups' posts are public; stored remote posts
-    only for a group that follows their author or was replied to)."""
+async def readable(call: Call, value: str) -> tuple[LocalObject, LocalActor] | RemoteObject:
+    """A status this token may read: our groups' posts and approved stored posts are
+    public (as on the pages); a reply held for moderation only for the group it
+    answers (another group's token gets 404)."""
     async with call.node.db.read() as session:
-        found = await find(session, call.request.path_params["id"])
+        found = await find(session, value)
+        if isinstance(found, RemoteObject) and found.moderation_state != "approved":
+            uuid = call.node.urls.local_object_uuid(found.in_reply_to)
+            parent = await publishing.get_object(session, uuid) if uuid else None
+            if parent is None or call.caller is None or call.caller.group is None or \
+                    parent.local_actor_id != call.caller.group.id:
+                found = None
     if found is None:
         raise ApiError(NOT_FOUND, 404)
-    return JSONResponse(await entity(call, found))
+    return found
+
+
+async def show(call: Call) -> Response:
+    """GET /api/v1/statuses/:id"""
+    return JSONResponse(await entity(call, await readable(call, call.request.path_params["id"])))
 
 
 async def _item_of(call: Call, obj: LocalObject) -> NewsItem | None:
@@ -283,11 +295,7 @@ async def source(call: Call) -> Response:
 async def history(call: Call) -> Response:
     """GET /api/v1/statuses/:id/history: we keep no earlier versions; the current
     one is the only entry (what Mastodon shows for a status never edited)."""
-    async with call.node.db.read() as session:
-        found = await find(session, call.request.path_params["id"])
-    if found is None:
-        raise ApiError(NOT_FOUND, 404)
-    status = await entity(call, found)
+    status = await entity(call, await readable(call, call.request.path_params["id"]))
     return JSONResponse([{key: status[key] for key in (
         "content", "spoiler_text", "sensitive", "account", "media_attachments", "emojis")}
         | {"created_at": status["edited_at"] or status["created_at"], "poll": None}])
@@ -295,10 +303,8 @@ async def history(call: Call) -> Response:
 
 async def context(call: Call) -> Response:
     """GET /api/v1/statuses/:id/context: the stored thread around a status."""
+    found = await readable(call, call.request.path_params["id"])
     async with call.node.db.read() as session:
-        found = await find(session, call.request.path_params["id"])
-        if found is None:
-            raise ApiError(NOT_FOUND, 404)
         uri = call.node.urls.object(found[0].uuid) if isinstance(found, tuple) else found.uri
         replies = list((await session.exec(select(RemoteObject).where(
             RemoteObject.in_reply_to == uri, col(RemoteObject.deleted).is_(False),
