@@ -12,6 +12,7 @@ from node.federation import remote_posts
 from node.storage.models import Following, LocalActor, RemoteActor
 from tests.clientapi_helpers import group_with_editor, token_for
 from tests.conftest import LiveNode
+from tests.fediverse import FakeRemote
 
 FOLLOWED = "https://remote.example/users/ali"
 STRANGER = "https://remote.example/users/stranger"
@@ -178,3 +179,34 @@ async def test_instance_nodeinfo_and_what_answers_empty(live_node: LiveNode) -> 
         assert read.json()["notifications"]["last_read_id"] == "5"
         unread = await client.get("/api/v1/notifications/unread_count", headers=bearer(token))
         assert unread.json() == {"count": 0}
+
+
+async def test_search_resolves_handles_finds_posts_by_url_and_tags(
+        live_node: LiveNode, remote: FakeRemote) -> None:
+    await group_with_editor(live_node)
+    token = await token_for(live_node)
+    remote.add_actor("maryam")
+    handle = f"@maryam@{remote.authority}"
+    async with httpx.AsyncClient(base_url=live_node.base_url, timeout=30) as client:
+        unresolved = await client.get("/api/v2/search", params={"q": handle},
+                                      headers=bearer(token))
+        assert unresolved.json()["accounts"] == []
+        resolved = await client.get("/api/v2/search", params={"q": handle, "resolve": "true"},
+                                    headers=bearer(token))
+        assert resolved.json()["accounts"][0]["acct"] == f"maryam@{remote.authority}"
+        posted = (await client.post("/api/v1/statuses", json={"status": "پیدا"},
+                                    headers=bearer(token))).json()
+        by_url = await client.get("/api/v2/search", params={"q": posted["uri"]},
+                                  headers=bearer(token))
+        assert [s["id"] for s in by_url.json()["statuses"]] == [posted["id"]]
+        tags = await client.get("/api/v2/search", params={"q": "#اعتصاب", "type": "hashtags"},
+                                headers=bearer(token))
+        assert tags.json()["hashtags"][0]["name"] == "اعتصاب"
+        group = await client.get("/api/v2/search", params={"q": "teh"}, headers=bearer(token))
+        assert [a["acct"] for a in group.json()["accounts"]] == ["tehran"]
+        huge = await client.get("/api/v2/search", params={"q": "x" * 3000},
+                                headers=bearer(token))
+        assert huge.status_code == 422 and "error" in huge.json()
+        who = await client.get(f"/api/v1/statuses/{posted['id']}/favourited_by",
+                               headers=bearer(token))
+        assert who.status_code == 200 and who.json() == []

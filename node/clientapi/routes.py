@@ -11,6 +11,7 @@ from node.clientapi import (
     media,
     notifications,
     oauth,
+    search,
     statuses,
     streaming,
     timelines,
@@ -28,6 +29,7 @@ routes: list[BaseRoute] = [
     *media.routes,
     *timelines.routes,
     *notifications.routes,
+    *search.routes,
     *empty.routes,
     *streaming.routes,
 ]
