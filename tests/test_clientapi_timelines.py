@@ -210,3 +210,63 @@ async def test_search_resolves_handles_finds_posts_by_url_and_tags(
         who = await client.get(f"/api/v1/statuses/{posted['id']}/favourited_by",
                                headers=bearer(token))
         assert who.status_code == 200 and who.json() == []
+
+
+async def test_likes_boosts_and_follow_requests_arrive_as_notifications(
+        live_node: LiveNode, remote: FakeRemote) -> None:
+    from tests.conftest import wait_for
+    from tests.fediverse import signed_post
+
+    await group_with_editor(live_node)
+    token = await token_for(live_node)
+    actor = remote.add_actor("reader")
+    group = live_node.node.urls.actor("tehran")
+    async with httpx.AsyncClient(base_url=live_node.base_url, timeout=30) as client:
+        locked = await client.patch("/api/v1/accounts/update_credentials",
+                                    headers=bearer(token), data={"locked": "true"})
+        assert locked.json()["locked"] is True
+        posted = (await client.post("/api/v1/statuses", json={"status": "پسند"},
+                                    headers=bearer(token))).json()
+        for kind, suffix in (("Like", "like"), ("Announce", "boost"),
+                             ("Follow", "follow")):
+            target = group if kind == "Follow" else posted["uri"]
+            answer = await signed_post(f"{group}/inbox", {
+                "@context": "https://www.w3.org/ns/activitystreams",
+                "id": f"{actor.id}/{suffix}/1", "type": kind, "actor": actor.id,
+                "object": target}, actor)
+            assert answer.status_code == 202
+
+        async def three() -> list[dict[str, Any]] | None:
+            found = (await client.get("/api/v1/notifications", headers=bearer(token))).json()
+            return found if len(found) == 3 else None
+
+        notes = await wait_for(three, what="three notifications")
+        assert [n["type"] for n in notes] == ["follow_request", "reblog", "favourite"]
+        assert notes[1]["status"]["id"] == posted["id"]
+        only = await client.get("/api/v1/notifications?types[]=favourite",
+                                headers=bearer(token))
+        assert [n["type"] for n in only.json()] == ["favourite"]
+        without = await client.get("/api/v1/notifications?exclude_types[]=favourite",
+                                   headers=bearer(token))
+        assert [n["type"] for n in without.json()] == ["follow_request", "reblog"]
+        status = (await client.get(f"/api/v1/statuses/{posted['id']}",
+                                   headers=bearer(token))).json()
+        assert (status["favourites_count"], status["reblogs_count"]) == (1, 1)
+        who = await client.get(f"/api/v1/statuses/{posted['id']}/favourited_by",
+                               headers=bearer(token))
+        assert [a["acct"] for a in who.json()] == [f"reader@{remote.authority}"]
+        requests = (await client.get("/api/v1/follow_requests", headers=bearer(token))).json()
+        assert [a["acct"] for a in requests] == [f"reader@{remote.authority}"]
+        accepted = await client.post(f"/api/v1/follow_requests/{requests[0]['id']}/authorize",
+                                     headers=bearer(token))
+        assert accepted.json()["followed_by"] is True
+        dismissed = await client.post(f"/api/v1/notifications/{notes[0]['id']}/dismiss",
+                                      headers=bearer(token))
+        assert dismissed.status_code == 200
+        left = (await client.get("/api/v1/notifications", headers=bearer(token))).json()
+        assert [n["type"] for n in left] == ["reblog", "favourite"]
+
+        async def accept_sent() -> bool:
+            return bool(remote.received_of_type("Accept"))
+
+        await wait_for(accept_sent, what="the Accept delivered")
