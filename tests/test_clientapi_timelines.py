@@ -270,3 +270,46 @@ async def test_likes_boosts_and_follow_requests_arrive_as_notifications(
             return bool(remote.received_of_type("Accept"))
 
         await wait_for(accept_sent, what="the Accept delivered")
+
+
+async def test_favourite_and_boost_from_the_app_reach_the_author_and_undo(
+        live_node: LiveNode, remote: FakeRemote) -> None:
+    from tests.conftest import wait_for
+
+    await group_with_editor(live_node)
+    token = await token_for(live_node)
+    author = remote.add_actor("ali")
+    await follow(live_node, "tehran", author.id)
+    await store_remote(live_node, author.id, 1, datetime.now(UTC) - timedelta(hours=1))
+    async with httpx.AsyncClient(base_url=live_node.base_url, timeout=30) as client:
+        home = (await client.get("/api/v1/timelines/home", headers=bearer(token))).json()
+        sid = home[0]["id"]
+        assert home[0]["favourited"] is False
+        liked = await client.post(f"/api/v1/statuses/{sid}/favourite", headers=bearer(token))
+        assert liked.status_code == 200 and liked.json()["favourited"] is True
+        again = await client.post(f"/api/v1/statuses/{sid}/favourite", headers=bearer(token))
+        assert again.json()["favourited"] is True
+        boosted = await client.post(f"/api/v1/statuses/{sid}/reblog", headers=bearer(token))
+        assert boosted.json()["reblogged"] is True
+        home = (await client.get("/api/v1/timelines/home", headers=bearer(token))).json()
+        assert (home[0]["favourited"], home[0]["reblogged"]) == (True, True)
+
+        async def sent() -> bool:
+            return bool(remote.received_of_type("Like")) and bool(
+                remote.received_of_type("Announce"))
+
+        await wait_for(sent, what="the Like and the Announce at the author's server")
+        assert len(remote.received_of_type("Like")) == 1  # the second favourite sent nothing
+        assert remote.received_of_type("Like")[0].body["object"] == home[0]["uri"]
+        undone = await client.post(f"/api/v1/statuses/{sid}/unfavourite",
+                                   headers=bearer(token))
+        assert undone.json()["favourited"] is False and undone.json()["reblogged"] is True
+
+        async def undo_sent() -> bool:
+            return bool(remote.received_of_type("Undo"))
+
+        await wait_for(undo_sent, what="the Undo of the Like")
+        read_only = await token_for(live_node, scope="read")
+        refused = await client.post(f"/api/v1/statuses/{sid}/favourite",
+                                    headers=bearer(read_only))
+        assert refused.status_code == 403

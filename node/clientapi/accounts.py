@@ -144,7 +144,7 @@ async def statuses(call: Call) -> Response:
         call, group=group, remote=remote, window=window, pinned=call.params.flag("pinned"),
         exclude_replies=call.params.flag("exclude_replies"),
         only_media=call.params.flag("only_media"))
-    return timelines.answer(call, page)
+    return await timelines.answer(call, page)
 
 
 async def _relation_rows(call: Call, follower: bool) -> list[RemoteActor]:

@@ -29,6 +29,7 @@ from node.federation.vocabulary import (
     object_document,
 )
 from node.storage.models import (
+    Activity,
     Follower,
     Following,
     Interaction,
@@ -449,3 +450,40 @@ async def _interaction_counts(session: AsyncSession, uris: list[str]
             .group_by(Interaction.object_uri, Interaction.interaction_type))).all()}
     return {uri: (int(replies.get(uri, 0)), interactions.get((uri, "Announce"), 0),
                   interactions.get((uri, "Like"), 0)) for uri in uris}
+
+
+# --- what the calling group did to a status -------------------------------------------
+
+
+async def standing(session: AsyncSession, group_id: int, kind: str,
+                   uris: list[str]) -> dict[str, Activity]:
+    """The group's live ``kind`` (Like, Announce) of each of ``uris``: recorded and
+    not followed by an Undo of it (node/clientapi/interactions.py)."""
+    if not uris:
+        return {}
+    done = (await session.exec(select(Activity).where(
+        Activity.local_actor_id == group_id, Activity.activity_type == kind,
+        col(Activity.object_uri).in_(uris)).order_by(col(Activity.id)))).all()
+    if not done:
+        return {}
+    undone = set((await session.exec(select(Activity.object_uri).where(
+        Activity.local_actor_id == group_id, Activity.activity_type == "Undo",
+        col(Activity.object_uri).in_([activity_url(a) for a in done])))).all())
+    return {a.object_uri or "": a for a in done if activity_url(a) not in undone}
+
+
+def activity_url(activity: Activity) -> str:
+    return str(orjson.loads(activity.body).get("id", ""))
+
+
+async def mark_own(node: Any, group_id: int, statuses: list[dict[str, Any]]) -> None:
+    """``favourited`` and ``reblogged`` as the calling group sees them."""
+    if not statuses:
+        return
+    uris = [s["uri"] for s in statuses]
+    async with node.db.read() as session:
+        liked = await standing(session, group_id, "Like", uris)
+        boosted = await standing(session, group_id, "Announce", uris)
+    for status in statuses:
+        status["favourited"] = status["uri"] in liked
+        status["reblogged"] = status["uri"] in boosted

@@ -8,6 +8,7 @@ from node.clientapi import (
     accounts,
     empty,
     instance,
+    interactions,
     media,
     notifications,
     oauth,
@@ -30,6 +31,7 @@ routes: list[BaseRoute] = [
     *timelines.routes,
     *notifications.routes,
     *search.routes,
+    *interactions.routes,
     *empty.routes,
     *streaming.routes,
 ]

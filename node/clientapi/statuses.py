@@ -19,7 +19,7 @@ from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
 from node.clientapi.context import Call, endpoint
-from node.clientapi.entities import render_statuses
+from node.clientapi.entities import mark_own, render_statuses
 from node.clientapi.pagination import LOCAL, REMOTE, decode
 from node.clientapi.params import NOT_FOUND, ApiError
 from node.core.text import hashtags_in, html_to_plain
@@ -269,7 +269,9 @@ async def readable(call: Call, value: str) -> tuple[LocalObject, LocalActor] | R
 
 async def show(call: Call) -> Response:
     """GET /api/v1/statuses/:id"""
-    return JSONResponse(await entity(call, await readable(call, call.request.path_params["id"])))
+    status = await entity(call, await readable(call, call.request.path_params["id"]))
+    await mark_own(call.node, call.group.id or 0, [status])
+    return JSONResponse(status)
 
 
 async def _item_of(call: Call, obj: LocalObject) -> NewsItem | None:

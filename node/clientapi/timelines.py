@@ -14,7 +14,7 @@ from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
 from node.clientapi.context import Call, endpoint
-from node.clientapi.entities import local_number, remote_number, render_statuses
+from node.clientapi.entities import local_number, mark_own, remote_number, render_statuses
 from node.clientapi.pagination import Window, at_of, link_header, select_page
 from node.clientapi.params import ApiError
 from node.federation.runtime import Node
@@ -69,7 +69,9 @@ async def page_of(call: Call | Node, window: Window, *, local: Any | None,
     return [rendered[n] for n, _ in chosen]
 
 
-def answer(call: Call, page: list[dict[str, Any]]) -> Response:
+async def answer(call: Call, page: list[dict[str, Any]]) -> Response:
+    if call.caller is not None and call.caller.group is not None:
+        await mark_own(call.node, call.caller.group.id or 0, page)
     link = link_header(call.node.settings.base_url, call.request.url.path, call.params,
                        [status["id"] for status in page])
     return JSONResponse(page, headers={"Link": link} if link else None)
@@ -102,7 +104,7 @@ def local_query() -> Any:
 async def home(call: Call) -> Response:
     local, remote = home_queries(call.group.id)
     page = await page_of(call, Window.of(call.params), local=local, remote=remote)
-    return answer(call, page)
+    return await answer(call, page)
 
 
 async def public(call: Call) -> Response:
@@ -114,7 +116,7 @@ async def public(call: Call) -> Response:
             LocalActor.actor_type == "Group"),
         remote=None if only_local else _remote_query(),
         keep=_media_only if call.params.flag("only_media") else None)
-    return answer(call, page)
+    return await answer(call, page)
 
 
 def _tags_of(entry: Entry) -> set[str]:
@@ -139,7 +141,7 @@ async def tag(call: Call) -> Response:
     page = await page_of(call, wide, local=_local_query().where(
         LocalActor.actor_type == "Group"), remote=_remote_query(),
         keep=lambda entry: wanted in _tags_of(entry))
-    return answer(call, page[:window.limit])
+    return await answer(call, page[:window.limit])
 
 
 async def account_page(call: Call, *, group: LocalActor | None, remote: RemoteActor | None,
