@@ -15,7 +15,7 @@ from starlette.applications import Starlette
 from starlette.middleware.exceptions import ExceptionMiddleware
 from starlette.requests import Request
 from starlette.responses import JSONResponse, PlainTextResponse, Response
-from starlette.routing import Route
+from starlette.routing import BaseRoute, Route
 from starlette.types import ASGIApp, Receive, Scope, Send
 
 from node.api import campaigns as api_campaigns
@@ -23,6 +23,7 @@ from node.api import events as api_events
 from node.api import policy as api_policy
 from node.api import routes as api
 from node.calls import calendar
+from node.clientapi.routes import routes as client_api
 from node.core import minisign
 from node.core.metrics import METRICS
 from node.core.middleware import NodeMiddleware
@@ -155,7 +156,7 @@ class NodeApp(Starlette):
                               onion=onion)
 
 
-def build_routes() -> list[Route]:
+def build_routes() -> list[BaseRoute]:
     # Starlette tries routes in order and no two paths here overlap, so the hot reads
     # come first: each route passed costs a regex match (bench/readpath.py).
     return [
@@ -211,6 +212,8 @@ def build_routes() -> list[Route]:
         *admin.routes,
         *api_campaigns.routes,
         *mail_pages.routes,
+        # The Mastodon client API (node/clientapi): after ours, none of its paths overlap.
+        *client_api,
     ]
 
 

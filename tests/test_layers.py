@@ -18,7 +18,7 @@ LAYERS = {
     "federation": 2,
     "groups": 3, "accounts": 3,
     "calls": 4, "news": 4, "networks": 4, "campaigns": 4, "mail": 4, "crosspost": 4,
-    "web": 5, "api": 5,
+    "web": 5, "api": 5, "clientapi": 5,
     # the static mirror renders pages through the app (node/app.py), beside it
     "mirror": 6,
     # modules directly in node/ (the app, the inbound handler table) compose the above

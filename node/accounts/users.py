@@ -8,7 +8,7 @@ import secrets
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
-from sqlalchemy import delete
+from sqlalchemy import delete, update
 from sqlmodel import col, select
 from sqlmodel.ext.asyncio.session import AsyncSession
 
@@ -22,8 +22,11 @@ from node.storage.models import (
     Account,
     AccountGroup,
     AccountSession,
+    ClientMarker,
     Draft,
     LocalActor,
+    OAuthCode,
+    OAuthToken,
     PasswordLink,
 )
 
@@ -115,6 +118,14 @@ async def delete_user(node: Node, username: str) -> None:
             col(PasswordLink.account_id) == account.id))
         await session.exec(delete(AccountGroup).where(
             col(AccountGroup.account_id) == account.id))
+        # Its app authorisations end with it (node/clientapi): codes and markers go,
+        # tokens stay revoked (their Idempotency-Keys point to them).
+        await session.exec(delete(OAuthCode).where(col(OAuthCode.account_id) == account.id))
+        await session.exec(delete(ClientMarker).where(
+            col(ClientMarker.account_id) == account.id))
+        await session.exec(update(OAuthToken).where(
+            col(OAuthToken.account_id) == account.id).values(
+            account_id=None, revoked_at=utcnow()))
         for draft in (await session.exec(select(Draft).where(
                 Draft.created_by == account.id))).all():
             draft.created_by = None

@@ -180,6 +180,14 @@ def register_users(sub: Any) -> None:
     delete = user.add_parser("delete", help="delete an account (its drafts stay)")
     delete.add_argument("name")
     delete.set_defaults(func=USERS + "cmd_user_delete")
+    apps = user.add_parser("apps", help="the Mastodon apps the user authorised")
+    apps.add_argument("name")
+    apps.set_defaults(func=USERS + "cmd_user_apps")
+    revoke_app = user.add_parser("revoke-app", help="revoke one of the user's app "
+                                 "authorisations (refused at the app's next request)")
+    revoke_app.add_argument("name")
+    revoke_app.add_argument("id", type=int, help="the ID `hambastegi user apps` shows")
+    revoke_app.set_defaults(func=USERS + "cmd_user_revoke_app")
 
 
 def handler(ref: str) -> Callable[[argparse.Namespace, Any], None]:

@@ -59,3 +59,20 @@ def cmd_user_passwd(args: argparse.Namespace, settings: Settings) -> None:
 def cmd_user_delete(args: argparse.Namespace, settings: Settings) -> None:
     with_node(settings, lambda node: users.delete_user(node, args.name))
     print(f"deleted {args.name}")
+
+
+def cmd_user_apps(args: argparse.Namespace, settings: Settings) -> None:
+    from node.clientapi import apps
+
+    print("id\tapp\tgroup\tscopes\tsince")
+    for row in with_node(settings, lambda node: apps.authorised_apps(node, args.name)):
+        print(f"{row.id}\t{row.app}\t{row.group}\t{row.scopes}\t"
+              f"{row.created_at:%Y-%m-%d %H:%M}")
+
+
+def cmd_user_revoke_app(args: argparse.Namespace, settings: Settings) -> None:
+    from node.clientapi import apps
+
+    if not with_node(settings, lambda node: apps.revoke_for_user(node, args.name, args.id)):
+        raise CliError(f"{args.name} has no authorised app with id {args.id}")
+    print(f"revoked app authorisation {args.id} of {args.name}")

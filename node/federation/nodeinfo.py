@@ -64,7 +64,11 @@ async def nodeinfo(request: Request) -> Response:
             "openRegistrations": False,
             # Groups are the node's accounts; no person's activity is counted.
             "usage": {"users": {"total": int(groups)}, "localPosts": int(posts)},
-            "metadata": {"nodeName": node.settings.host},
+            # Client libraries that pick an API by NodeInfo (megalodon reads
+            # upstream.name) speak Mastodon's to us: node/clientapi answers it, as the
+            # 4.5.0 that /api/v1/instance's version names.
+            "metadata": {"nodeName": node.settings.host,
+                         "upstream": {"name": "mastodon", "version": "4.5.0"}},
         }
         cached = node.doc_cache.put(("nodeinfo", version), doc, ttl=300)
     return Response(

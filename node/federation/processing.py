@@ -23,6 +23,7 @@ from node.federation.dispatch import emission_uuid
 from node.federation.remote_actors import RemoteError, get_actor, parse_actor, store_actor
 from node.federation.runtime import Node
 from node.storage.models import (
+    ClientNotification,
     Follower,
     Following,
     InboxItem,
@@ -40,6 +41,15 @@ async def _local_actor_for(session: AsyncSession, node: Node, uri: str | None) -
     if username is None:
         return None
     return (await session.exec(select(LocalActor).where(LocalActor.username == username))).first()
+
+
+def notify(session: AsyncSession, local_actor_id: int | None, kind: str, account_uri: str,
+           status_uri: str | None = None) -> None:
+    """A notification for the group's editors' apps (node/clientapi/notifications.py),
+    in the transaction that stores what it is about, so a retried item adds none twice."""
+    if local_actor_id is not None:
+        session.add(ClientNotification(local_actor_id=local_actor_id, notification_type=kind,
+                                       account_uri=account_uri, status_uri=status_uri))
 
 
 # --- handlers --------------------------------------------------------------------
@@ -67,6 +77,8 @@ async def on_follow(node: Node, item: InboxItem) -> None:
                 shared_inbox=follower.shared_inbox, follow_activity_id=item.activity_id,
                 state=state,
             )
+            notify(session, target.id, "follow" if state == FollowerState.ACCEPTED
+                   else "follow_request", follower.uri)
         else:
             # A repeated Follow (e.g. after they lost our Accept): answer again.
             existing.follow_activity_id = item.activity_id
@@ -231,6 +243,8 @@ async def _count_interaction(node: Node, item: InboxItem, kind: str) -> None:
         if exists is None:
             session.add(Interaction(activity_id=item.activity_id, interaction_type=kind,
                                     actor_uri=item.actor_uri, object_uri=object_id))
+            notify(session, obj.local_actor_id, "favourite" if kind == "Like" else "reblog",
+                   item.actor_uri, object_id)
 
 
 async def on_like(node: Node, item: InboxItem) -> None:
@@ -254,8 +268,12 @@ async def on_create(node: Node, item: InboxItem) -> None:
         return
     async with node.db.write() as session:
         if to_us:
-            await remote_posts.upsert(session, obj, item.actor_uri, source="inbox",
-                                      in_reply_to=in_reply_to, moderation_state="pending")
+            new = await remote_posts.upsert(session, obj, item.actor_uri, source="inbox",
+                                            in_reply_to=in_reply_to, moderation_state="pending")
+            parent_uuid = node.urls.local_object_uuid(in_reply_to)
+            parent = await publishing.get_object(session, parent_uuid) if parent_uuid else None
+            if new and parent is not None:
+                notify(session, parent.local_actor_id, "mention", item.actor_uri, as_id(obj))
         elif remote_posts.is_post(obj) and await remote_posts.follows(session, item.actor_uri):
             await remote_posts.upsert(session, obj, item.actor_uri, source="inbox",
                                       in_reply_to=in_reply_to)

@@ -147,6 +147,7 @@ def _set_tags(obj: LocalObject, tags: list[dict[str, str]]) -> None:
 async def publish_note(
     session: AsyncSession, actor: LocalActor, urls: Urls, *, text: str,
     language: str | None = None, mentions: list[Mention] | None = None,
+    in_reply_to: str | None = None,
 ) -> LocalObject:
     lang = language or actor.language
     contents, tags = _note_fields(text, lang, urls, mentions or [])
@@ -156,6 +157,7 @@ async def publish_note(
         object_type="Note",
         language=lang,
         contents=contents,
+        in_reply_to=in_reply_to,
     )
     _set_tags(obj, tags)
     session.add(obj)

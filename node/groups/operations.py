@@ -97,7 +97,8 @@ async def resolve_mentions(node: Node, text: str) -> list[publishing.Mention]:
 
 
 async def publish_note(node: Node, username: str, *, text: str,
-                       language: str | None = None) -> str:
+                       language: str | None = None, in_reply_to: str | None = None) -> str:
+    """A Note of the group; ``in_reply_to``: the id of the post it answers (a thread)."""
     actor = await require_group(node, username)
     mentions = await resolve_mentions(node, text)
     try:
@@ -105,7 +106,8 @@ async def publish_note(node: Node, username: str, *, text: str,
             groups.validate_language(language)
         async with node.db.write() as session:
             obj = await publishing.publish_note(session, actor, node.urls, text=text,
-                                                language=language, mentions=mentions)
+                                                language=language, mentions=mentions,
+                                                in_reply_to=in_reply_to)
     except (publishing.PublishError, groups.GroupError) as exc:
         raise OperationError(str(exc)) from exc
     node.changed()

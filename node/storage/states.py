@@ -124,6 +124,18 @@ class MailState(StrEnum):
 S = TypeVar("S", bound=StrEnum)
 
 
+class NotificationType(StrEnum):
+    """What a client API notification is about (Mastodon's notification types that a
+    group account receives; node/clientapi/notifications.py)."""
+
+    MENTION = "mention"
+    FOLLOW = "follow"
+    FOLLOW_REQUEST = "follow_request"
+    FAVOURITE = "favourite"
+    REBLOG = "reblog"
+    UPDATE = "update"
+
+
 class AlreadyDecided(Exception):
     """The request was decided before (or was never a pending request)."""
 

@@ -1,5 +1,6 @@
 """Tables, one module per concern (actors, outbound, inbound, events, media, news, networks,
-mail, accounts, campaigns, peers); one class per table; queues carry explicit states.
+mail, accounts, campaigns, peers, clientapi, crosspost); one class per table; queues carry
+explicit states.
 
 Conventions: datetimes are aware UTC (``db.utcnow``); URIs are full URLs;
 no table stores an IP address (DESIGN.md, safety defaults).
@@ -21,6 +22,14 @@ from node.storage.models.accounts import (
 )
 from node.storage.models.actors import Follower, Following, LocalActor, RemoteActor
 from node.storage.models.campaigns import Campaign, CampaignOwner
+from node.storage.models.clientapi import (
+    ClientMarker,
+    ClientNotification,
+    IdempotencyKey,
+    OAuthApp,
+    OAuthCode,
+    OAuthToken,
+)
 from node.storage.models.crosspost import CrosspostAccount, CrosspostItem
 from node.storage.models.events import Cosigner, Event, Invitation, Participation
 from node.storage.models.inbound import InboxItem, Interaction, RemoteObject, SyncState
@@ -46,6 +55,8 @@ __all__ = [
     "ApiToken",
     "Campaign",
     "CampaignOwner",
+    "ClientMarker",
+    "ClientNotification",
     "Cosigner",
     "CrosspostAccount",
     "CrosspostItem",
@@ -57,6 +68,7 @@ __all__ = [
     "Follower",
     "Following",
     "HostState",
+    "IdempotencyKey",
     "InboxItem",
     "Interaction",
     "Invitation",
@@ -79,6 +91,9 @@ __all__ = [
     "NewsCopy",
     "NewsItem",
     "NodeSecret",
+    "OAuthApp",
+    "OAuthCode",
+    "OAuthToken",
     "Participation",
     "PasswordLink",
     "Peer",

@@ -66,6 +66,9 @@ class RemoteObject(SQLModel, table=True):
     post of an actor one of our groups follows (federation/remote_posts.py)."""
 
     __tablename__ = "remote_object"
+    # A followed actor's posts newest first (the client API's home timeline).
+    __table_args__ = (Index("ix_remote_object_actor_published", "actor_uri",
+                            "published_at"),)
 
     id: int | None = Field(default=None, primary_key=True)
     uri: str = Field(max_length=2048, unique=True)

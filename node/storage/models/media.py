@@ -31,3 +31,6 @@ class MediaFile(SQLModel, table=True):
     # Where to crop around (Mastodon's focalPoint): -1..1, y = 1 is the top.
     focus_x: float | None = None
     focus_y: float | None = None
+    # Alt text given with the upload (the Mastodon client API's ``description``),
+    # copied into the post that uses it.
+    description: str | None = Field(default=None, max_length=1500)

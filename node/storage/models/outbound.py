@@ -23,6 +23,10 @@ class LocalObject(SQLModel, table=True):
 
     __tablename__ = "local_object"
 
+    # A group's posts newest first (the client API's timelines: node/clientapi).
+    __table_args__ = (Index("ix_local_object_actor_published", "local_actor_id",
+                            "published"),)
+
     id: int | None = Field(default=None, primary_key=True)
     uuid: str = Field(max_length=64, unique=True, index=True)
     local_actor_id: int = Field(foreign_key="local_actor.id", index=True)

@@ -2,7 +2,8 @@
 
 guard (session, CSRF, roles), auth (login, logout, passwords), dashboard (groups,
 posts, delivery status), editor (writing calls and news, drafts), actions (the
-other buttons), moderation (blocking domains, admins only), forms (HTML forms ↔
+other buttons), moderation (blocking domains, admins only), apps (Mastodon apps
+authorised, revoking), forms (HTML forms ↔
 API bodies), uploads (images in forms).
 Templates: node/web/templates/admin/."""
 
@@ -14,7 +15,7 @@ from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import Route
 
-from node.web.admin import actions, auth, dashboard, editor, moderation
+from node.web.admin import actions, apps, auth, dashboard, editor, moderation
 
 STYLESHEET = Path(__file__).resolve().parent.parent / "templates" / "admin" / "admin.css"
 
@@ -35,6 +36,8 @@ routes = [
     Route("/admin/admin.css", stylesheet),
     Route("/admin/password", auth.password, methods=BOTH),
     Route("/admin/moderation", moderation.moderation, methods=BOTH),
+    Route("/admin/apps", apps.authorised),
+    Route("/admin/apps/{token_id:int}/revoke", apps.revoke, methods=["POST"]),
     Route("/admin/set-password/{token}", auth.set_password, methods=BOTH),
     Route(G, dashboard.group_page),
     Route(G + "/call/new", editor.new_call, methods=BOTH),
