@@ -113,7 +113,7 @@ def latency(url: str, token: str, runs: int = 40) -> tuple[float, float]:
 def run_database(label: str, database_url: str | None, seconds: int, conns: int,
                  loads: bool) -> tuple[list[list[Any]], list[tuple[str, float]]]:
     with tempfile.TemporaryDirectory() as tmp:
-        extra = {"HAMBASTEGI_DATABASE_URL": database_url} if database_url else {}
+        extra: dict[str, Any] = {"HAMBASTEGI_DATABASE_URL": database_url} if database_url else {}
         node = start_node(tmp, spy=True, **extra)
         env = node_env(tmp, node.port, **extra)
         try:
