@@ -182,6 +182,32 @@ async def test_a_handler_runs_after_the_commit_requests_wait_for(node: Node) -> 
     assert committed == [1]
 
 
+async def test_quick_handlers_yield_to_waiting_commits_once_per_share_of_work(
+        node: Node) -> None:
+    # Under a sustained volley of inbox POSTs a request always waits for a commit.
+    # Yielding before every item capped handlers at 1 / YIELD_SECONDS items a
+    # second (Accepts at 24/s behind Follows answered at 225/s); now they yield once
+    # per YIELD_SECONDS of their own work, so quick handlers keep at least half the time.
+    for n in range(20):
+        await add_item(node, "Dance", "x", n=n)
+    handled: list[str] = []
+
+    async def dance(node_: Node, item_: InboxItem) -> None:
+        handled.append(item_.activity_id)
+
+    yields: list[float] = []
+
+    async def always_busy(at_most: float) -> None:
+        yields.append(at_most)
+
+    node.inbound = Inbound(handlers={("Dance", None): dance})
+    worker = inbox_queue.InboxWorker(node.db, node.handle, yield_to=always_busy)
+    await worker.run_once()
+    assert len(handled) == 20
+    # 20 items of well under YIELD_SECONDS in all: only the first item yielded.
+    assert yields == [inbox_queue.YIELD_SECONDS]
+
+
 async def test_a_long_handler_keeps_its_lease(node: Node, monkeypatch: Any) -> None:
     activity_id = await add_item(node, "Dance", "x")
     seen: list[Any] = []
