@@ -17,6 +17,7 @@ import httpx
 import pytest
 
 from node.core import links
+from node.core.middleware import client_address
 from node.core.onion import OnionSite
 from node.core.settings import Settings, SettingsError, valid_onion
 from tests.conftest import NodeFactory, free_port, wait_for
@@ -115,6 +116,20 @@ def test_a_foreign_host_gets_no_onion_treatment() -> None:
     assert site.mode(None, b"https", "http") is None
     assert site.mode(b"News.Example", b"https", "http") == "advertise"
     assert site.mode(site.onion_host.encode() + b":80", None, "http") == "onion"
+
+
+def test_onion_readers_are_one_client_whatever_address_header_they_send() -> None:
+    # Tor may forward straight to the node, past the proxy that sets X-Real-IP:
+    # a reader's own header must not buy it a fresh throttle and cap key per request.
+    onion = onion_for(bytes(32))
+    keys = {client_address(forged, "127.0.0.1", host=host, onion_host=onion)
+            for forged in ("203.0.113.1", "203.0.113.2", None)
+            for host in (onion, onion.upper() + ":80")}
+    assert keys == {"onion"}
+    # The clearnet keeps the proxy's header, and a node without an onion ignores Host.
+    assert client_address("203.0.113.1", "127.0.0.1", host="news.example",
+                          onion_host=onion) == "203.0.113.1"
+    assert client_address("203.0.113.1", "127.0.0.1", host=onion) == "203.0.113.1"
 
 
 def clearnet_links(page: str, clear: str) -> list[str]:

@@ -49,11 +49,25 @@ JSON = (b"content-type", b"application/json")
 TEXT = (b"content-type", b"text/plain; charset=utf-8")
 
 
-def client_address(header_value: str | None, peer: str | None) -> str:
+ONION_CLIENT = "onion"
+
+
+def client_address(header_value: str | None, peer: str | None, *, host: str | None = None,
+                   onion_host: str = "") -> str:
     """The client's address: the last entry of the proxy's client-address header
     (HAMBASTEGI_CLIENT_ADDRESS_HEADER, the one the proxy itself set) when there is
     one, else the connection's peer. Used as a key only (login throttling hashes it,
-    the in-flight cap counts it); never logged or stored as it is."""
+    the in-flight cap counts it); never logged or stored as it is.
+
+    A request for the onion ``Host`` is one client, whatever it says: Tor may
+    forward straight to the node (deploy/tor/torrc-systemd), past the proxy that
+    sets the header, so the header would be the reader's own and could claim a new
+    address per request (no login throttle, no cap). Every onion reader arrives
+    from Tor on loopback anyway."""
+    if onion_host and host is not None:
+        name = host.strip().lower().rstrip(".")
+        if name.removesuffix(":80") == onion_host:
+            return ONION_CLIENT
     if header_value:
         given = header_value.split(",")[-1].strip()
         if given:
@@ -92,12 +106,15 @@ class NodeMiddleware:
 
     def _client(self, scope: Scope) -> str:
         value: str | None = None
+        host: str | None = None
         for key, raw in scope["headers"]:
-            if key == self.client_header:
+            if key == self.client_header and value is None:
                 value = raw.decode("latin-1")
-                break
+            elif key == b"host" and host is None:
+                host = raw.decode("latin-1")
         peer = scope.get("client")
-        return client_address(value, peer[0] if peer else None)
+        return client_address(value, peer[0] if peer else None, host=host,
+                              onion_host=self.onion.onion_host if self.onion else "")
 
     @staticmethod
     def _secured(send: Send) -> Send:

@@ -60,9 +60,11 @@ def client_of(request: Request) -> str:
     """The address throttling is keyed by (only as an HMAC: throttle.py). Behind a
     proxy, the header it sets (HAMBASTEGI_CLIENT_ADDRESS_HEADER): else every client
     would share the proxy's address, and five wrong passwords would lock out all."""
-    header = node_of(request).settings.client_address_header
+    settings = node_of(request).settings
+    header = settings.client_address_header
     return client_address(request.headers.get(header) if header else None,
-                          request.client.host if request.client is not None else None)
+                          request.client.host if request.client is not None else None,
+                          host=request.headers.get("host"), onion_host=settings.onion_hostname)
 
 
 async def login_submit(request: Request) -> Response:
