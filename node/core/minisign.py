@@ -25,9 +25,11 @@ import os
 import secrets
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING
 
-from cryptography.exceptions import InvalidSignature
-from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey, Ed25519PublicKey
+if TYPE_CHECKING:
+    from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
+
 
 KEY_ALG = b"Ed"
 PREHASHED = b"ED"
@@ -79,11 +81,12 @@ class SecretKey:
 
     @classmethod
     def generate(cls) -> SecretKey:
-        private = Ed25519PrivateKey.generate()
-        return cls(secrets.token_bytes(8), private.private_bytes_raw())
+        from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
+
+        return cls(secrets.token_bytes(8), Ed25519PrivateKey.generate().private_bytes_raw())
 
     def public(self) -> PublicKey:
-        raw = Ed25519PrivateKey.from_private_bytes(self.seed).public_key().public_bytes_raw()
+        raw = _private(self.seed).public_key().public_bytes_raw()
         return PublicKey(self.key_id, raw)
 
     def sign(self, data: bytes, trusted_comment: str,
@@ -92,7 +95,7 @@ class SecretKey:
         for comment in (trusted_comment, untrusted_comment):
             if "\n" in comment or "\r" in comment or len(comment) > MAX_COMMENT:
                 raise MinisignError("a comment is one line of at most 1024 characters")
-        private = Ed25519PrivateKey.from_private_bytes(self.seed)
+        private = _private(self.seed)
         signature = private.sign(hashlib.blake2b(data, digest_size=64).digest())
         global_signature = private.sign(signature + trusted_comment.encode())
         return (f"untrusted comment: {untrusted_comment}\n"
@@ -132,6 +135,9 @@ def verify(public: PublicKey, data: bytes, signature_text: str) -> str:
     message = hashlib.blake2b(data, digest_size=64).digest() if raw[:2] == PREHASHED else data
     trusted = lines[2][len("trusted comment: "):]
     global_signature = _b64(lines[3].strip(), "trusted comment signature")
+    from cryptography.exceptions import InvalidSignature
+    from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
+
     key = Ed25519PublicKey.from_public_bytes(public.key)
     try:
         key.verify(signature, message)
@@ -142,6 +148,15 @@ def verify(public: PublicKey, data: bytes, signature_text: str) -> str:
     except InvalidSignature:
         raise MinisignError("the trusted comment was altered") from None
     return trusted
+
+
+def _private(seed: bytes) -> Ed25519PrivateKey:
+    # cryptography is loaded where keys are made or used, not on import: the app
+    # reads the public key at start, and an idle node loads no cryptography
+    # (tests/test_idle_imports.py).
+    from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
+
+    return Ed25519PrivateKey.from_private_bytes(seed)
 
 
 def _b64(text: str, what: str) -> bytes:
