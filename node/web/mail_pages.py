@@ -15,6 +15,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Awaitable, Callable
 from typing import Any
 from urllib.parse import parse_qs
 
@@ -99,48 +100,48 @@ def _token(request: Request) -> str:
     return token if len(token) <= MAX_TOKEN else ""
 
 
-async def confirm(request: Request) -> Response:
+INVALID_LINK = N_("This link is not valid (any more).")
+
+
+async def _token_page(request: Request, purpose: str,
+                      act: Callable[[Node, str], Awaitable[object]],
+                      ask: tuple[str, str, str], done: tuple[str, str]) -> Response:
+    """A confirmation or unsubscribe link: GET shows a page with a button (mail scanners
+    follow links), only POST acts; an unknown, forged or used token is a 404."""
     node = _node(request)
     token = _token(request)
-    found = await subscriptions.look(node, "confirm", token)
+    found = await subscriptions.look(node, purpose, token)
     if found is None:
-        return pages.render_error(request, 404, N_("This link is not valid (any more)."))
+        return pages.render_error(request, 404, INVALID_LINK)
     row, group = found
     common = _common(node, group, row.language)
     if request.method == "GET":
-        return pages.render("mail.html", title=N_("Confirm your subscription"),
-                            message=N_("Press the button to receive the mailings you asked for."),
-                            action=str(request.url.path), button=N_("Confirm"), **common)
-    await _form(request)
+        title, message, button = ask
+        return pages.render("mail.html", title=title, message=message,
+                            action=str(request.url.path), button=button, **common)
+    await _form(request)  # for unsubscribe "List-Unsubscribe=One-Click" or the button: both act
     try:
-        await subscriptions.confirm(node, token)
+        await act(node, token)
     except subscriptions.NotFound:
-        return pages.render_error(request, 404, N_("This link is not valid (any more)."))
-    return pages.render("mail.html", title=N_("Subscribed"),
-                        message=N_("Thank you: you will receive our mailings. Every mail has "
-                                   "a link to unsubscribe."), **common)
+        return pages.render_error(request, 404, INVALID_LINK)
+    return pages.render("mail.html", title=done[0], message=done[1], **common)
+
+
+async def confirm(request: Request) -> Response:
+    return await _token_page(
+        request, "confirm", subscriptions.confirm,
+        (N_("Confirm your subscription"),
+         N_("Press the button to receive the mailings you asked for."), N_("Confirm")),
+        (N_("Subscribed"), N_("Thank you: you will receive our mailings. Every mail has "
+                              "a link to unsubscribe.")))
 
 
 async def unsubscribe(request: Request) -> Response:
-    node = _node(request)
-    token = _token(request)
-    found = await subscriptions.look(node, "unsubscribe", token)
-    if found is None:
-        return pages.render_error(request, 404, N_("This link is not valid (any more)."))
-    row, group = found
-    common = _common(node, group, row.language)
-    if request.method == "GET":
-        return pages.render("mail.html", title=N_("Unsubscribe"),
-                            message=N_("Press the button to stop receiving our mailings. "
-                                       "Your address is then deleted."),
-                            action=str(request.url.path), button=N_("Unsubscribe"), **common)
-    await _form(request)  # "List-Unsubscribe=One-Click" or the page's button: both act
-    try:
-        await subscriptions.unsubscribe(node, token)
-    except subscriptions.NotFound:
-        return pages.render_error(request, 404, N_("This link is not valid (any more)."))
-    return pages.render("mail.html", title=N_("Unsubscribed"),
-                        message=N_("Your address has been deleted from our lists."), **common)
+    return await _token_page(
+        request, "unsubscribe", subscriptions.unsubscribe,
+        (N_("Unsubscribe"), N_("Press the button to stop receiving our mailings. "
+                               "Your address is then deleted."), N_("Unsubscribe")),
+        (N_("Unsubscribed"), N_("Your address has been deleted from our lists.")))
 
 
 routes = [
